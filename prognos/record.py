@@ -1,0 +1,280 @@
+"""Diagnostic record v1: the one message a gateway sends to the cloud.
+
+The wire form is a CBOR map (RFC 8949) with small integer keys, documented field by field in
+docs/wire-format.md. Floats travel as IEEE 754 single precision (half precision where that is
+exact), so every float in a record is rounded to float32 when the record is built.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import math
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+
+from prognos.errors import DecodeError
+
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 64 * 1024
+
+VIN_PATTERN = re.compile(r"[A-Z0-9]{1,32}")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
+FAULT_CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+MAX_FAULT_CODE = 64
+MAX_MODEL_FIELD = 64
+MAX_ITEMS = 64
+INT64_MAX = 2**63 - 1
+FLOAT32_MAX = 3.4028234663852886e38
+
+# Wire keys. Keys 0-31 are reserved for this format; a decoder ignores keys it does not know.
+K_VERSION = 0
+K_VIN = 1
+K_SEQ = 2
+K_WINDOW_START_MS = 3
+K_WINDOW_MS = 4
+K_MODEL = 5
+K_TRIGGER = 6
+K_SUBSYSTEMS = 7
+K_FAULTS = 8
+K_COUNTERS = 9
+
+
+class Trigger(enum.IntEnum):
+    """Why the gateway sent this record; also its priority when the spool must drop."""
+
+    HEARTBEAT = 0
+    CHANGE = 1
+    ANOMALY = 2
+
+
+def to_float32(value: float) -> float:
+    """The nearest single-precision value: what a float becomes on the wire."""
+    if math.isfinite(value) and abs(value) > FLOAT32_MAX:
+        return math.copysign(math.inf, value)
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+@dataclass(frozen=True)
+class SubsystemState:
+    """Health of one subsystem over the record's window.
+
+    health: 1.0 is as new, 0.0 is functional failure.
+    anomaly_score: detector output scaled so that 1.0 is the alert threshold.
+    """
+
+    health: float
+    anomaly_score: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "health", to_float32(self.health))
+        object.__setattr__(self, "anomaly_score", to_float32(self.anomaly_score))
+
+
+@dataclass(frozen=True)
+class FaultHypothesis:
+    """A suspected fault, its confidence and, if trending, days until the failure threshold.
+
+    days_low and days_high bound an 80% interval around days_to_threshold.
+    """
+
+    code: str
+    confidence: float
+    days_to_threshold: float | None = None
+    days_low: float | None = None
+    days_high: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "confidence", to_float32(self.confidence))
+        for name in ("days_to_threshold", "days_low", "days_high"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, to_float32(value))
+
+
+@dataclass(frozen=True)
+class DiagnosticRecord:
+    vin: str
+    seq: int
+    window_start_ms: int
+    window_end_ms: int
+    model_id: str
+    model_version: str
+    trigger: Trigger = Trigger.HEARTBEAT
+    subsystems: Mapping[str, SubsystemState] = field(default_factory=dict)
+    faults: tuple[FaultHypothesis, ...] = ()
+    counters: Mapping[str, int] = field(default_factory=dict)
+    version: int = RECORD_VERSION
+
+
+def encode_record(record: DiagnosticRecord) -> bytes:
+    """Encode a record to its v1 wire form; raises ValueError for a record that breaks the rules."""
+    _check(record)
+    body: dict[int, Any] = {
+        K_VERSION: RECORD_VERSION,
+        K_VIN: record.vin,
+        K_SEQ: record.seq,
+        K_WINDOW_START_MS: record.window_start_ms,
+        K_WINDOW_MS: record.window_end_ms - record.window_start_ms,
+        K_MODEL: [record.model_id, record.model_version],
+        K_TRIGGER: int(record.trigger),
+    }
+    if record.subsystems:
+        body[K_SUBSYSTEMS] = {
+            name: [state.health, state.anomaly_score]
+            for name, state in sorted(record.subsystems.items())
+        }
+    if record.faults:
+        body[K_FAULTS] = [_fault_to_wire(f) for f in record.faults]
+    if record.counters:
+        body[K_COUNTERS] = dict(sorted(record.counters.items()))
+    data: bytes = cbor2.dumps(body, canonical=True)
+    return data
+
+
+def decode_record(data: bytes) -> DiagnosticRecord:
+    """Decode a v1 record. Any input that is not a valid record raises DecodeError, nothing else."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(f"record must be bytes, not {type(data).__name__}")
+    if len(data) > MAX_RECORD_BYTES:
+        raise DecodeError(f"record is {len(data)} bytes, more than {MAX_RECORD_BYTES}")
+    stream = io.BytesIO(bytes(data))
+    try:
+        body = cbor2.CBORDecoder(stream).decode()
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError,
+            EOFError, LookupError, MemoryError) as exc:
+        raise DecodeError(f"not CBOR: {exc}") from exc
+    if stream.tell() != len(data):
+        raise DecodeError(f"{len(data) - stream.tell()} trailing bytes after the record")
+    try:
+        record = _from_wire(body)
+        _check(record)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DecodeError(str(exc)) from exc
+    return record
+
+
+def _fault_to_wire(fault: FaultHypothesis) -> list[Any]:
+    wire: list[Any] = [fault.code, fault.confidence]
+    if fault.days_to_threshold is not None:
+        wire.append(fault.days_to_threshold)
+        if fault.days_low is not None and fault.days_high is not None:
+            wire += [fault.days_low, fault.days_high]
+    return wire
+
+
+def _from_wire(body: object) -> DiagnosticRecord:
+    if not isinstance(body, dict):
+        raise ValueError(f"record must be a CBOR map, not {type(body).__name__}")
+    version = body.get(K_VERSION)
+    if version != RECORD_VERSION:
+        raise ValueError(f"unsupported record version {version!r} (this decoder reads {RECORD_VERSION})")
+    for key in (K_VIN, K_SEQ, K_WINDOW_START_MS, K_WINDOW_MS, K_MODEL, K_TRIGGER):
+        if key not in body:
+            raise ValueError(f"missing field {key}")
+    model = body[K_MODEL]
+    if not (isinstance(model, list) and len(model) == 2):
+        raise ValueError("model must be [model_id, model_version]")
+    start = _uint(body[K_WINDOW_START_MS], "window_start_ms")
+    trigger = _uint(body[K_TRIGGER], "trigger")
+    if trigger not in Trigger._value2member_map_:
+        raise ValueError(f"unknown trigger {trigger}")
+    subsystems_wire = body.get(K_SUBSYSTEMS, {})
+    if not isinstance(subsystems_wire, dict):
+        raise ValueError("subsystems must be a map")
+    subsystems = {}
+    for name, pair in subsystems_wire.items():
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError(f"subsystem {name!r} must be [health, anomaly_score]")
+        subsystems[name] = SubsystemState(_float(pair[0], "health"), _float(pair[1], "anomaly_score"))
+    faults_wire = body.get(K_FAULTS, [])
+    if not isinstance(faults_wire, list):
+        raise ValueError("faults must be an array")
+    faults = tuple(_fault_from_wire(item) for item in faults_wire)
+    counters_wire = body.get(K_COUNTERS, {})
+    if not isinstance(counters_wire, dict):
+        raise ValueError("counters must be a map")
+    counters = {name: _uint(value, f"counter {name!r}") for name, value in counters_wire.items()}
+    return DiagnosticRecord(
+        vin=body[K_VIN],
+        seq=_uint(body[K_SEQ], "seq"),
+        window_start_ms=start,
+        window_end_ms=start + _uint(body[K_WINDOW_MS], "window_ms"),
+        model_id=model[0],
+        model_version=model[1],
+        trigger=Trigger(trigger),
+        subsystems=subsystems,
+        faults=faults,
+        counters=counters,
+    )
+
+
+def _fault_from_wire(item: object) -> FaultHypothesis:
+    if not (isinstance(item, list) and len(item) in (2, 3, 5)):
+        raise ValueError("a fault must be [code, confidence] or [..., days] or [..., days, low, high]")
+    floats = [_float(v, "fault value") for v in item[1:]]
+    days = floats[1] if len(floats) > 1 else None
+    low, high = (floats[2], floats[3]) if len(floats) == 4 else (None, None)
+    return FaultHypothesis(item[0], floats[0], days, low, high)
+
+
+def _uint(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{what} must be an integer in [0, 2**63), got {value!r}")
+    return value
+
+
+def _float(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _text(value: object, what: str, pattern: re.Pattern[str], max_len: int) -> None:
+    if not isinstance(value, str) or len(value) > max_len or not pattern.fullmatch(value):
+        raise ValueError(f"{what} {value!r} does not match {pattern.pattern} (max {max_len} chars)")
+
+
+def _finite(value: float, what: str, low: float = 0.0, high: float = math.inf) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{what} {value!r} is outside [{low}, {high}]")
+
+
+def _check(record: DiagnosticRecord) -> None:
+    """The rules every v1 record obeys, on encode and on decode."""
+    _text(record.vin, "vin", VIN_PATTERN, 32)
+    _uint(record.seq, "seq")
+    _uint(record.window_start_ms, "window_start_ms")
+    _uint(record.window_end_ms, "window_end_ms")
+    if record.window_end_ms < record.window_start_ms:
+        raise ValueError("window_end_ms is before window_start_ms")
+    for what, value in (("model_id", record.model_id), ("model_version", record.model_version)):
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_MODEL_FIELD:
+            raise ValueError(f"{what} must be text of 1 to {MAX_MODEL_FIELD} characters")
+    if len(record.subsystems) > MAX_ITEMS or len(record.faults) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} subsystems and {MAX_ITEMS} faults")
+    if len(record.counters) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} counters")
+    for name, state in record.subsystems.items():
+        _text(name, "subsystem", NAME_PATTERN, 32)
+        _finite(state.health, f"{name} health", 0.0, 1.0)
+        _finite(state.anomaly_score, f"{name} anomaly_score")
+    for fault in record.faults:
+        _text(fault.code, "fault code", FAULT_CODE_PATTERN, MAX_FAULT_CODE)
+        _finite(fault.confidence, f"{fault.code} confidence", 0.0, 1.0)
+        for what in ("days_to_threshold", "days_low", "days_high"):
+            value = getattr(fault, what)
+            if value is not None:
+                _finite(value, f"{fault.code} {what}")
+        if (fault.days_low is None) != (fault.days_high is None):
+            raise ValueError(f"{fault.code}: days_low and days_high come together")
+        if fault.days_low is not None and fault.days_to_threshold is None:
+            raise ValueError(f"{fault.code}: an interval needs days_to_threshold")
+    for name, value in record.counters.items():
+        _text(name, "counter", NAME_PATTERN, 32)
+        _uint(value, f"counter {name!r}")

@@ -1,0 +1,284 @@
+"""The local stack: a Mosquitto broker and an InfluxDB 1.x server as local processes.
+
+Each stack lives in one home directory (PROGNOS_HOME, default ./.prognos) that holds its
+configs, data, logs and stack.json, the file other commands read to find the stack. Data
+directories survive `stack down`, so bringing the stack up again keeps what was stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prognos.errors import ConfigError, MissingDependencyError, TransientError
+
+STATE_FILE = "stack.json"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+BINARIES = {
+    "mosquitto": ("mosquitto", "apt-get install -y mosquitto"),
+    "influxd": ("influxdb", "apt-get install -y influxdb"),
+}
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    home: str
+    mqtt_host: str
+    mqtt_port: int
+    influx_url: str
+    influx_port: int
+    influx_rpc_port: int
+    mosquitto_pid: int
+    influxd_pid: int
+
+    @property
+    def mqtt_address(self) -> str:
+        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PROGNOS_HOME", ".prognos")).resolve()
+
+
+def find_binary(name: str) -> str:
+    """The path of mosquitto or influxd; MissingDependencyError says how to install it."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if found is None:
+        package, command = BINARIES[name]
+        raise MissingDependencyError(
+            f"{name} is not installed; install the Debian package {package!r}: "
+            f"sudo {command}"
+        )
+    return found
+
+
+def read_state(home: Path) -> StackInfo | None:
+    try:
+        data = json.loads((home / STATE_FILE).read_text())
+        return StackInfo(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{home / STATE_FILE} is damaged ({exc}); remove it and run `prognos stack up`") from exc
+
+
+def load_stack(home: Path | None = None) -> StackInfo:
+    """The running stack, for commands that need the broker or the database."""
+    home = home or default_home()
+    info = read_state(home)
+    if info is None:
+        raise ConfigError(f"no stack in {home}: run `prognos stack up` first (or set PROGNOS_HOME)")
+    return info
+
+
+def stack_status(home: Path) -> dict[str, bool]:
+    """Whether each service of the stack in `home` runs and answers."""
+    info = read_state(home)
+    if info is None:
+        return {"mosquitto": False, "influxd": False}
+    return {
+        "mosquitto": _alive(info.mosquitto_pid, "mosquitto") and _port_open(info.mqtt_host, info.mqtt_port),
+        "influxd": _alive(info.influxd_pid, "influxd") and _influx_ping(info.influx_url),
+    }
+
+
+def stack_up(home: Path) -> tuple[StackInfo, bool]:
+    """Start the stack in `home`, or find it running. Returns the stack and whether it was started."""
+    mosquitto_bin = find_binary("mosquitto")
+    influxd_bin = find_binary("influxd")
+    previous = read_state(home)
+    if previous is not None and all(stack_status(home).values()):
+        return previous, False
+    if previous is not None:
+        _stop_services(previous)  # one service may still run; never leave a half stack behind
+    home.mkdir(parents=True, exist_ok=True)
+    mqtt_port = _reuse_or_free_port(previous.mqtt_port if previous else None)
+    influx_port = _reuse_or_free_port(previous.influx_port if previous else None)
+    rpc_port = _reuse_or_free_port(previous.influx_rpc_port if previous else None)
+    mosquitto_conf = _write_mosquitto_config(home, mqtt_port)
+    influx_conf = _write_influx_config(home, influx_port, rpc_port)
+    mosquitto = _spawn([mosquitto_bin, "-c", str(mosquitto_conf)], home / "mosquitto" / "stdout.log")
+    influxd = _spawn([influxd_bin, "-config", str(influx_conf)], home / "influxdb" / "stdout.log")
+    info = StackInfo(
+        home=str(home),
+        mqtt_host="127.0.0.1",
+        mqtt_port=mqtt_port,
+        influx_url=f"http://127.0.0.1:{influx_port}",
+        influx_port=influx_port,
+        influx_rpc_port=rpc_port,
+        mosquitto_pid=mosquitto,
+        influxd_pid=influxd,
+    )
+    tmp = home / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2))
+    tmp.replace(home / STATE_FILE)
+    try:
+        _wait_until(lambda: _port_open(info.mqtt_host, mqtt_port), mosquitto, "mosquitto",
+                    home / "mosquitto" / "mosquitto.log")
+        _wait_until(lambda: _influx_ping(info.influx_url), influxd, "influxd",
+                    home / "influxdb" / "stdout.log")
+    except TransientError:
+        _stop_services(info)
+        raise
+    return info, True
+
+
+def stack_down(home: Path) -> bool:
+    """Stop the stack in `home`; data stays. Returns False if there was none."""
+    info = read_state(home)
+    if info is None:
+        return False
+    _stop_services(info)
+    (home / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
+def _stop_services(info: StackInfo) -> None:
+    for pid, name in ((info.mosquitto_pid, "mosquitto"), (info.influxd_pid, "influxd")):
+        if not _alive(pid, name):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _alive(pid, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid, name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid, name):
+                time.sleep(0.05)
+
+
+def _write_mosquitto_config(home: Path, port: int) -> Path:
+    data = home / "mosquitto"
+    data.mkdir(parents=True, exist_ok=True)
+    conf = data / "mosquitto.conf"
+    lines = [
+        "# Written by `prognos stack up`; rewritten at every start.",
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {data}/",
+        "autosave_interval 5",
+        f"log_dest file {data}/mosquitto.log",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "max_queued_messages 1000000",
+        "max_inflight_messages 100",
+    ]
+    if os.geteuid() == 0:
+        lines.append("user root")  # otherwise mosquitto drops to a user that cannot write `data`
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def _write_influx_config(home: Path, http_port: int, rpc_port: int) -> Path:
+    data = home / "influxdb"
+    data.mkdir(parents=True, exist_ok=True)
+    conf = data / "influxdb.conf"
+    conf.write_text(
+        "# Written by `prognos stack up`; rewritten at every start.\n"
+        "reporting-disabled = true\n"
+        f'bind-address = "127.0.0.1:{rpc_port}"\n'
+        "[meta]\n"
+        f'  dir = "{data}/meta"\n'
+        "[data]\n"
+        f'  dir = "{data}/data"\n'
+        f'  wal-dir = "{data}/wal"\n'
+        "  query-log-enabled = false\n"
+        "[http]\n"
+        f'  bind-address = "127.0.0.1:{http_port}"\n'
+        "  log-enabled = false\n"
+        "  max-body-size = 25000000\n"
+        "[monitor]\n"
+        "  store-enabled = false\n"
+        "[logging]\n"
+        '  level = "warn"\n'
+    )
+    return conf
+
+
+def _spawn(argv: list[str], log_path: Path) -> int:
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    return process.pid
+
+
+def _wait_until(ready: Callable[[], bool], pid: int, name: str, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if not _alive(pid, name):
+            raise TransientError(f"{name} exited at start; last log lines:\n{_tail(log_path)}")
+        time.sleep(0.1)
+    raise TransientError(f"{name} did not answer within {START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _alive(pid: int, name: str) -> bool:
+    """Whether `pid` is a live (not zombie) process running `name`."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
+    return state != "Z" and name.encode() in cmdline
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _influx_ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=1.0) as answer:
+            return bool(answer.status == 204)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _reuse_or_free_port(previous: int | None) -> int:
+    if previous is not None:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", previous))
+                return previous
+            except OSError:
+                pass
+    return free_port()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
