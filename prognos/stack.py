@@ -118,8 +118,8 @@ def stack_up(home: Path) -> tuple[StackInfo, bool]:
         influx_url=f"http://127.0.0.1:{influx_port}",
         influx_port=influx_port,
         influx_rpc_port=rpc_port,
-        mosquitto_pid=mosquitto,
-        influxd_pid=influxd,
+        mosquitto_pid=mosquitto.pid,
+        influxd_pid=influxd.pid,
     )
     tmp = home / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(asdict(info), indent=2))
@@ -211,20 +211,21 @@ def _write_influx_config(home: Path, http_port: int, rpc_port: int) -> Path:
     return conf
 
 
-def _spawn(argv: list[str], log_path: Path) -> int:
+def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
-    return process.pid
 
 
-def _wait_until(ready: Callable[[], bool], pid: int, name: str, log_path: Path) -> None:
+def _wait_until(
+    ready: Callable[[], bool], process: subprocess.Popen[bytes], name: str, log_path: Path
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if ready():
             return
-        if not _alive(pid, name):
+        if process.poll() is not None:
             raise TransientError(f"{name} exited at start; last log lines:\n{_tail(log_path)}")
         time.sleep(0.1)
     raise TransientError(f"{name} did not answer within {START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")

@@ -1,0 +1,1 @@
+"""Cloud side: ingest into InfluxDB, analytics, forecasts, dealer data."""

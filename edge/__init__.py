@@ -1,0 +1,1 @@
+"""The gateway agent: acquisition, windows, features, detectors, uplink."""

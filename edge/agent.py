@@ -1,0 +1,89 @@
+"""The agent's decision path, free of I/O: one window of samples in, a record (or nothing) out.
+
+A record goes out when the vehicle shows an anomaly, when a subsystem's health moved by more
+than `change_threshold` since the last record, and otherwise as a heartbeat every
+`heartbeat_s`; never as a raw stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from edge.features import FloatArray, window_features
+from edge.rules import assess
+from edge.trend import DaysToThreshold, Trend
+from prognos import __version__
+from prognos.record import DiagnosticRecord, Trigger
+
+RULES_MODEL_ID = "rules"
+MS_PER_DAY = 86_400_000
+
+
+class VehicleAssessor:
+    def __init__(
+        self,
+        *,
+        vin: str,
+        heartbeat_s: float = 3600.0,
+        change_threshold: float = 0.02,
+        model_id: str = RULES_MODEL_ID,
+        model_version: str = __version__,
+    ) -> None:
+        self.vin = vin
+        self.heartbeat_ms = int(heartbeat_s * 1000)
+        self.change_threshold = change_threshold
+        self.model_id = model_id
+        self.model_version = model_version
+        self._trends: dict[str, Trend] = {}
+        self._seq = 0
+        self._last_sent_ms: int | None = None
+        self._last_health: dict[str, float] = {}
+
+    def window(
+        self,
+        start_ms: int,
+        end_ms: int,
+        samples: Mapping[str, tuple[FloatArray, FloatArray]],
+        counters: Mapping[str, int],
+    ) -> DiagnosticRecord | None:
+        """Assess one window of samples (VSS path -> (times_s, values)); the record to send, if any."""
+        features = {path: window_features(t, v) for path, (t, v) in samples.items()}
+        day = end_ms / MS_PER_DAY
+
+        def days_to(key: str, threshold: float) -> DaysToThreshold | None:
+            trend = self._trends.get(key)
+            return trend.days_to(threshold) if trend else None
+
+        result = assess(features, days_to)
+        for key, value in result.trend_inputs.items():
+            self._trends.setdefault(key, Trend()).add(day, value)
+        trigger = self._trigger(end_ms, result.faults != [], {
+            name: state.health for name, state in result.subsystems.items()
+        })
+        if trigger is None:
+            return None
+        self._seq += 1
+        self._last_sent_ms = end_ms
+        self._last_health.update({n: s.health for n, s in result.subsystems.items()})
+        return DiagnosticRecord(
+            vin=self.vin,
+            seq=self._seq,
+            window_start_ms=start_ms,
+            window_end_ms=end_ms,
+            model_id=self.model_id,
+            model_version=self.model_version,
+            trigger=trigger,
+            subsystems=result.subsystems,
+            faults=tuple(result.faults),
+            counters=dict(counters),
+        )
+
+    def _trigger(self, end_ms: int, anomalous: bool, health: dict[str, float]) -> Trigger | None:
+        if anomalous:
+            return Trigger.ANOMALY
+        if any(abs(h - self._last_health.get(name, h + 1.0)) > self.change_threshold
+               for name, h in health.items()):
+            return Trigger.CHANGE
+        if self._last_sent_ms is None or end_ms - self._last_sent_ms >= self.heartbeat_ms:
+            return Trigger.HEARTBEAT
+        return None

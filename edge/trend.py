@@ -1,0 +1,65 @@
+"""Degradation trend: a least-squares line through recent window values, and the days until it
+crosses a failure threshold, with an interval from the slope's standard error."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+Z_80 = 1.2816  # two-sided 80% normal quantile
+MIN_SPAN_DAYS = 0.5
+MIN_POINTS = 8
+
+
+@dataclass(frozen=True)
+class DaysToThreshold:
+    days: float
+    low: float
+    high: float
+
+
+class Trend:
+    """Bounded history of (day, value) points; oldest points drop first."""
+
+    def __init__(self, *, max_points: int = 500, max_span_days: float = 30.0) -> None:
+        self._points: deque[tuple[float, float]] = deque(maxlen=max_points)
+        self._max_span_days = max_span_days
+
+    def add(self, day: float, value: float) -> None:
+        if not math.isfinite(value):
+            return
+        self._points.append((day, value))
+        while self._points and day - self._points[0][0] > self._max_span_days:
+            self._points.popleft()
+
+    def days_to(self, threshold: float) -> DaysToThreshold | None:
+        """Days from the newest point until the trend reaches `threshold`, or None if it does
+        not head there or the history is too short to tell."""
+        if len(self._points) < MIN_POINTS:
+            return None
+        days = np.array([p[0] for p in self._points])
+        values = np.array([p[1] for p in self._points])
+        span = days.max() - days.min()
+        if span < MIN_SPAN_DAYS:
+            return None
+        centred = days - days.mean()
+        sxx = float(np.dot(centred, centred))
+        slope = float(np.dot(centred, values - values.mean()) / sxx)
+        intercept = float(values.mean())
+        now = float(days[-1])
+        level = intercept + slope * (now - float(days.mean()))
+        gap = threshold - level
+        if gap == 0:
+            return DaysToThreshold(0.0, 0.0, 0.0)
+        residuals = values - (intercept + slope * centred)
+        slope_se = math.sqrt(float(np.dot(residuals, residuals)) / max(len(values) - 2, 1) / sxx)
+        if slope == 0 or math.copysign(1, slope) != math.copysign(1, gap):
+            return None
+        if abs(slope) < 2 * slope_se:
+            return None  # not distinguishable from no trend
+        fast = abs(slope) + Z_80 * slope_se
+        slow = max(abs(slope) - Z_80 * slope_se, 1e-12)
+        return DaysToThreshold(abs(gap / slope), abs(gap) / fast, min(abs(gap) / slow, 1e5))
