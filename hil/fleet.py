@@ -88,6 +88,8 @@ def run_fleet(
                     on_record(record)
             k += 1
             due = started + k * clock.window_s / clock.speedup
+            # Simulated time never runs ahead of the wall clock: once caught up it goes live.
+            due = max(due, time.monotonic() + (clock.window_start_ms(k + 1) / 1000.0 - time.time()))
             stop.wait(max(0.0, due - time.monotonic()))
     finally:
         for uplink in uplinks:

@@ -1,0 +1,242 @@
+"""Ingest worker: diagnostic records from MQTT into InfluxDB, acknowledged only once stored.
+
+The worker holds an MQTT 5 shared subscription with a persistent session, so N workers split
+the stream and messages wait in the broker while none runs. paho's callbacks only enqueue;
+the worker thread decodes a batch, writes it, and only then sends the PUBACKs (manual ack).
+A message is acknowledged after its points are in InfluxDB or it is stored as a dead letter
+with its reason; a database outage therefore stalls ingest and loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
+from cloud.lineprotocol import dead_letter_line, record_lines
+from prognos.errors import DecodeError, RejectedError, TransientError
+from prognos.record import decode_record
+from prognos.topics import ingest_subscription, parse_topic
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    records_written: int = 0
+    dead_letters: int = 0
+    write_retries: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _Decoded:
+    message: mqtt.MQTTMessage
+    lines: list[str]
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        influx: InfluxClient,
+        database: str,
+        group: str = "ingest",
+        fleet: str = "+",
+        client_id: str | None = None,
+        batch_size: int = 500,
+        batch_wait_s: float = 0.2,
+        queue_size: int = 10_000,
+        session_expiry_s: int = 7 * 86_400,
+    ) -> None:
+        self.influx = influx
+        self.database = database
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_s
+        self.stats = IngestStats()
+        self.subscription = ingest_subscription(group, fleet)
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=queue_size)
+        self._subscribed = threading.Event()
+        self._last_dead_letter_ns = 0
+        self._host, self._port, self._session_expiry_s = host, port, session_expiry_s
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"prognos-ingest-{group}-{random.getrandbits(32):08x}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self._client.manual_ack_set(True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect and subscribe in the background (paho's network thread)."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._session_expiry_s
+        self._client.connect_async(self._host, self._port, keepalive=30, clean_start=False,
+                                   properties=properties)
+        self._client.loop_start()
+
+    def wait_subscribed(self, timeout_s: float) -> None:
+        if not self._subscribed.wait(timeout_s):
+            raise TransientError(f"not subscribed to {self.subscription} within {timeout_s:.0f} s")
+
+    def run(self, stop: threading.Event) -> IngestStats:
+        """Process batches until `stop` is set, then disconnect; unacknowledged messages stay
+        with the broker for the next worker."""
+        try:
+            self._ensure_database(stop)
+            while not stop.is_set():
+                batch = self._next_batch(stop)
+                if batch:
+                    self._process(batch, stop)
+        except _Stopped:
+            pass
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+        return self.stats
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
+                    reason_code: object, properties: object) -> None:
+        if getattr(reason_code, "is_failure", False):
+            log.warning("broker refused the ingest worker: %s", reason_code)
+            return
+        client.subscribe(self.subscription, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                      reason_codes: object, properties: object) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._queue.put(message)  # blocks paho's thread when full: back-pressure to the broker
+
+    def _next_batch(self, stop: threading.Event) -> list[mqtt.MQTTMessage]:
+        try:
+            batch = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_size and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
+        self.stats.received += len(batch)
+        decoded: list[_Decoded] = []
+        dead: list[tuple[mqtt.MQTTMessage, str]] = []
+        for message in batch:
+            try:
+                decoded.append(_Decoded(message, _decode(message)))
+            except DecodeError as exc:
+                dead.append((message, f"undecodable: {exc}"))
+        try:
+            dead += self._write_records(decoded, stop)
+            if dead:
+                self._write_dead_letters(dead, stop)
+        except _Stopped:
+            return  # nothing acknowledged: the broker redelivers this batch
+        for message in batch:
+            if message.qos > 0:
+                self._client.ack(message.mid, message.qos)
+        self.stats.batches += 1
+
+    def _write_records(
+        self, items: list[_Decoded], stop: threading.Event
+    ) -> list[tuple[mqtt.MQTTMessage, str]]:
+        """Write the records' points; the records the database refuses come back as dead letters."""
+        if not items:
+            return []
+        lines = [line for item in items for line in item.lines]
+        try:
+            self._retrying(lambda: self.influx.write(self.database, lines, precision="ms"), stop)
+        except BatchTooLargeError:
+            if len(items) == 1:
+                return [(items[0].message, "refused by InfluxDB: record too large")]
+            half = len(items) // 2
+            return self._write_records(items[:half], stop) + self._write_records(items[half:], stop)
+        except RejectedError as exc:
+            if len(items) == 1:
+                return [(items[0].message, f"refused by InfluxDB: {exc}")]
+            # Find the poison records one by one; the rest are stored.
+            dead: list[tuple[mqtt.MQTTMessage, str]] = []
+            for item in items:
+                dead += self._write_records([item], stop)
+            return dead
+        self.stats.records_written += len(items)
+        return []
+
+    def _write_dead_letters(self, dead: list[tuple[mqtt.MQTTMessage, str]], stop: threading.Event) -> None:
+        lines = []
+        for message, reason in dead:
+            stamp = max(time.time_ns(), self._last_dead_letter_ns + 1)
+            self._last_dead_letter_ns = stamp
+            lines.append(dead_letter_line(message.topic, reason, bytes(message.payload), stamp))
+            log.warning("dead letter from %s: %s", message.topic, reason)
+        self._retrying(lambda: self.influx.write(self.database, lines, precision="ns"), stop)
+        self.stats.dead_letters += len(dead)
+
+    def _retrying(self, write: Callable[[], None], stop: threading.Event) -> None:
+        """Run `write` until it succeeds or is refused; transient failures back off with full jitter."""
+        attempt = 0
+        while True:
+            try:
+                write()
+                return
+            except DatabaseNotFoundError:
+                self._ensure_database(stop)
+            except TransientError as exc:
+                retry_after = getattr(exc, "retry_after_s", None)
+                delay = retry_after or random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+                log.warning("write failed (%s); retry in %.1f s", exc, delay)
+                self.stats.write_retries += 1
+                attempt += 1
+                if stop.wait(delay):
+                    raise _Stopped from exc
+
+    def _ensure_database(self, stop: threading.Event) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.influx.create_database(self.database)
+                return
+            except TransientError as exc:
+                attempt += 1
+                log.warning("cannot create database %s (%s)", self.database, exc)
+                if stop.wait(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))):
+                    raise _Stopped from exc
+
+
+class _Stopped(Exception):
+    """Stop was requested while a write was still failing."""
+
+
+def _decode(message: mqtt.MQTTMessage) -> list[str]:
+    vehicle = parse_topic(message.topic)
+    record = decode_record(bytes(message.payload))
+    if record.vin != vehicle.vin:
+        raise DecodeError(f"record VIN {record.vin} does not match topic VIN {vehicle.vin}")
+    return record_lines(vehicle.fleet, record)

@@ -1,0 +1,1 @@
+"""Streamlit dashboard: app (navigation), pages (render only), data (every query), charts."""

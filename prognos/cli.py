@@ -1,0 +1,320 @@
+"""The `prognos` command: the one place that parses arguments, configures logging and prints."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from prognos import __version__
+from prognos.errors import ConfigError, PrognosError
+
+DEFAULT_DATABASE = "prognos"
+DEFAULT_FLEET = "demo"
+EXTRAS = {"paho": "edge", "requests": "cloud", "pandas": "cloud", "streamlit": "dashboard",
+          "plotly": "dashboard"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        result: int = args.run(args)
+        return result
+    except ConfigError as exc:
+        print(f"prognos: error: {exc}", file=sys.stderr)
+        return 2
+    except PrognosError as exc:
+        print(f"prognos: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prognos",
+        description="Predictive after-sales service for vehicle fleets.",
+    )
+    parser.add_argument("--version", action="version", version=f"prognos {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    stack = _group(commands, "stack", "run the local broker (Mosquitto) and database (InfluxDB)")
+    for name, text, func in (
+        ("up", "start the stack, or report the one already running", _stack_up),
+        ("down", "stop the stack; its data stays for the next `up`", _stack_down),
+        ("status", "show whether each service runs and answers", _stack_status),
+    ):
+        sub = stack.add_parser(name, help=text, description=text)
+        _home_option(sub)
+        sub.set_defaults(run=func)
+
+    cloud = _group(commands, "cloud", "cloud services: ingest")
+    ingest = cloud.add_parser(
+        "ingest", help="move diagnostic records from MQTT into InfluxDB",
+        description="Subscribe to every vehicle's diag topic through an MQTT 5 shared "
+        "subscription and write the records to InfluxDB; start several to share the load. "
+        "Runs until interrupted.")
+    _home_option(ingest)
+    ingest.add_argument("--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)")
+    ingest.add_argument("--group", default="ingest", help="shared-subscription group (default: %(default)s)")
+    ingest.add_argument("--fleet", default="+", help="only this fleet (default: all)")
+    ingest.add_argument("--batch-size", type=_positive_int, default=500, help="records per write (default: %(default)s)")
+    ingest.set_defaults(run=_cloud_ingest)
+
+    edge = _group(commands, "edge", "gateway agents")
+    simulate = edge.add_parser(
+        "simulate", help="drive simulated vehicles through real agents to the broker",
+        description="Simulate a fleet: each vehicle's signals go through its own agent "
+        "(windows, features, rules) and its own MQTT connection. Simulated time runs "
+        "SPEEDUP times faster than real time and starts DAYS_BACK days ago.")
+    _home_option(simulate)
+    simulate.add_argument("--vehicles", type=_positive_int, default=8, help="fleet size (default: %(default)s)")
+    simulate.add_argument("--fleet", default=DEFAULT_FLEET, help="fleet name in topics (default: %(default)s)")
+    simulate.add_argument("--seed", type=int, default=1, help="simulation seed (default: %(default)s)")
+    simulate.add_argument("--window-s", type=float, default=600.0, help="window length in simulated seconds (default: %(default)s)")
+    simulate.add_argument("--speedup", type=float, default=600.0, help="simulated seconds per real second (default: %(default)s)")
+    simulate.add_argument("--days-back", type=float, default=20.0, help="simulated time starts this many days ago (default: %(default)s)")
+    simulate.add_argument("--windows", type=_positive_int, default=None, help="stop after this many windows (default: run until interrupted)")
+    simulate.set_defaults(run=_edge_simulate)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the Streamlit dashboard",
+        description="Serve the dashboard for service managers and parts planners.")
+    _home_option(dashboard)
+    dashboard.add_argument("--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)")
+    dashboard.add_argument("--port", type=_positive_int, default=8501, help="HTTP port (default: %(default)s)")
+    dashboard.set_defaults(run=_dashboard)
+
+    demo = commands.add_parser(
+        "demo", help="stack, simulated fleet, ingest and dashboard in one command",
+        description="Start the local stack, a simulated fleet through real agents, an ingest "
+        "worker and the dashboard; print the dashboard URL and run until interrupted.")
+    _home_option(demo)
+    demo.add_argument("--vehicles", type=_positive_int, default=12, help="fleet size (default: %(default)s)")
+    demo.add_argument("--port", type=_positive_int, default=8501, help="dashboard port (default: %(default)s)")
+    demo.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds (default: run until interrupted)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _group(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+           ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    parser = commands.add_parser(name, help=text, description=text)
+    parser.set_defaults(run=lambda _args: _usage(parser))
+    return parser.add_subparsers(title="commands", metavar="COMMAND")
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _home_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", type=Path, default=None,
+                        help="stack directory (default: $PROGNOS_HOME or ./.prognos)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _require(module: str) -> ModuleType:
+    """Import an optional dependency, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = EXTRAS.get(module.split(".")[0], "edge,cloud,dashboard")
+        raise ConfigError(f"{module} is not installed: pip install 'prognos[{extra}]'") from exc
+
+
+def _home(args: argparse.Namespace) -> Path:
+    from prognos.stack import default_home
+
+    return Path(args.home).resolve() if args.home else default_home()
+
+
+def _stack_up(args: argparse.Namespace) -> int:
+    from prognos.stack import stack_up
+
+    info, started = stack_up(_home(args))
+    print(("started" if started else "already running") + f" stack in {info.home}")
+    print(f"  mqtt     {info.mqtt_address}")
+    print(f"  influxdb {info.influx_url}")
+    return 0
+
+
+def _stack_down(args: argparse.Namespace) -> int:
+    from prognos.stack import stack_down
+
+    home = _home(args)
+    print(f"stopped stack in {home}" if stack_down(home) else f"no stack in {home}")
+    return 0
+
+
+def _stack_status(args: argparse.Namespace) -> int:
+    from prognos.stack import read_state, stack_status
+
+    home = _home(args)
+    info = read_state(home)
+    if info is None:
+        print(f"no stack in {home}")
+        return 1
+    status = stack_status(home)
+    print(f"mosquitto {'up' if status['mosquitto'] else 'DOWN'}  {info.mqtt_address}")
+    print(f"influxd   {'up' if status['influxd'] else 'DOWN'}  {info.influx_url}")
+    return 0 if all(status.values()) else 1
+
+
+def _until_signalled(duration_s: float | None = None) -> threading.Event:
+    """An event set by SIGINT or SIGTERM, or when `duration_s` has passed."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    if duration_s is not None:
+        threading.Timer(duration_s, stop.set).start()
+    return stop
+
+
+def _cloud_ingest(args: argparse.Namespace) -> int:
+    _require("paho.mqtt")
+    _require("requests")
+    from cloud.influx import InfluxClient
+    from cloud.ingest import IngestWorker
+    from prognos.stack import load_stack
+
+    info = load_stack(_home(args))
+    worker = IngestWorker(host=info.mqtt_host, port=info.mqtt_port,
+                          influx=InfluxClient(info.influx_url), database=args.database,
+                          group=args.group, fleet=args.fleet, batch_size=args.batch_size)
+    stop = _until_signalled()
+    worker.start()
+    print(f"ingest: {worker.subscription} -> {info.influx_url} database {args.database}", flush=True)
+    stats = worker.run(stop)
+    print(f"ingest stopped: {stats.received} received, {stats.records_written} stored, "
+          f"{stats.dead_letters} dead letters")
+    return 0
+
+
+def _edge_simulate(args: argparse.Namespace) -> int:
+    _require("paho.mqtt")
+    from hil.fleet import FleetClock, run_fleet
+    from hil.simulator import make_fleet
+    from prognos.catalog import default_catalog
+    from prognos.stack import load_stack
+    from prognos.topics import check_fleet
+
+    check_fleet(args.fleet)
+    if args.speedup <= 0 or args.window_s <= 0:
+        raise ConfigError("--speedup and --window-s must be positive")
+    info = load_stack(_home(args))
+    specs = make_fleet(args.vehicles, seed=args.seed)
+    start_ms = int((time.time() - args.days_back * 86_400) * 1000)
+    clock = FleetClock(start_ms=start_ms, window_s=args.window_s, speedup=args.speedup)
+    print(f"simulating {len(specs)} vehicles of fleet {args.fleet!r} -> {info.mqtt_address}", flush=True)
+    stats = run_fleet(specs, default_catalog(), host=info.mqtt_host, port=info.mqtt_port,
+                      fleet=args.fleet, clock=clock, windows=args.windows, seed=args.seed,
+                      stop=_until_signalled())
+    print(f"{stats.records_sent} records sent ({stats.bytes_sent} bytes) from {stats.windows} "
+          f"vehicle-windows; {stats.publish_failures} not sent")
+    return 0 if stats.publish_failures == 0 else 1
+
+
+def dashboard_command(home: Path, database: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that serve the dashboard."""
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    env = {**os.environ, "PROGNOS_HOME": str(home), "PROGNOS_DATABASE": database}
+    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true",
+            f"--server.port={port}", "--server.address=127.0.0.1",
+            "--browser.gatherUsageStats=false"]
+    return argv, env
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    _require("streamlit")
+    argv, env = dashboard_command(_home(args), args.database, args.port)
+    print(f"dashboard: http://127.0.0.1:{args.port}", flush=True)
+    return subprocess.call(argv, env=env)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    for module in ("paho.mqtt", "requests", "streamlit"):
+        _require(module)
+    from prognos.stack import stack_up
+
+    home = _home(args)
+    info, _ = stack_up(home)
+    print(f"stack: mqtt {info.mqtt_address}, influxdb {info.influx_url} (data in {home})", flush=True)
+    base = [sys.executable, "-m", "prognos.cli"]
+    children: list[subprocess.Popen[bytes]] = []
+    stop = _until_signalled(args.duration_s)
+    try:
+        children.append(subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)]))
+        children.append(subprocess.Popen([*base, "edge", "simulate", "--home", str(home),
+                                          "--vehicles", str(args.vehicles)]))
+        argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
+        children.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{args.port}"
+        _wait_http(url, stop)
+        print(f"\nPrognos demo running. Dashboard: {url}\nPress Ctrl-C to stop.\n", flush=True)
+        while not stop.wait(1.0):
+            failed = [c for c in children if c.poll() is not None]
+            if failed:
+                raise PrognosError(f"a demo process exited ({failed[0].args[3:5]}); see its log above")
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    print("demo stopped; the stack still runs (prognos stack down stops it)")
+    return 0
+
+
+def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1.0):
+                return
+        except (urllib.error.URLError, OSError):
+            stop.wait(0.5)
+    if not stop.is_set():
+        raise PrognosError(f"the dashboard did not answer at {url} within {timeout_s:.0f} s")
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Fixtures: one real stack (Mosquitto + InfluxDB) per test session, and per test its own
+database and fleet (so its own topics)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud.influx import InfluxClient, quote_identifier
+from prognos.errors import MissingDependencyError
+from prognos.stack import StackInfo, stack_down, stack_up
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    home = tmp_path_factory.mktemp("stack")
+    try:
+        info, _ = stack_up(home)
+    except MissingDependencyError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield info
+    stack_down(home)
+
+
+@pytest.fixture
+def influx(stack: StackInfo) -> Iterator[InfluxClient]:
+    client = InfluxClient(stack.influx_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def database(influx: InfluxClient) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    influx.create_database(name)
+    yield name
+    influx.query("DROP DATABASE " + quote_identifier(name), database=None, method="POST")
+
+
+@pytest.fixture
+def fleet() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared datasets are not beside the project ({SHARED_DATA})")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    """Fail a test that leaves an MQTT client or worker thread running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        extra = [t for t in threading.enumerate()
+                 if t not in before and t.is_alive() and (not t.daemon or t.name.startswith("paho"))]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not extra, f"test left threads running: {[t.name for t in extra]}"
