@@ -94,8 +94,7 @@ class InfluxClient:
         if params:
             query["params"] = json.dumps(params)
         try:
-            answer = self._session.request(method, f"{self.url}/query", params=query,
-                                           timeout=self.timeout_s)
+            answer = self._session.request(method, f"{self.url}/query", params=query, timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise TransientError(f"InfluxDB unreachable at {self.url}: {exc}") from exc
         _raise_for(answer)
@@ -104,8 +103,9 @@ class InfluxClient:
             if "error" in result:
                 raise RejectedError(f"InfluxQL error: {result['error']}")
             for item in result.get("series", []):
-                series.append(Series(item.get("name", ""), item.get("tags", {}) or {},
-                                     item["columns"], item["values"]))
+                series.append(
+                    Series(item.get("name", ""), item.get("tags", {}) or {}, item["columns"], item["values"])
+                )
         return series
 
 

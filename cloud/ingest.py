@@ -88,10 +88,11 @@ class IngestWorker:
 
     def start(self) -> None:
         """Connect and subscribe in the background (paho's network thread)."""
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self._session_expiry_s
-        self._client.connect_async(self._host, self._port, keepalive=30, clean_start=False,
-                                   properties=properties)
+        self._client.connect_async(
+            self._host, self._port, keepalive=30, clean_start=False, properties=properties
+        )
         self._client.loop_start()
 
     def wait_subscribed(self, timeout_s: float) -> None:
@@ -114,15 +115,17 @@ class IngestWorker:
             self._client.loop_stop()
         return self.stats
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason_code: object, properties: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object
+    ) -> None:
         if getattr(reason_code, "is_failure", False):
             log.warning("broker refused the ingest worker: %s", reason_code)
             return
         client.subscribe(self.subscription, qos=1)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                      reason_codes: object, properties: object) -> None:
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_codes: object, properties: object
+    ) -> None:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:

@@ -3,7 +3,8 @@
 One record becomes these points, all stamped with the window end (ms), so a redelivered record
 overwrites itself instead of counting twice:
 
-    diag,fleet=F,vin=V seq=..i,window_start_ms=..i,model_id="..",model_version="..",trigger=..i,counter.NAME=..i
+    diag,fleet=F,vin=V seq=..i,window_start_ms=..i,model_id="..",model_version="..",trigger=..i,
+        counter.NAME=..i (one field per counter)
     vehicle_health,fleet=F,vin=V,subsystem=S health=..,anomaly_score=..
     fault,fleet=F,vin=V,code=C confidence=..[,days_to_threshold=..,days_low=..,days_high=..]
 """
@@ -21,8 +22,13 @@ MAX_STRING_FIELD = 60_000  # InfluxDB 1.x refuses string fields over 64 KiB
 
 def escape_key(text: str) -> str:
     """Measurement names, tag keys, tag values and field keys."""
-    return (text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
-            .replace(" ", "\\ ").replace("\n", "\\n"))
+    return (
+        text.replace("\\", "\\\\")
+        .replace(",", "\\,")
+        .replace("=", "\\=")
+        .replace(" ", "\\ ")
+        .replace("\n", "\\n")
+    )
 
 
 def string_field(text: str) -> str:
@@ -59,8 +65,14 @@ def record_lines(fleet: str, record: DiagnosticRecord) -> list[str]:
     diag.update({f"counter.{name}": value for name, value in record.counters.items()})
     lines = [_line(DIAG, vehicle, diag, ts)]
     for name, state in record.subsystems.items():
-        lines.append(_line(HEALTH, {**vehicle, "subsystem": name},
-                           {"health": state.health, "anomaly_score": state.anomaly_score}, ts))
+        lines.append(
+            _line(
+                HEALTH,
+                {**vehicle, "subsystem": name},
+                {"health": state.health, "anomaly_score": state.anomaly_score},
+                ts,
+            )
+        )
     for fault in record.faults:
         fields: dict[str, object] = {"confidence": fault.confidence}
         for key in ("days_to_threshold", "days_low", "days_high"):
@@ -75,6 +87,9 @@ def dead_letter_line(topic: str, reason: str, payload: bytes, received_ns: int) 
     """A dead letter: where it came from, why it was refused, and its payload (hex, truncated).
     Stamped in nanoseconds; the caller keeps the stamps unique so none overwrites another."""
     payload_hex = payload.hex()[:MAX_STRING_FIELD]
-    return _line(DEAD_LETTER, {"topic": topic[:200]},
-                 {"reason": reason[:4000], "payload_hex": payload_hex, "size": len(payload)},
-                 received_ns)
+    return _line(
+        DEAD_LETTER,
+        {"topic": topic[:200]},
+        {"reason": reason[:4000], "payload_hex": payload_hex, "size": len(payload)},
+        received_ns,
+    )

@@ -63,7 +63,8 @@ def fleet_vehicles() -> pd.DataFrame:
         return vehicle_table(states, states)
     last_record = _frame(f'SELECT last("seq") FROM diag WHERE time > now() - {LOOKBACK} GROUP BY vin')
     faults = _frame(
-        f'SELECT last("confidence") AS confidence FROM fault WHERE time > now() - {LOOKBACK} GROUP BY vin, code'
+        'SELECT last("confidence") AS confidence FROM fault '
+        f"WHERE time > now() - {LOOKBACK} GROUP BY vin, code"
     )
     if not faults.empty:
         latest = last_record.set_index("vin")["time"]

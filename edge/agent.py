@@ -57,9 +57,9 @@ class VehicleAssessor:
         result = assess(features, days_to)
         for key, value in result.trend_inputs.items():
             self._trends.setdefault(key, Trend()).add(day, value)
-        trigger = self._trigger(end_ms, result.faults != [], {
-            name: state.health for name, state in result.subsystems.items()
-        })
+        trigger = self._trigger(
+            end_ms, result.faults != [], {name: state.health for name, state in result.subsystems.items()}
+        )
         if trigger is None:
             return None
         self._seq += 1
@@ -81,8 +81,10 @@ class VehicleAssessor:
     def _trigger(self, end_ms: int, anomalous: bool, health: dict[str, float]) -> Trigger | None:
         if anomalous:
             return Trigger.ANOMALY
-        if any(abs(h - self._last_health.get(name, h + 1.0)) > self.change_threshold
-               for name, h in health.items()):
+        if any(
+            abs(h - self._last_health.get(name, h + 1.0)) > self.change_threshold
+            for name, h in health.items()
+        ):
             return Trigger.CHANGE
         if self._last_sent_ms is None or end_ms - self._last_sent_ms >= self.heartbeat_ms:
             return Trigger.HEARTBEAT

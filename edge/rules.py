@@ -65,13 +65,15 @@ def assess(features: Mapping[str, WindowFeatures], days_to: DaysTo) -> Assessmen
         subsystems[subsystem] = SubsystemState(health=limits.health(value), anomaly_score=score)
         if score >= 1.0:
             dtt = days_to(key, limits.failure)
-            faults.append(FaultHypothesis(
-                code=fault_code,
-                confidence=_clip(0.5 + 0.5 * (score - 1.0)),
-                days_to_threshold=dtt.days if dtt else None,
-                days_low=dtt.low if dtt else None,
-                days_high=dtt.high if dtt else None,
-            ))
+            faults.append(
+                FaultHypothesis(
+                    code=fault_code,
+                    confidence=_clip(0.5 + 0.5 * (score - 1.0)),
+                    days_to_threshold=dtt.days if dtt else None,
+                    days_low=dtt.low if dtt else None,
+                    days_high=dtt.high if dtt else None,
+                )
+            )
 
     def means(suffix: str) -> dict[str, float]:
         return {p: f.mean for p, f in features.items() if p.endswith(suffix) and f.count > 0}
@@ -84,10 +86,17 @@ def assess(features: Mapping[str, WindowFeatures], days_to: DaysTo) -> Assessmen
     # Pressure falls toward failure, so rate its deficit below nominal on the rising scale.
     pressures = {p: v for p, v in means(".Tire.Pressure").items()}
     if pressures:
-        inverted = Limits(0.0, TIRE_PRESSURE_KPA.nominal - TIRE_PRESSURE_KPA.alert,
-                          TIRE_PRESSURE_KPA.nominal - TIRE_PRESSURE_KPA.failure)
-        worst("tires", "tires.pressure_loss", inverted,
-              {p: TIRE_PRESSURE_KPA.nominal - v for p, v in pressures.items()})
+        inverted = Limits(
+            0.0,
+            TIRE_PRESSURE_KPA.nominal - TIRE_PRESSURE_KPA.alert,
+            TIRE_PRESSURE_KPA.nominal - TIRE_PRESSURE_KPA.failure,
+        )
+        worst(
+            "tires",
+            "tires.pressure_loss",
+            inverted,
+            {p: TIRE_PRESSURE_KPA.nominal - v for p, v in pressures.items()},
+        )
     worst("brakes", "brakes.pad_wear", PAD_WEAR_PERCENT, means(".Brake.PadWear"))
     worst("bearings", "bearings.wheel_bearing_wear", BEARING_VIB_G, means(".Bearing.VibrationRMS"))
     worst("motor", "motor.noise", MOTOR_NOISE_DB, means(".ElectricMotor.Noise"))

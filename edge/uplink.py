@@ -64,16 +64,18 @@ class MqttUplink:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason_code: object, properties: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object
+    ) -> None:
         if getattr(reason_code, "is_failure", False):
             log.warning("broker refused %s: %s", self.vin, reason_code)
             return
         client.publish(self._status_topic, b'{"state":"online"}', qos=1, retain=True)
         self._connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason_code: object, properties: object) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object
+    ) -> None:
         if self._connected.is_set():
             self.reconnects += 1
         self._connected.clear()

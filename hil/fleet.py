@@ -54,8 +54,10 @@ def run_fleet(
     heartbeat_s: float = 3600.0,
 ) -> FleetStats:
     """Run `windows` windows (None: until `stop` is set); every record goes out with QoS 1."""
-    sims = [VehicleSimulator(s, catalog, seed=seed * 100_003 + i, epoch_ms=clock.start_ms)
-            for i, s in enumerate(specs)]
+    sims = [
+        VehicleSimulator(s, catalog, seed=seed * 100_003 + i, epoch_ms=clock.start_ms)
+        for i, s in enumerate(specs)
+    ]
     agents = [VehicleAssessor(vin=s.vin, heartbeat_s=heartbeat_s) for s in specs]
     uplinks = [MqttUplink(host=host, port=port, fleet=fleet, vin=s.vin) for s in specs]
     stats = FleetStats()

@@ -121,14 +121,18 @@ class VehicleSimulator:
             module = int(path.split(".Module")[1].split(".")[0]) - 1
             joule = 9.0 * (speed / 100.0) ** 2
             drift = 8.0 * self._fault("battery_drift", module, day)
-            return ambient + 4.0 + joule + self._module_offsets[module] + drift + 0.1 * noise
+            offset = float(self._module_offsets[module])
+            return ambient + 4.0 + joule + offset + drift + 0.1 * noise
         for wheel_index, wheel in enumerate(WHEELS):
             if wheel not in path:
                 continue
             if path.endswith("Tire.Pressure"):
                 tire_c = ambient + 0.12 * speed
-                cold_kpa = (NOMINAL_PRESSURE_KPA - PERMEATION_KPA_PER_DAY * day
-                            - 60.0 * self._fault("tire_leak", wheel_index, day))
+                cold_kpa = (
+                    NOMINAL_PRESSURE_KPA
+                    - PERMEATION_KPA_PER_DAY * day
+                    - 60.0 * self._fault("tire_leak", wheel_index, day)
+                )
                 # Gauge pressure from absolute: p_abs scales with absolute temperature (20 C fill).
                 absolute = (cold_kpa + 101.3) * (tire_c + 273.15) / 293.15
                 return absolute - 101.3 + 0.3 * noise
@@ -171,24 +175,35 @@ def make_fleet(size: int, *, seed: int, fault_share: float = 0.4) -> list[Vehicl
         faults: list[Fault] = []
         if lot == "L002" and rng.random() < 0.7:
             onset = float(rng.uniform(-5.0, 10.0))
-            faults.append(Fault("battery_drift", onset, onset + float(rng.uniform(20, 40)),
-                                target=int(rng.integers(0, 4))))
+            faults.append(
+                Fault(
+                    "battery_drift", onset, onset + float(rng.uniform(20, 40)), target=int(rng.integers(0, 4))
+                )
+            )
         elif rng.random() < fault_share:
             motor_weight = 1.0 + (humidity > 70) + (climate_c < 10)
             weights = np.array([1.0, 1.0, 1.0, 1.0, motor_weight])  # order of FAULT_KINDS
             kind = str(rng.choice(FAULT_KINDS, p=weights / weights.sum()))
             onset = float(rng.uniform(-10.0, 20.0))
-            faults.append(Fault(kind, onset, onset + float(rng.uniform(15, 45)),
-                                target=int(rng.integers(0, 2 if kind == "pad_wear" else 4))))
-        specs.append(VehicleSpec(
-            vin=vin_for(seed, index),
-            model=str(rng.choice(["EV-1", "EV-2"])),
-            lot=lot,
-            region=region,
-            climate_c=climate_c + float(rng.normal(0, 2)),
-            humidity_percent=humidity,
-            aggressiveness=float(rng.uniform(0, 1)),
-            pad_wear_percent=float(rng.uniform(5, 50)),
-            faults=tuple(faults),
-        ))
+            faults.append(
+                Fault(
+                    kind,
+                    onset,
+                    onset + float(rng.uniform(15, 45)),
+                    target=int(rng.integers(0, 2 if kind == "pad_wear" else 4)),
+                )
+            )
+        specs.append(
+            VehicleSpec(
+                vin=vin_for(seed, index),
+                model=str(rng.choice(["EV-1", "EV-2"])),
+                lot=lot,
+                region=region,
+                climate_c=climate_c + float(rng.normal(0, 2)),
+                humidity_percent=humidity,
+                aggressiveness=float(rng.uniform(0, 1)),
+                pad_wear_percent=float(rng.uniform(5, 50)),
+                faults=tuple(faults),
+            )
+        )
     return specs

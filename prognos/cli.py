@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -20,8 +20,13 @@ from prognos.errors import ConfigError, PrognosError
 
 DEFAULT_DATABASE = "prognos"
 DEFAULT_FLEET = "demo"
-EXTRAS = {"paho": "edge", "requests": "cloud", "pandas": "cloud", "streamlit": "dashboard",
-          "plotly": "dashboard"}
+EXTRAS = {
+    "paho": "edge",
+    "requests": "cloud",
+    "pandas": "cloud",
+    "streamlit": "dashboard",
+    "plotly": "dashboard",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,55 +73,103 @@ def build_parser() -> argparse.ArgumentParser:
 
     cloud = _group(commands, "cloud", "cloud services: ingest")
     ingest = cloud.add_parser(
-        "ingest", help="move diagnostic records from MQTT into InfluxDB",
+        "ingest",
+        help="move diagnostic records from MQTT into InfluxDB",
         description="Subscribe to every vehicle's diag topic through an MQTT 5 shared "
         "subscription and write the records to InfluxDB; start several to share the load. "
-        "Runs until interrupted.")
+        "Runs until interrupted.",
+    )
     _home_option(ingest)
-    ingest.add_argument("--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)")
+    ingest.add_argument(
+        "--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)"
+    )
     ingest.add_argument("--group", default="ingest", help="shared-subscription group (default: %(default)s)")
     ingest.add_argument("--fleet", default="+", help="only this fleet (default: all)")
-    ingest.add_argument("--batch-size", type=_positive_int, default=500, help="records per write (default: %(default)s)")
+    ingest.add_argument(
+        "--batch-size", type=_positive_int, default=500, help="records per write (default: %(default)s)"
+    )
     ingest.set_defaults(run=_cloud_ingest)
 
     edge = _group(commands, "edge", "gateway agents")
     simulate = edge.add_parser(
-        "simulate", help="drive simulated vehicles through real agents to the broker",
+        "simulate",
+        help="drive simulated vehicles through real agents to the broker",
         description="Simulate a fleet: each vehicle's signals go through its own agent "
         "(windows, features, rules) and its own MQTT connection. Simulated time runs "
-        "SPEEDUP times faster than real time and starts DAYS_BACK days ago.")
+        "SPEEDUP times faster than real time and starts DAYS_BACK days ago.",
+    )
     _home_option(simulate)
-    simulate.add_argument("--vehicles", type=_positive_int, default=8, help="fleet size (default: %(default)s)")
-    simulate.add_argument("--fleet", default=DEFAULT_FLEET, help="fleet name in topics (default: %(default)s)")
+    simulate.add_argument(
+        "--vehicles", type=_positive_int, default=8, help="fleet size (default: %(default)s)"
+    )
+    simulate.add_argument(
+        "--fleet", default=DEFAULT_FLEET, help="fleet name in topics (default: %(default)s)"
+    )
     simulate.add_argument("--seed", type=int, default=1, help="simulation seed (default: %(default)s)")
-    simulate.add_argument("--window-s", type=float, default=600.0, help="window length in simulated seconds (default: %(default)s)")
-    simulate.add_argument("--speedup", type=float, default=600.0, help="simulated seconds per real second (default: %(default)s)")
-    simulate.add_argument("--days-back", type=float, default=20.0, help="simulated time starts this many days ago (default: %(default)s)")
-    simulate.add_argument("--windows", type=_positive_int, default=None, help="stop after this many windows (default: run until interrupted)")
+    simulate.add_argument(
+        "--window-s",
+        type=float,
+        default=600.0,
+        help="window length in simulated seconds (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--speedup",
+        type=float,
+        default=600.0,
+        help="simulated seconds per real second (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--days-back",
+        type=float,
+        default=20.0,
+        help="simulated time starts this many days ago (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--windows",
+        type=_positive_int,
+        default=None,
+        help="stop after this many windows (default: run until interrupted)",
+    )
     simulate.set_defaults(run=_edge_simulate)
 
     dashboard = commands.add_parser(
-        "dashboard", help="serve the Streamlit dashboard",
-        description="Serve the dashboard for service managers and parts planners.")
+        "dashboard",
+        help="serve the Streamlit dashboard",
+        description="Serve the dashboard for service managers and parts planners.",
+    )
     _home_option(dashboard)
-    dashboard.add_argument("--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)")
-    dashboard.add_argument("--port", type=_positive_int, default=8501, help="HTTP port (default: %(default)s)")
+    dashboard.add_argument(
+        "--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)"
+    )
+    dashboard.add_argument(
+        "--port", type=_positive_int, default=8501, help="HTTP port (default: %(default)s)"
+    )
     dashboard.set_defaults(run=_dashboard)
 
     demo = commands.add_parser(
-        "demo", help="stack, simulated fleet, ingest and dashboard in one command",
+        "demo",
+        help="stack, simulated fleet, ingest and dashboard in one command",
         description="Start the local stack, a simulated fleet through real agents, an ingest "
-        "worker and the dashboard; print the dashboard URL and run until interrupted.")
+        "worker and the dashboard; print the dashboard URL and run until interrupted.",
+    )
     _home_option(demo)
     demo.add_argument("--vehicles", type=_positive_int, default=12, help="fleet size (default: %(default)s)")
-    demo.add_argument("--port", type=_positive_int, default=8501, help="dashboard port (default: %(default)s)")
-    demo.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds (default: run until interrupted)")
+    demo.add_argument(
+        "--port", type=_positive_int, default=8501, help="dashboard port (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--duration-s",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until interrupted)",
+    )
     demo.set_defaults(run=_demo)
     return parser
 
 
-def _group(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
-           ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+def _group(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     parser = commands.add_parser(name, help=text, description=text)
     parser.set_defaults(run=lambda _args: _usage(parser))
     return parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -128,8 +181,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _home_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", type=Path, default=None,
-                        help="stack directory (default: $PROGNOS_HOME or ./.prognos)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="stack directory (default: $PROGNOS_HOME or ./.prognos)"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -211,15 +265,23 @@ def _cloud_ingest(args: argparse.Namespace) -> int:
     from prognos.stack import load_stack
 
     info = load_stack(_home(args))
-    worker = IngestWorker(host=info.mqtt_host, port=info.mqtt_port,
-                          influx=InfluxClient(info.influx_url), database=args.database,
-                          group=args.group, fleet=args.fleet, batch_size=args.batch_size)
+    worker = IngestWorker(
+        host=info.mqtt_host,
+        port=info.mqtt_port,
+        influx=InfluxClient(info.influx_url),
+        database=args.database,
+        group=args.group,
+        fleet=args.fleet,
+        batch_size=args.batch_size,
+    )
     stop = _until_signalled()
     worker.start()
     print(f"ingest: {worker.subscription} -> {info.influx_url} database {args.database}", flush=True)
     stats = worker.run(stop)
-    print(f"ingest stopped: {stats.received} received, {stats.records_written} stored, "
-          f"{stats.dead_letters} dead letters")
+    print(
+        f"ingest stopped: {stats.received} received, {stats.records_written} stored, "
+        f"{stats.dead_letters} dead letters"
+    )
     return 0
 
 
@@ -239,11 +301,21 @@ def _edge_simulate(args: argparse.Namespace) -> int:
     start_ms = int((time.time() - args.days_back * 86_400) * 1000)
     clock = FleetClock(start_ms=start_ms, window_s=args.window_s, speedup=args.speedup)
     print(f"simulating {len(specs)} vehicles of fleet {args.fleet!r} -> {info.mqtt_address}", flush=True)
-    stats = run_fleet(specs, default_catalog(), host=info.mqtt_host, port=info.mqtt_port,
-                      fleet=args.fleet, clock=clock, windows=args.windows, seed=args.seed,
-                      stop=_until_signalled())
-    print(f"{stats.records_sent} records sent ({stats.bytes_sent} bytes) from {stats.windows} "
-          f"vehicle-windows; {stats.publish_failures} not sent")
+    stats = run_fleet(
+        specs,
+        default_catalog(),
+        host=info.mqtt_host,
+        port=info.mqtt_port,
+        fleet=args.fleet,
+        clock=clock,
+        windows=args.windows,
+        seed=args.seed,
+        stop=_until_signalled(),
+    )
+    print(
+        f"{stats.records_sent} records sent ({stats.bytes_sent} bytes) from {stats.windows} "
+        f"vehicle-windows; {stats.publish_failures} not sent"
+    )
     return 0 if stats.publish_failures == 0 else 1
 
 
@@ -251,9 +323,17 @@ def dashboard_command(home: Path, database: str, port: int) -> tuple[list[str], 
     """The command line and environment that serve the dashboard."""
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     env = {**os.environ, "PROGNOS_HOME": str(home), "PROGNOS_DATABASE": database}
-    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true",
-            f"--server.port={port}", "--server.address=127.0.0.1",
-            "--browser.gatherUsageStats=false"]
+    argv = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless=true",
+        f"--server.port={port}",
+        "--server.address=127.0.0.1",
+        "--browser.gatherUsageStats=false",
+    ]
     return argv, env
 
 
@@ -273,25 +353,26 @@ def _demo(args: argparse.Namespace) -> int:
     info, _ = stack_up(home)
     print(f"stack: mqtt {info.mqtt_address}, influxdb {info.influx_url} (data in {home})", flush=True)
     base = [sys.executable, "-m", "prognos.cli"]
-    children: list[subprocess.Popen[bytes]] = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
     stop = _until_signalled(args.duration_s)
     try:
-        children.append(subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)]))
-        children.append(subprocess.Popen([*base, "edge", "simulate", "--home", str(home),
-                                          "--vehicles", str(args.vehicles)]))
+        children["ingest"] = subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)])
+        children["fleet"] = subprocess.Popen(
+            [*base, "edge", "simulate", "--home", str(home), "--vehicles", str(args.vehicles)]
+        )
         argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
-        children.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL))
+        children["dashboard"] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{args.port}"
         _wait_http(url, stop)
         print(f"\nPrognos demo running. Dashboard: {url}\nPress Ctrl-C to stop.\n", flush=True)
         while not stop.wait(1.0):
-            failed = [c for c in children if c.poll() is not None]
+            failed = [name for name, child in children.items() if child.poll() is not None]
             if failed:
-                raise PrognosError(f"a demo process exited ({failed[0].args[3:5]}); see its log above")
+                raise PrognosError(f"the demo's {failed[0]} process exited; see its log above")
     finally:
-        for child in children:
+        for child in children.values():
             child.send_signal(signal.SIGTERM)
-        for child in children:
+        for child in children.values():
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -313,7 +394,6 @@ def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None
             stop.wait(0.5)
     if not stop.is_set():
         raise PrognosError(f"the dashboard did not answer at {url} within {timeout_s:.0f} s")
-
 
 
 if __name__ == "__main__":

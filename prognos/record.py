@@ -253,8 +253,8 @@ def _check(record: DiagnosticRecord) -> None:
     _uint(record.window_end_ms, "window_end_ms")
     if record.window_end_ms < record.window_start_ms:
         raise ValueError("window_end_ms is before window_start_ms")
-    for what, value in (("model_id", record.model_id), ("model_version", record.model_version)):
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_MODEL_FIELD:
+    for what, text in (("model_id", record.model_id), ("model_version", record.model_version)):
+        if not isinstance(text, str) or not 0 < len(text) <= MAX_MODEL_FIELD:
             raise ValueError(f"{what} must be text of 1 to {MAX_MODEL_FIELD} characters")
     if len(record.subsystems) > MAX_ITEMS or len(record.faults) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} subsystems and {MAX_ITEMS} faults")
@@ -268,9 +268,9 @@ def _check(record: DiagnosticRecord) -> None:
         _text(fault.code, "fault code", FAULT_CODE_PATTERN, MAX_FAULT_CODE)
         _finite(fault.confidence, f"{fault.code} confidence", 0.0, 1.0)
         for what in ("days_to_threshold", "days_low", "days_high"):
-            value = getattr(fault, what)
-            if value is not None:
-                _finite(value, f"{fault.code} {what}")
+            days = getattr(fault, what)
+            if days is not None:
+                _finite(days, f"{fault.code} {what}")
         if (fault.days_low is None) != (fault.days_high is None):
             raise ValueError(f"{fault.code}: days_low and days_high come together")
         if fault.days_low is not None and fault.days_to_threshold is None:

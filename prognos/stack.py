@@ -58,8 +58,7 @@ def find_binary(name: str) -> str:
     if found is None:
         package, command = BINARIES[name]
         raise MissingDependencyError(
-            f"{name} is not installed; install the Debian package {package!r}: "
-            f"sudo {command}"
+            f"{name} is not installed; install the Debian package {package!r}: sudo {command}"
         )
     return found
 
@@ -71,7 +70,9 @@ def read_state(home: Path) -> StackInfo | None:
     except FileNotFoundError:
         return None
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{home / STATE_FILE} is damaged ({exc}); remove it and run `prognos stack up`") from exc
+        raise ConfigError(
+            f"{home / STATE_FILE} is damaged ({exc}); remove it and run `prognos stack up`"
+        ) from exc
 
 
 def load_stack(home: Path | None = None) -> StackInfo:
@@ -125,10 +126,15 @@ def stack_up(home: Path) -> tuple[StackInfo, bool]:
     tmp.write_text(json.dumps(asdict(info), indent=2))
     tmp.replace(home / STATE_FILE)
     try:
-        _wait_until(lambda: _port_open(info.mqtt_host, mqtt_port), mosquitto, "mosquitto",
-                    home / "mosquitto" / "mosquitto.log")
-        _wait_until(lambda: _influx_ping(info.influx_url), influxd, "influxd",
-                    home / "influxdb" / "stdout.log")
+        _wait_until(
+            lambda: _port_open(info.mqtt_host, mqtt_port),
+            mosquitto,
+            "mosquitto",
+            home / "mosquitto" / "mosquitto.log",
+        )
+        _wait_until(
+            lambda: _influx_ping(info.influx_url), influxd, "influxd", home / "influxdb" / "stdout.log"
+        )
     except TransientError:
         _stop_services(info)
         raise

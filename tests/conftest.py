@@ -66,8 +66,11 @@ def no_leftover_threads() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 5.0
     while True:
-        extra = [t for t in threading.enumerate()
-                 if t not in before and t.is_alive() and (not t.daemon or t.name.startswith("paho"))]
+        extra = [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and (not t.daemon or t.name.startswith("paho"))
+        ]
         if not extra or time.monotonic() > deadline:
             break
         time.sleep(0.05)

@@ -31,10 +31,18 @@ from tests.helpers import wait_for
 
 
 @contextmanager
-def ingest_running(stack: StackInfo, influx: InfluxClient, database: str, fleet: str
-                   ) -> Iterator[IngestWorker]:
-    worker = IngestWorker(host=stack.mqtt_host, port=stack.mqtt_port, influx=influx,
-                          database=database, group=f"g{fleet}", fleet=fleet, batch_size=50)
+def ingest_running(
+    stack: StackInfo, influx: InfluxClient, database: str, fleet: str
+) -> Iterator[IngestWorker]:
+    worker = IngestWorker(
+        host=stack.mqtt_host,
+        port=stack.mqtt_port,
+        influx=influx,
+        database=database,
+        group=f"g{fleet}",
+        fleet=fleet,
+        batch_size=50,
+    )
     stop = threading.Event()
     worker.start()
     thread = threading.Thread(target=worker.run, args=(stop,), name="ingest-worker")
@@ -47,24 +55,34 @@ def ingest_running(stack: StackInfo, influx: InfluxClient, database: str, fleet:
         thread.join(30)
 
 
-def stored_records(influx: InfluxClient, database: str, fleet: str) -> dict[tuple[str, int], DiagnosticRecord]:
+def stored_records(
+    influx: InfluxClient, database: str, fleet: str
+) -> dict[tuple[str, int], DiagnosticRecord]:
     """Rebuild every record of `fleet` from what InfluxDB holds."""
     params = {"fleet": fleet}
 
     def rows(measurement: str) -> list[dict[str, Any]]:
-        series = influx.query(f"SELECT * FROM {measurement} WHERE fleet = $fleet",
-                              database=database, params=params)
+        series = influx.query(
+            f"SELECT * FROM {measurement} WHERE fleet = $fleet", database=database, params=params
+        )
         return [row for s in series for row in s.rows()]
 
     subsystems: dict[tuple[str, int], dict[str, SubsystemState]] = defaultdict(dict)
     for row in rows("vehicle_health"):
         subsystems[(row["vin"], row["time"])][row["subsystem"]] = SubsystemState(
-            row["health"], row["anomaly_score"])
+            row["health"], row["anomaly_score"]
+        )
     faults: dict[tuple[str, int], list[FaultHypothesis]] = defaultdict(list)
     for row in rows("fault"):
-        faults[(row["vin"], row["time"])].append(FaultHypothesis(
-            row["code"], row["confidence"], row.get("days_to_threshold"), row.get("days_low"),
-            row.get("days_high")))
+        faults[(row["vin"], row["time"])].append(
+            FaultHypothesis(
+                row["code"],
+                row["confidence"],
+                row.get("days_to_threshold"),
+                row.get("days_low"),
+                row.get("days_high"),
+            )
+        )
     records = {}
     for row in rows("diag"):
         key = (row["vin"], row["time"])
@@ -78,30 +96,44 @@ def stored_records(influx: InfluxClient, database: str, fleet: str) -> dict[tupl
             trigger=Trigger(row["trigger"]),
             subsystems=subsystems[key],
             faults=tuple(sorted(faults[key], key=lambda f: f.code)),
-            counters={k.removeprefix("counter."): v for k, v in row.items()
-                      if k.startswith("counter.") and v is not None},
+            counters={
+                k.removeprefix("counter."): v
+                for k, v in row.items()
+                if k.startswith("counter.") and v is not None
+            },
         )
     return records
 
 
 def normalised(record: DiagnosticRecord) -> DiagnosticRecord:
-    return DiagnosticRecord(**{**record.__dict__, "faults": tuple(sorted(record.faults, key=lambda f: f.code))})
+    return DiagnosticRecord(
+        **{**record.__dict__, "faults": tuple(sorted(record.faults, key=lambda f: f.code))}
+    )
 
 
-def test_every_record_sent_arrives_intact(stack: StackInfo, influx: InfluxClient, database: str,
-                                          fleet: str) -> None:
+def test_every_record_sent_arrives_intact(
+    stack: StackInfo, influx: InfluxClient, database: str, fleet: str
+) -> None:
     sent: list[DiagnosticRecord] = []
     specs = [
         VehicleSpec(vin="SLICE000000000001"),
         VehicleSpec(vin="SLICE000000000002", faults=(Fault("battery_drift", -20.0, 6.0, target=1),)),
         VehicleSpec(vin="SLICE000000000003", faults=(Fault("tire_leak", -15.0, 10.0, target=2),)),
     ]
-    clock = FleetClock(start_ms=int(time.time() * 1000) - 40 * 86_400_000, window_s=600.0,
-                       speedup=1e9)
+    clock = FleetClock(start_ms=int(time.time() * 1000) - 40 * 86_400_000, window_s=600.0, speedup=1e9)
     with ingest_running(stack, influx, database, fleet) as worker:
-        stats = run_fleet(specs, default_catalog(), host=stack.mqtt_host, port=stack.mqtt_port,
-                          fleet=fleet, clock=clock, windows=1000, seed=7,
-                          stop=threading.Event(), on_record=sent.append)
+        stats = run_fleet(
+            specs,
+            default_catalog(),
+            host=stack.mqtt_host,
+            port=stack.mqtt_port,
+            fleet=fleet,
+            clock=clock,
+            windows=1000,
+            seed=7,
+            stop=threading.Event(),
+            on_record=sent.append,
+        )
         wait_for(lambda: worker.stats.records_written >= len(sent), what="ingest of every record")
     assert stats.publish_failures == 0
     assert len(sent) == stats.records_sent > 100
@@ -115,19 +147,27 @@ def test_every_record_sent_arrives_intact(stack: StackInfo, influx: InfluxClient
 
 
 def _publisher(stack: StackInfo) -> mqtt.Client:
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         protocol=MQTTProtocolVersion.MQTTv5)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5
+    )
     client.connect(stack.mqtt_host, stack.mqtt_port)
     client.loop_start()
     return client
 
 
 def test_undecodable_payloads_become_dead_letters_and_ingest_goes_on(
-        stack: StackInfo, influx: InfluxClient, database: str, fleet: str) -> None:
+    stack: StackInfo, influx: InfluxClient, database: str, fleet: str
+) -> None:
     vin = "DEADLETTER0000001"
-    good = DiagnosticRecord(vin=vin, seq=1, window_start_ms=1_700_000_000_000,
-                            window_end_ms=1_700_000_600_000, model_id="rules", model_version="1",
-                            subsystems={"tires": SubsystemState(0.5, 0.25)})
+    good = DiagnosticRecord(
+        vin=vin,
+        seq=1,
+        window_start_ms=1_700_000_000_000,
+        window_end_ms=1_700_000_600_000,
+        model_id="rules",
+        model_version="1",
+        subsystems={"tires": SubsystemState(0.5, 0.25)},
+    )
     wrong_vin = DiagnosticRecord(**{**good.__dict__, "vin": "OTHERVIN000000001"})
     with ingest_running(stack, influx, database, fleet) as worker:
         client = _publisher(stack)
@@ -138,10 +178,10 @@ def test_undecodable_payloads_become_dead_letters_and_ingest_goes_on(
             client.disconnect()
             client.loop_stop()
         wait_for(lambda: worker.stats.received >= 3, what="all three messages")
-        wait_for(lambda: worker.stats.batches >= 1 and worker.stats.dead_letters == 2,
-                 what="two dead letters")
-    letters = [row for s in influx.query("SELECT * FROM dead_letter", database=database)
-               for row in s.rows()]
+        wait_for(
+            lambda: worker.stats.batches >= 1 and worker.stats.dead_letters == 2, what="two dead letters"
+        )
+    letters = [row for s in influx.query("SELECT * FROM dead_letter", database=database) for row in s.rows()]
     reasons = sorted(row["reason"] for row in letters)
     assert len(letters) == 2
     assert reasons[0].startswith("undecodable: not CBOR") or "CBOR" in reasons[0] or "map" in reasons[0]

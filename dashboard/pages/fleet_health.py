@@ -13,8 +13,10 @@ except data.DataUnavailableError as exc:
     st.stop()
 
 if vehicles.empty:
-    st.info("No data yet: no vehicle has reported in the last 30 days. "
-            "Start `prognos cloud ingest` and a fleet (`prognos edge simulate`).")
+    st.info(
+        "No data yet: no vehicle has reported in the last 30 days. "
+        "Start `prognos cloud ingest` and a fleet (`prognos edge simulate`)."
+    )
     st.stop()
 
 counts = vehicles["band"].value_counts()
