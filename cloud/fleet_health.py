@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-ACT_HEALTH = 0.3
-WATCH_HEALTH = 0.6
+ACT_HEALTH = 0.2
+WATCH_HEALTH = 0.4
 WATCH_SCORE = 0.7
 BANDS = ("act", "watch", "healthy")
 

@@ -61,14 +61,17 @@ def fleet_vehicles() -> pd.DataFrame:
     )
     if states.empty:
         return vehicle_table(states, states)
-    last_record = _frame(f'SELECT last("seq") FROM diag WHERE time > now() - {LOOKBACK} GROUP BY vin')
+    # With two selectors InfluxQL stamps rows with the range start; a single selector keeps
+    # the point's own time, so the time of each vehicle's latest record comes from here.
+    latest = _frame(f'SELECT last("seq") FROM diag WHERE time > now() - {LOOKBACK} GROUP BY vin')
+    latest_ms = latest.set_index("vin")["time"]
+    states["time"] = states["vin"].map(latest_ms)
     faults = _frame(
         'SELECT last("confidence") AS confidence FROM fault '
         f"WHERE time > now() - {LOOKBACK} GROUP BY vin, code"
     )
-    if not faults.empty:
-        latest = last_record.set_index("vin")["time"]
-        faults = faults[faults["time"] >= faults["vin"].map(latest)]
-    else:
+    if faults.empty:
         faults = pd.DataFrame(columns=["vin", "code", "time"])
+    else:
+        faults = faults[faults["time"] >= faults["vin"].map(latest_ms)]
     return vehicle_table(states, faults)

@@ -109,6 +109,8 @@ def load_catalog(path: Path) -> Catalog:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read signal catalog {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"signal catalog {path} is not UTF-8 text: {exc.reason}") from exc
     return load_catalog_text(text, str(path))
 
 
@@ -145,13 +147,20 @@ def _signal(entry: Any, where: str) -> Signal:
         if not isinstance(table, dict) or not {"message", "signal"} <= set(table):
             raise ConfigError(f"{where}: dbc needs message and signal")
         dbc = DbcSource(str(table["message"]), str(table["signal"]),
-                        float(table.get("scale", 1.0)), float(table.get("offset", 0.0)))
+                        _number(table, "scale", 1.0, where), _number(table, "offset", 0.0, where))
     if "node" in entry:
         table = entry["node"]
         if not isinstance(table, dict) or not isinstance(table.get("id"), int) or "channel" not in table:
             raise ConfigError(f"{where}: node needs an integer id and a channel")
         node = NodeSource(table["id"], str(table["channel"]))
     return Signal(path, unit, rate_hz, low, high, subsystem, dbc, node)
+
+
+def _number(table: dict[str, Any], key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: dbc {key} must be a number, not {type(value).__name__}")
+    return float(value)
 
 
 def _required(entry: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

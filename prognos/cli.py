@@ -358,7 +358,8 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         children["ingest"] = subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)])
         children["fleet"] = subprocess.Popen(
-            [*base, "edge", "simulate", "--home", str(home), "--vehicles", str(args.vehicles)]
+            [*base, "edge", "simulate", "--home", str(home), "--vehicles", str(args.vehicles),
+             "--days-back", "14", "--speedup", "5000"]
         )
         argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
         children["dashboard"] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)

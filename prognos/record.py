@@ -247,6 +247,10 @@ def _finite(value: float, what: str, low: float = 0.0, high: float = math.inf) -
 
 def _check(record: DiagnosticRecord) -> None:
     """The rules every v1 record obeys, on encode and on decode."""
+    if record.version != RECORD_VERSION:
+        raise ValueError(f"this codec writes version {RECORD_VERSION}, not {record.version!r}")
+    if record.trigger not in Trigger._value2member_map_:
+        raise ValueError(f"unknown trigger {record.trigger!r}")
     _text(record.vin, "vin", VIN_PATTERN, 32)
     _uint(record.seq, "seq")
     _uint(record.window_start_ms, "window_start_ms")

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -58,7 +59,7 @@ def test_fleet_page_lists_vehicles_with_latest_health(
     records = [
         record("HEALTHY0000000001", 1, now - 7_200_000, 0.9),
         record("HEALTHY0000000001", 2, now - 3_600_000, 0.95),
-        record("WATCH000000000002", 1, now - 3_600_000, 0.5),
+        record("WATCH000000000002", 1, now - 3_600_000, 0.35),
         # An old fault that cleared: the latest record has none, so the vehicle is not "act".
         record("ACT00000000000003", 1, now - 7_200_000, 0.9, (drift,)),
         record("ACT00000000000003", 2, now - 3_600_000, 0.2, (drift,)),
@@ -80,6 +81,7 @@ def test_fleet_page_lists_vehicles_with_latest_health(
     healthy = table[table["vin"] == "HEALTHY0000000001"].iloc[0]
     assert healthy["health"] == pytest.approx(0.95)
     assert healthy["band"] == "healthy"
+    assert healthy["last_seen"] == pd.Timestamp(now - 3_600_000, unit="ms", tz="UTC")
     assert table.iloc[0]["faults"] == "battery.module_temperature_drift"
 
 

@@ -166,7 +166,7 @@ def records(draw: st.DrawFn) -> DiagnosticRecord:
     )
 
 
-@settings(max_examples=400)
+@settings(max_examples=300)
 @given(records())
 def test_round_trip(record: DiagnosticRecord) -> None:
     data = encode_record(record)
@@ -204,7 +204,7 @@ def mutated_encodings(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=500)
+@settings(max_examples=300)
 @given(mutated_encodings())
 def test_mutated_encodings_only_raise_decode_error(data: bytes) -> None:
     decodes_or_refuses(data)
