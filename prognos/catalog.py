@@ -29,9 +29,26 @@ from prognos.errors import ConfigError
 
 VSS_PATH_PATTERN = re.compile(r"Vehicle(\.[A-Z][A-Za-z0-9]*)+")
 UNITS = frozenset(
-    {"celsius", "kPa", "bar", "percent", "km/h", "km", "mm", "g", "m/s^2", "dB", "V", "A",
-     "rpm", "ratio", "count", "Hz"}
+    {
+        "celsius",
+        "kPa",
+        "bar",
+        "percent",
+        "km/h",
+        "km",
+        "mm",
+        "g",
+        "m/s^2",
+        "dB",
+        "V",
+        "A",
+        "rpm",
+        "ratio",
+        "count",
+        "Hz",
+    }
 )
+SUBSYSTEM_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SIGNAL_KEYS = frozenset({"path", "unit", "rate_hz", "min", "max", "subsystem", "dbc", "node"})
 
 
@@ -67,18 +84,24 @@ class Signal:
 class Catalog(Mapping[str, Signal]):
     """Signals by VSS path, with lookups by DBC signal and node channel."""
 
-    def __init__(self, signals: list[Signal]) -> None:
+    def __init__(self, signals: list[Signal], origin: str = "<catalog>") -> None:
         self._by_path: dict[str, Signal] = {}
         self.by_dbc: dict[tuple[str, str], Signal] = {}
         self.by_node: dict[tuple[int, str], Signal] = {}
         for sig in signals:
             if sig.path in self._by_path:
-                raise ConfigError(f"signal {sig.path} is defined twice")
+                raise ConfigError(f"{origin}: signal {sig.path} is defined twice")
             self._by_path[sig.path] = sig
             if sig.dbc:
-                self.by_dbc[(sig.dbc.message, sig.dbc.signal)] = sig
+                key = (sig.dbc.message, sig.dbc.signal)
+                if key in self.by_dbc:
+                    raise ConfigError(f"{origin}: DBC signal {key[0]}.{key[1]} feeds two paths")
+                self.by_dbc[key] = sig
             if sig.node:
-                self.by_node[(sig.node.node_id, sig.node.channel)] = sig
+                node_key = (sig.node.node_id, sig.node.channel)
+                if node_key in self.by_node:
+                    raise ConfigError(f"{origin}: node {node_key[0]} channel {node_key[1]} feeds two paths")
+                self.by_node[node_key] = sig
 
     def __getitem__(self, path: str) -> Signal:
         return self._by_path[path]
@@ -101,7 +124,7 @@ def load_catalog_text(text: str, origin: str = "<catalog>") -> Catalog:
     entries = doc.get("signal")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{origin}: no [[signal]] entries")
-    return Catalog([_signal(entry, f"{origin}: signal {i + 1}") for i, entry in enumerate(entries)])
+    return Catalog([_signal(entry, f"{origin}: signal {i + 1}") for i, entry in enumerate(entries)], origin)
 
 
 def load_catalog(path: Path) -> Catalog:
@@ -136,24 +159,44 @@ def _signal(entry: Any, where: str) -> Signal:
     rate_hz = float(_required(entry, "rate_hz", (int, float), where))
     low = float(_required(entry, "min", (int, float), where))
     high = float(_required(entry, "max", (int, float), where))
-    if not rate_hz > 0:
-        raise ConfigError(f"{where}: rate_hz must be positive")
-    if not low < high:
-        raise ConfigError(f"{where}: min must be below max")
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise ConfigError(f"{where}: rate_hz must be a positive number")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(f"{where}: min and max must be finite, min below max")
     subsystem = _required(entry, "subsystem", str, where)
+    if not SUBSYSTEM_PATTERN.fullmatch(subsystem):
+        raise ConfigError(f"{where}: subsystem {subsystem!r} must match {SUBSYSTEM_PATTERN.pattern}")
     dbc = node = None
     if "dbc" in entry:
-        table = entry["dbc"]
-        if not isinstance(table, dict) or not {"message", "signal"} <= set(table):
-            raise ConfigError(f"{where}: dbc needs message and signal")
-        dbc = DbcSource(str(table["message"]), str(table["signal"]),
-                        _number(table, "scale", 1.0, where), _number(table, "offset", 0.0, where))
+        table = _table(entry, "dbc", {"message", "signal"}, {"scale", "offset"}, where)
+        dbc = DbcSource(
+            _required(table, "message", str, where),
+            _required(table, "signal", str, where),
+            _number(table, "scale", 1.0, where),
+            _number(table, "offset", 0.0, where),
+        )
     if "node" in entry:
-        table = entry["node"]
-        if not isinstance(table, dict) or not isinstance(table.get("id"), int) or "channel" not in table:
-            raise ConfigError(f"{where}: node needs an integer id and a channel")
-        node = NodeSource(table["id"], str(table["channel"]))
+        table = _table(entry, "node", {"id", "channel"}, set(), where)
+        node_id = _required(table, "id", int, where)
+        if not 0 <= node_id <= 255:
+            raise ConfigError(f"{where}: node id must be 0-255")
+        node = NodeSource(node_id, _required(table, "channel", str, where))
     return Signal(path, unit, rate_hz, low, high, subsystem, dbc, node)
+
+
+def _table(
+    entry: dict[str, Any], key: str, required: set[str], optional: set[str], where: str
+) -> dict[str, Any]:
+    table = entry[key]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {key} must be a table")
+    missing = required - set(table)
+    if missing:
+        raise ConfigError(f"{where}: {key} needs {', '.join(sorted(missing))}")
+    unknown = set(table) - required - optional
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {key}.{sorted(unknown)[0]}")
+    return table
 
 
 def _number(table: dict[str, Any], key: str, default: float, where: str) -> float:

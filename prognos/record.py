@@ -126,8 +126,7 @@ def encode_record(record: DiagnosticRecord) -> bytes:
     }
     if record.subsystems:
         body[K_SUBSYSTEMS] = {
-            name: [state.health, state.anomaly_score]
-            for name, state in sorted(record.subsystems.items())
+            name: [state.health, state.anomaly_score] for name, state in sorted(record.subsystems.items())
         }
     if record.faults:
         body[K_FAULTS] = [_fault_to_wire(f) for f in record.faults]
@@ -146,8 +145,16 @@ def decode_record(data: bytes) -> DiagnosticRecord:
     stream = io.BytesIO(bytes(data))
     try:
         body = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError,
-            EOFError, LookupError, MemoryError) as exc:
+    except (
+        cbor2.CBORDecodeError,
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        EOFError,
+        LookupError,
+        MemoryError,
+    ) as exc:
         raise DecodeError(f"not CBOR: {exc}") from exc
     if stream.tell() != len(data):
         raise DecodeError(f"{len(data) - stream.tell()} trailing bytes after the record")
@@ -172,7 +179,7 @@ def _from_wire(body: object) -> DiagnosticRecord:
     if not isinstance(body, dict):
         raise ValueError(f"record must be a CBOR map, not {type(body).__name__}")
     version = body.get(K_VERSION)
-    if version != RECORD_VERSION:
+    if type(version) is not int or version != RECORD_VERSION:
         raise ValueError(f"unsupported record version {version!r} (this decoder reads {RECORD_VERSION})")
     for key in (K_VIN, K_SEQ, K_WINDOW_START_MS, K_WINDOW_MS, K_MODEL, K_TRIGGER):
         if key not in body:
@@ -277,8 +284,11 @@ def _check(record: DiagnosticRecord) -> None:
                 _finite(days, f"{fault.code} {what}")
         if (fault.days_low is None) != (fault.days_high is None):
             raise ValueError(f"{fault.code}: days_low and days_high come together")
-        if fault.days_low is not None and fault.days_to_threshold is None:
-            raise ValueError(f"{fault.code}: an interval needs days_to_threshold")
+        if fault.days_low is not None and fault.days_high is not None:
+            if fault.days_to_threshold is None:
+                raise ValueError(f"{fault.code}: an interval needs days_to_threshold")
+            if not fault.days_low <= fault.days_to_threshold <= fault.days_high:
+                raise ValueError(f"{fault.code}: days_low <= days_to_threshold <= days_high is broken")
     for name, value in record.counters.items():
         _text(name, "counter", NAME_PATTERN, 32)
         _uint(value, f"counter {name!r}")

@@ -1,7 +1,7 @@
 """The MQTT topic scheme, defined once.
 
     prognos/v1/{fleet}/{vin}/diag     diagnostic records, gateway -> cloud, QoS 1
-    prognos/v1/{fleet}/{vin}/status   gateway status, retained; the Last Will says "offline"
+    prognos/v1/{fleet}/{vin}/status   gateway status (JSON), retained; the Last Will is {"state":"offline"}
     prognos/v1/{fleet}/{vin}/model    model updates, cloud -> gateway, QoS 1
 
 Ingest workers share the diag stream through an MQTT 5 shared subscription,
