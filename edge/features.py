@@ -1,13 +1,22 @@
-"""Window features of one signal: the single feature code that the agent and training share."""
+"""Window features: the single feature code that the agent, training and evaluation share.
+
+Every function works on the last axis, so one window (shape (m,)) and a batch of windows
+(shape (n, m)) go through the same code. NaN samples (a sensor that did not report) are left
+out; a window with no samples has count 0 and NaN features.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+
+FEATURE_NAMES = ("count", "mean", "std", "min", "max", "rms", "slope_per_day")
+SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -23,24 +32,30 @@ class WindowFeatures:
     slope_per_day: float
 
 
+def feature_matrix(times_s: FloatArray, values: FloatArray) -> FloatArray:
+    """Features of samples `values` taken at `times_s` along the last axis: shape (..., 7) in
+    the order of FEATURE_NAMES."""
+    values = np.asarray(values, dtype=np.float64)
+    times_s = np.broadcast_to(np.asarray(times_s, dtype=np.float64), values.shape)
+    present = np.isfinite(values)
+    count = present.sum(axis=-1).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, on purpose
+        mean = np.nanmean(np.where(present, values, np.nan), axis=-1)
+        std = np.nanstd(np.where(present, values, np.nan), axis=-1)
+        low = np.nanmin(np.where(present, values, np.nan), axis=-1)
+        high = np.nanmax(np.where(present, values, np.nan), axis=-1)
+        rms = np.sqrt(np.nanmean(np.where(present, values * values, np.nan), axis=-1))
+        t_mean = np.nanmean(np.where(present, times_s, np.nan), axis=-1)
+        centred_t = np.where(present, times_s - t_mean[..., None], 0.0)
+        centred_v = np.where(present, values - mean[..., None], 0.0)
+        sxx = (centred_t * centred_t).sum(axis=-1)
+        slope = np.where(sxx > 0, (centred_t * centred_v).sum(axis=-1) / np.where(sxx > 0, sxx, 1.0), 0.0)
+    slope = np.where(count > 0, slope * SECONDS_PER_DAY, np.nan)
+    return np.stack([count, mean, std, low, high, rms, slope], axis=-1)
+
+
 def window_features(times_s: FloatArray, values: FloatArray) -> WindowFeatures:
-    """Features of samples `values` taken at `times_s`; NaN samples are ignored."""
-    keep = np.isfinite(values)
-    times_s, values = times_s[keep], values[keep]
-    n = int(values.size)
-    if n == 0:
-        nan = float("nan")
-        return WindowFeatures(0, nan, nan, nan, nan, nan, nan)
-    slope = 0.0
-    if n > 1 and np.ptp(times_s) > 0:
-        centred = times_s - times_s.mean()
-        slope = float(np.dot(centred, values - values.mean()) / np.dot(centred, centred)) * 86_400.0
-    return WindowFeatures(
-        count=n,
-        mean=float(values.mean()),
-        std=float(values.std()),
-        min=float(values.min()),
-        max=float(values.max()),
-        rms=float(np.sqrt(np.mean(values * values))),
-        slope_per_day=slope,
-    )
+    """Features of one window of one signal."""
+    row = feature_matrix(times_s, values)
+    return WindowFeatures(int(row[0]), *(float(x) for x in row[1:]))
