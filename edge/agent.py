@@ -81,11 +81,13 @@ class VehicleAssessor:
     def _trigger(self, end_ms: int, anomalous: bool, health: dict[str, float]) -> Trigger | None:
         if anomalous:
             return Trigger.ANOMALY
+        if self._last_sent_ms is None:
+            return Trigger.HEARTBEAT
         if any(
             abs(h - self._last_health.get(name, h + 1.0)) > self.change_threshold
             for name, h in health.items()
         ):
             return Trigger.CHANGE
-        if self._last_sent_ms is None or end_ms - self._last_sent_ms >= self.heartbeat_ms:
+        if end_ms - self._last_sent_ms >= self.heartbeat_ms:
             return Trigger.HEARTBEAT
         return None

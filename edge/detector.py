@@ -1,0 +1,117 @@
+"""Trained detectors on the gateway: a subsystem autoencoder and the fault classifier, each a
+.tflite file with a meta.json that says which inputs it takes, how they are scaled, and (for
+an autoencoder) the calibrated alert threshold.
+
+    models/artifacts/<name>/model.tflite
+    models/artifacts/<name>/meta.json
+    models/artifacts/<name>/card.md
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.features import FloatArray
+from edge.inputs import InputSpec
+from edge.litert import TfliteModel
+from prognos.errors import ConfigError
+
+META_FILE = "meta.json"
+MODEL_FILE = "model.tflite"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    model_id: str
+    version: str
+    kind: str  # "autoencoder" or "classifier"
+    subsystem: str  # "" for the classifier
+    inputs: InputSpec
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+    threshold: float = 1.0  # autoencoder: reconstruction error that scores 1.0
+    tau_days: float = 0.5  # autoencoder: smoothing time constant
+    classes: tuple[str, ...] = ()  # classifier: output order
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelMeta:
+        try:
+            return cls(
+                model_id=str(data["model_id"]),
+                version=str(data["version"]),
+                kind=str(data["kind"]),
+                subsystem=str(data.get("subsystem", "")),
+                inputs=tuple((str(p), str(f)) for p, f in data["inputs"]),
+                center=tuple(float(v) for v in data["center"]),
+                scale=tuple(float(v) for v in data["scale"]),
+                threshold=float(data.get("threshold", 1.0)),
+                tau_days=float(data.get("tau_days", 0.5)),
+                classes=tuple(str(c) for c in data.get("classes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"model meta is incomplete or malformed: {exc!r}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "version": self.version,
+            "kind": self.kind,
+            "subsystem": self.subsystem,
+            "inputs": [list(pair) for pair in self.inputs],
+            "center": list(self.center),
+            "scale": list(self.scale),
+            "threshold": self.threshold,
+            "tau_days": self.tau_days,
+            "classes": list(self.classes),
+        }
+
+
+class Detector:
+    """A loaded model: scales its inputs, runs LiteRT, and turns outputs into scores."""
+
+    def __init__(self, meta: ModelMeta, model: TfliteModel) -> None:
+        if model.input_width != len(meta.inputs):
+            raise ConfigError(
+                f"{meta.model_id}: model takes {model.input_width} inputs, meta lists {len(meta.inputs)}"
+            )
+        self.meta = meta
+        self.model = model
+        self._center = np.asarray(meta.center)
+        self._scale = np.asarray(meta.scale)
+
+    def standardise(self, inputs: FloatArray) -> FloatArray:
+        return np.asarray((np.atleast_2d(inputs) - self._center) / self._scale)
+
+    def anomaly_scores(self, inputs: FloatArray) -> FloatArray:
+        """Autoencoder: reconstruction error / threshold per row (1.0 = alert); NaN where an
+        input is missing."""
+        z = self.standardise(inputs)
+        complete = np.isfinite(z).all(axis=1)
+        scores = np.full(z.shape[0], np.nan)
+        if complete.any():
+            reconstruction = self.model.predict(z[complete])
+            error = np.mean((z[complete] - reconstruction) ** 2, axis=1)
+            scores[complete] = error / self.meta.threshold
+        return scores
+
+    def class_probabilities(self, inputs: FloatArray) -> FloatArray:
+        """Classifier: probabilities per class in `meta.classes` order; a missing input
+        counts as its training mean."""
+        z = np.nan_to_num(self.standardise(inputs), nan=0.0)
+        return self.model.predict(z)
+
+
+def load_detector(directory: Path) -> Detector:
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+        content = (directory / MODEL_FILE).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{directory} is not a model directory: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{directory / META_FILE} is not JSON: {exc}") from exc
+    return Detector(ModelMeta.from_json(meta), TfliteModel(content))

@@ -1,0 +1,268 @@
+"""Training (TensorFlow/Keras, the `train` extra), int8 TFLite export, threshold calibration.
+
+Per subsystem, an autoencoder learns normal operation from healthy vehicles' windows; its
+score is the reconstruction error of the standardised inputs. The alert threshold is set on
+the exported int8 model (the one the gateway runs), from healthy vehicles it never trained
+on: the highest smoothed error any of their vehicle-days reached, times a margin. A fault
+classifier learns the fault kind from labelled windows of faulty vehicles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.detector import META_FILE, MODEL_FILE, Detector, ModelMeta
+from edge.features import FloatArray
+from edge.inputs import MODELLED_SUBSYSTEMS, InputSpec, assemble, input_spec
+from edge.litert import TfliteModel
+from edge.smoothing import ScoreSmoother
+from models.dataset import FleetWindows
+from prognos.catalog import Catalog
+
+THRESHOLD_MARGIN = 1.25
+TAU_DAYS = 0.5
+CLASS_NONE = "none"
+FAULT_OF_SUBSYSTEM = {
+    "battery": "battery_drift",
+    "tires": "tire_leak",
+    "brakes": "pad_wear",
+    "bearings": "bearing_wear",
+    "motor": "motor_noise",
+}
+CLASSES = (CLASS_NONE, *FAULT_OF_SUBSYSTEM.values())
+LABEL_MIN_SEVERITY = 0.15
+
+
+def _keras() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+@dataclass
+class TrainedModel:
+    meta: ModelMeta
+    keras_model: Any
+    tflite: bytes
+    metrics: dict[str, float]
+
+
+def standardisation(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Centre and scale per column, from complete rows; a constant column gets scale 1."""
+    center = np.nanmean(x, axis=0)
+    scale = np.nanstd(x, axis=0)
+    return center, np.where(scale > 1e-9, scale, 1.0)
+
+
+def build_autoencoder(width: int, seed: int) -> Any:
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    bottleneck = max(2, width // 3)
+    hidden = max(8, 2 * width)
+    return keras.Sequential(
+        [
+            keras.Input(shape=(width,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(bottleneck, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(width),
+        ]
+    )
+
+
+def build_classifier(width: int, classes: int, seed: int) -> Any:
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input(shape=(width,)),
+            keras.layers.Dense(48, activation="relu"),
+            keras.layers.Dense(24, activation="relu"),
+            keras.layers.Dense(classes, activation="softmax"),
+        ]
+    )
+
+
+def export_int8(model: Any, representative: FloatArray) -> bytes:
+    """Full-integer (int8) post-training quantisation with float32 input and output."""
+    import tensorflow as tf
+
+    rows = representative[np.linspace(0, len(representative) - 1, min(500, len(representative))).astype(int)]
+
+    def samples() -> Any:
+        for row in rows:
+            yield [row[None, :].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    content: bytes = converter.convert()
+    return content
+
+
+def smoothed_daily_max(
+    scores: FloatArray, vehicle: np.ndarray, day: FloatArray, tau_days: float
+) -> FloatArray:
+    """Per vehicle-day, the highest smoothed score (the quantity that raises alerts)."""
+    out: dict[tuple[int, int], float] = {}
+    for v in np.unique(vehicle):
+        rows = np.flatnonzero(vehicle == v)
+        smoother = ScoreSmoother(tau_days=tau_days)
+        for i in rows[np.argsort(day[rows])]:
+            value = smoother.update(float(day[i]), float(scores[i]))
+            if np.isfinite(value):
+                key = (int(v), int(day[i]))
+                out[key] = max(out.get(key, -np.inf), value)
+    return np.array(list(out.values()))
+
+
+def train_autoencoder(
+    subsystem: str,
+    spec: InputSpec,
+    train: FleetWindows,
+    calibration: FleetWindows,
+    *,
+    seed: int,
+    version: str,
+    epochs: int = 40,
+) -> TrainedModel:
+    """Fit on healthy windows of `train`; calibrate the threshold on `calibration` (healthy)."""
+    keras = _keras()
+    x = assemble(train.features, spec)
+    x = x[np.isfinite(x).all(axis=1) & (train.fault_kind == "")]
+    center, scale = standardisation(x)
+    z = (x - center) / scale
+    model = build_autoencoder(z.shape[1], seed)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(
+        z,
+        z,
+        epochs=epochs,
+        batch_size=256,
+        validation_split=0.1,
+        verbose=0,
+        shuffle=True,
+        callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)],
+    )
+    tflite = export_int8(model, z)
+    meta = ModelMeta(
+        model_id=f"{subsystem}-ae",
+        version=version,
+        kind="autoencoder",
+        subsystem=subsystem,
+        inputs=spec,
+        center=tuple(center),
+        scale=tuple(scale),
+        threshold=1.0,
+        tau_days=TAU_DAYS,
+    )
+    raw = Detector(meta, TfliteModel(tflite))
+    healthy = calibration.fault_kind == ""
+    cal_x = assemble(calibration.features, spec)
+    errors = raw.anomaly_scores(cal_x[healthy])
+    daily = smoothed_daily_max(errors, calibration.vehicle[healthy], calibration.day[healthy], TAU_DAYS)
+    threshold = float(np.max(daily) * THRESHOLD_MARGIN)
+    meta = ModelMeta(**{**meta.__dict__, "threshold": threshold})
+    metrics = {
+        "training_windows": float(len(z)),
+        "calibration_vehicle_days": float(len(daily)),
+        "calibration_daily_max_p50": float(np.median(daily)),
+        "calibration_daily_max_p99": float(np.quantile(daily, 0.99)),
+        "threshold": threshold,
+    }
+    return TrainedModel(meta, model, tflite, metrics)
+
+
+def classifier_inputs(catalog: Catalog) -> InputSpec:
+    pairs: list[tuple[str, str]] = []
+    for subsystem in MODELLED_SUBSYSTEMS:
+        pairs += [pair for pair in input_spec(catalog, subsystem) if pair not in pairs]
+    return tuple(pairs)
+
+
+def classifier_labels(data: FleetWindows) -> np.ndarray:
+    """Class index per window; -1 for windows of a fault too young to label."""
+    labels = np.array([CLASSES.index(k) if k else 0 for k in data.fault_kind])
+    labels[(data.fault_kind != "") & (data.severity < LABEL_MIN_SEVERITY)] = -1
+    return labels
+
+
+def train_classifier(
+    spec: InputSpec, train: FleetWindows, *, seed: int, version: str, epochs: int = 30
+) -> TrainedModel:
+    keras = _keras()
+    x = assemble(train.features, spec)
+    labels = classifier_labels(train)
+    keep = labels >= 0
+    x, labels = x[keep], labels[keep]
+    center, scale = standardisation(x)
+    z = np.nan_to_num((x - center) / scale, nan=0.0)
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
+    weights = {i: float(len(labels) / (len(CLASSES) * c)) if c else 0.0 for i, c in enumerate(counts)}
+    model = build_classifier(z.shape[1], len(CLASSES), seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    model.fit(
+        z,
+        labels,
+        epochs=epochs,
+        batch_size=256,
+        validation_split=0.1,
+        verbose=0,
+        class_weight=weights,
+        callbacks=[keras.callbacks.EarlyStopping(patience=4, restore_best_weights=True)],
+    )
+    tflite = export_int8(model, z)
+    meta = ModelMeta(
+        model_id="fault-classifier",
+        version=version,
+        kind="classifier",
+        subsystem="",
+        inputs=spec,
+        center=tuple(center),
+        scale=tuple(scale),
+        classes=CLASSES,
+    )
+    return TrainedModel(meta, model, tflite, {"training_windows": float(len(z))})
+
+
+def parity(trained: TrainedModel, inputs: FloatArray) -> dict[str, float]:
+    """How far the int8 TFLite model is from the Keras model on `inputs` (raw, unscaled)."""
+    detector = Detector(trained.meta, TfliteModel(trained.tflite))
+    z = detector.standardise(inputs)
+    if trained.meta.kind == "autoencoder":
+        z = z[np.isfinite(z).all(axis=1)]
+        keras_out = np.asarray(trained.keras_model.predict(z, verbose=0, batch_size=4096))
+        keras_scores = np.mean((z - keras_out) ** 2, axis=1) / trained.meta.threshold
+        lite_scores = detector.anomaly_scores(z * detector._scale + detector._center)
+        diff = np.abs(lite_scores - keras_scores)
+        return {
+            "parity_rows": float(len(z)),
+            "parity_score_abs_diff_p50": float(np.median(diff)),
+            "parity_score_abs_diff_p99": float(np.quantile(diff, 0.99)),
+            "parity_alert_agreement": float(np.mean((lite_scores >= 1.0) == (keras_scores >= 1.0))),
+        }
+    z = np.nan_to_num(z, nan=0.0)
+    keras_p = np.asarray(trained.keras_model.predict(z, verbose=0, batch_size=4096))
+    lite_p = detector.class_probabilities(z * detector._scale + detector._center)
+    return {
+        "parity_rows": float(len(z)),
+        "parity_probability_abs_diff_p99": float(np.quantile(np.abs(lite_p - keras_p), 0.99)),
+        "parity_class_agreement": float(np.mean(lite_p.argmax(axis=1) == keras_p.argmax(axis=1))),
+    }
+
+
+def write_artifact(directory: Path, trained: TrainedModel, card: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MODEL_FILE).write_bytes(trained.tflite)
+    (directory / META_FILE).write_text(json.dumps(trained.meta.to_json(), indent=1) + "\n")
+    (directory / "card.md").write_text(card)
