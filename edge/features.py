@@ -59,3 +59,27 @@ def window_features(times_s: FloatArray, values: FloatArray) -> WindowFeatures:
     """Features of one window of one signal."""
     row = feature_matrix(times_s, values)
     return WindowFeatures(int(row[0]), *(float(x) for x in row[1:]))
+
+
+def trailing_mean(values: FloatArray, window: int) -> FloatArray:
+    """Mean of each sample and the `window - 1` samples before it, along the last axis.
+
+    Causal: an output never depends on a later sample, so the agent can compute it as samples
+    arrive and training sees exactly what the agent would have seen. NaN samples are left out;
+    the first `window - 1` outputs average the fewer samples there are, and an output whose
+    window holds no sample is NaN.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    values = np.asarray(values, dtype=np.float64)
+    present = np.isfinite(values)
+    zeros = np.zeros((*values.shape[:-1], 1))
+    sums = np.concatenate([zeros, np.cumsum(np.where(present, values, 0.0), axis=-1)], axis=-1)
+    counts = np.concatenate([zeros, np.cumsum(present, axis=-1, dtype=np.float64)], axis=-1)
+    n = values.shape[-1]
+    end = np.arange(1, n + 1)
+    start = np.maximum(end - window, 0)
+    window_sum = sums[..., end] - sums[..., start]
+    window_count = counts[..., end] - counts[..., start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(window_count > 0, window_sum / np.where(window_count > 0, window_count, 1.0), np.nan)

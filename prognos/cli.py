@@ -164,6 +164,73 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (default: run until interrupted)",
     )
     demo.set_defaults(run=_demo)
+
+    models = _group(commands, "models", "detectors calibrated on a fleet's own normal data")
+    fit = models.add_parser(
+        "fit",
+        help="calibrate a detector on a CSV of normal operation",
+        description="Calibrate the onboarding detector on a CSV of normal operation: a timestamp "
+        "column (ISO 8601, rows in time order) and numeric sensor columns. Each sensor's trailing "
+        "mean is compared with its normal level; sensors whose level is not steady in the CSV are "
+        "left out. Writes DIR/model.json (the parameters) and DIR/MODEL.md (a model card).",
+    )
+    fit.add_argument("--normal", type=Path, required=True, metavar="CSV", help="rows of normal operation")
+    fit.add_argument("--out", type=Path, required=True, metavar="DIR", help="model directory to write")
+    fit.add_argument(
+        "--timestamp-column", default=None, metavar="NAME", help="timestamp column (default: the first)"
+    )
+    fit.add_argument(
+        "--columns",
+        type=_column_list,
+        default=None,
+        metavar="A,B,C",
+        help="sensor columns, comma-separated (default: every column but the timestamp)",
+    )
+    fit.add_argument(
+        "--false-alarm-rate",
+        type=_rate,
+        default=0.01,
+        metavar="RATE",
+        help="target share of normal rows flagged: the threshold is 1.5 x this upper quantile "
+        "of the calibration scores (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--separator",
+        choices=["auto", ",", ";", "tab"],
+        default="auto",
+        metavar="SEP",
+        help="field separator: auto, ',', ';' or tab; auto picks the one the header holds most of "
+        "(default: %(default)s)",
+    )
+    fit.set_defaults(run=_models_fit)
+
+    score = models.add_parser(
+        "score",
+        help="score a CSV with a calibrated detector",
+        description="Score every row of a CSV that has the model's timestamp and sensor columns. "
+        "Writes one row per input row: timestamp, score and flag (1 when the score is above the "
+        "model's threshold). The first rows, until the trailing window is full, have no score.",
+    )
+    score.add_argument("--model", type=Path, required=True, metavar="DIR", help="model directory from `fit`")
+    score.add_argument("--input", type=Path, required=True, metavar="CSV", help="rows to score")
+    score.add_argument("--out", type=Path, required=True, metavar="CSV", help="score CSV to write")
+    score.set_defaults(run=_models_score)
+
+    eval_skab = models.add_parser(
+        "eval-skab",
+        help="evaluate the detector on the SKAB benchmark",
+        description="Run the SKAB outlier-detection protocol: per experiment file, calibrate on the "
+        "first 400 rows and flag the rest; pool all test rows; print F1, FAR and MAR beside the "
+        "all-anomaly baseline, per file, and false alarms on the anomaly-free recording.",
+    )
+    eval_skab.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="SKAB data folder holding valve1/ etc. (default: ../shared/data/skab beside the project)",
+    )
+    eval_skab.set_defaults(run=_models_eval_skab)
     return parser
 
 
@@ -193,6 +260,23 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _column_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty column name")
+    return names
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 0.5")
     return value
 
 
@@ -395,6 +479,78 @@ def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None
             stop.wait(0.5)
     if not stop.is_set():
         raise PrognosError(f"the dashboard did not answer at {url} within {timeout_s:.0f} s")
+
+
+def _models_fit(args: argparse.Namespace) -> int:
+    from models.csv_io import read_table, save_model
+    from models.detector import fit
+
+    table = read_table(
+        args.normal, timestamp_column=args.timestamp_column, columns=args.columns, separator=args.separator
+    )
+    try:
+        detector = fit(table.values, table.columns, false_alarm_rate=args.false_alarm_rate)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.normal}: {exc}") from exc
+    save_model(args.out, detector, source=table)
+    print(
+        f"calibrated on {detector.calibration_rows} rows of {args.normal}: "
+        f"{len(detector.columns)} sensors used, {len(detector.excluded)} left out"
+    )
+    for name, why in detector.excluded.items():
+        print(f"  left out {name}: {why}")
+    print(
+        f"threshold {detector.threshold:.3f} (false-alarm rate {detector.false_alarm_rate:g}, "
+        f"margin {detector.margin:g}); model in {args.out}"
+    )
+    return 0
+
+
+def _models_score(args: argparse.Namespace) -> int:
+    from models.csv_io import load_model, read_table, write_scores
+    from models.detector import flags, score
+
+    saved = load_model(args.model)
+    table = read_table(args.input, timestamp_column=saved.timestamp_column, columns=saved.detector.columns)
+    scores = score(saved.detector, table.values)
+    flagged = flags(saved.detector, scores)
+    write_scores(args.out, table.timestamps, scores, flagged)
+    rows = len(table.timestamps)
+    print(
+        f"scored {rows} rows of {args.input}: {int(flagged.sum())} flagged "
+        f"({100 * flagged.mean():.1f}%) -> {args.out}"
+    )
+    return 0
+
+
+def _models_eval_skab(args: argparse.Namespace) -> int:
+    from models.skab import LEADERBOARD_FILES, TRAIN_ROWS, anomaly_free_alarms, default_skab_dir, run_skab
+
+    data = args.data if args.data is not None else default_skab_dir()
+    result = run_skab(data)
+    pooled = result.detector
+    anomalous = pooled.tp + pooled.fn
+    print(
+        f"SKAB in {data}: {len(result.files)} files, first {TRAIN_ROWS} rows of each calibrate, "
+        f"{pooled.rows} test rows pooled ({100 * anomalous / pooled.rows:.1f}% anomalous)"
+    )
+    if len(result.files) != LEADERBOARD_FILES:
+        print(f"(the published leaderboard pools {LEADERBOARD_FILES} files; compare with care)")
+    print(f"{'':24}{'F1':>7}{'FAR %':>8}{'MAR %':>8}")
+    for label, counts in (("onboarding detector", pooled), ("all-anomaly baseline", result.all_anomaly)):
+        print(f"{label:24}{counts.f1:7.3f}{100 * counts.far:8.2f}{100 * counts.mar:8.2f}")
+    print(f"\n{'file':24}{'F1':>7}{'FAR %':>8}{'MAR %':>8}  sensors left out")
+    for file in result.files:
+        c = file.detector
+        left_out = ", ".join(file.excluded) or "-"
+        print(f"{file.name:24}{c.f1:7.3f}{100 * c.far:8.2f}{100 * c.mar:8.2f}  {left_out}")
+    normal = anomaly_free_alarms(data)
+    if normal is not None:
+        print(
+            f"\nanomaly-free.csv in pieces of the same protocol: {normal.fp} of {normal.rows} "
+            f"test rows flagged (FAR {100 * normal.far:.2f}%)"
+        )
+    return 0
 
 
 if __name__ == "__main__":
