@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.features import FloatArray
-from models.detector import Detector, from_dict, to_dict
+from models.onboarding import Detector, from_dict, to_dict
 from prognos import __version__
 from prognos.errors import ConfigError
 

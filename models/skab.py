@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.csv_io import Table, read_table
-from models.detector import (
+from models.onboarding import (
     DEFAULT_FALSE_ALARM_RATE,
     DEFAULT_MARGIN,
     DEFAULT_WINDOW_ROWS,

@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`prognos ... | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -483,7 +487,7 @@ def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None
 
 def _models_fit(args: argparse.Namespace) -> int:
     from models.csv_io import read_table, save_model
-    from models.detector import fit
+    from models.onboarding import fit
 
     table = read_table(
         args.normal, timestamp_column=args.timestamp_column, columns=args.columns, separator=args.separator
@@ -508,7 +512,7 @@ def _models_fit(args: argparse.Namespace) -> int:
 
 def _models_score(args: argparse.Namespace) -> int:
     from models.csv_io import load_model, read_table, write_scores
-    from models.detector import flags, score
+    from models.onboarding import flags, score
 
     saved = load_model(args.model)
     table = read_table(args.input, timestamp_column=saved.timestamp_column, columns=saved.detector.columns)

@@ -32,7 +32,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
 
 def test_every_subcommand_is_listed() -> None:
     help_text = build_parser().format_help()
-    for name in ("stack", "cloud", "edge", "dashboard", "demo"):
+    for name in ("stack", "cloud", "edge", "dashboard", "demo", "models"):
         assert name in help_text
 
 

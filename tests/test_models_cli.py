@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.detector import MIN_CALIBRATION_ROWS
+from models.onboarding import MIN_CALIBRATION_ROWS
 from models.skab import anomaly_free_alarms, run_skab
 from prognos.cli import main
 

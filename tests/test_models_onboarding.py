@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.features import trailing_mean
-from models.detector import (
+from models.onboarding import (
     MIN_CALIBRATION_ROWS,
     calibrate_threshold,
     fit,
