@@ -68,7 +68,7 @@ def test_default_catalog_covers_the_record_subsystems(catalog: Catalog) -> None:
     subsystems = {signal.subsystem for signal in catalog.values()}
     assert {"battery", "tires", "brakes", "bearings", "motor"} <= subsystems
     assert len(catalog.subsystem("tires")) == 4
-    assert len(catalog.subsystem("bearings")) == 4
+    assert len(catalog.subsystem("bearings")) == 12
 
 
 def test_lookup_by_dbc(catalog: Catalog) -> None:
