@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge.features import FloatArray
-from edge.inputs import InputSpec
+from edge.inputs import InputSpec, is_context
 from edge.litert import TfliteModel
 from prognos.errors import ConfigError
 
@@ -46,7 +46,7 @@ class ModelMeta:
                 version=str(data["version"]),
                 kind=str(data["kind"]),
                 subsystem=str(data.get("subsystem", "")),
-                inputs=tuple((str(p), str(f)) for p, f in data["inputs"]),
+                inputs=tuple((str(kind), tuple(str(p) for p in paths)) for kind, paths in data["inputs"]),
                 center=tuple(float(v) for v in data["center"]),
                 scale=tuple(float(v) for v in data["scale"]),
                 threshold=float(data.get("threshold", 1.0)),
@@ -62,7 +62,7 @@ class ModelMeta:
             "version": self.version,
             "kind": self.kind,
             "subsystem": self.subsystem,
-            "inputs": [list(pair) for pair in self.inputs],
+            "inputs": [[kind, list(paths)] for kind, paths in self.inputs],
             "center": list(self.center),
             "scale": list(self.scale),
             "threshold": self.threshold,
@@ -83,19 +83,21 @@ class Detector:
         self.model = model
         self._center = np.asarray(meta.center)
         self._scale = np.asarray(meta.scale)
+        self._scored = np.array([not is_context(item) for item in meta.inputs])
 
     def standardise(self, inputs: FloatArray) -> FloatArray:
         return np.asarray((np.atleast_2d(inputs) - self._center) / self._scale)
 
     def anomaly_scores(self, inputs: FloatArray) -> FloatArray:
-        """Autoencoder: reconstruction error / threshold per row (1.0 = alert); NaN where an
-        input is missing."""
+        """Autoencoder: reconstruction error of the subsystem's own inputs (context excluded)
+        / threshold per row (1.0 = alert); NaN where an input is missing."""
         z = self.standardise(inputs)
         complete = np.isfinite(z).all(axis=1)
         scores = np.full(z.shape[0], np.nan)
         if complete.any():
             reconstruction = self.model.predict(z[complete])
-            error = np.mean((z[complete] - reconstruction) ** 2, axis=1)
+            residual = (z[complete] - reconstruction)[:, self._scored]
+            error = np.mean(residual**2, axis=1)
             scores[complete] = error / self.meta.threshold
         return scores
 

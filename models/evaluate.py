@@ -121,3 +121,35 @@ def evaluate(data: FleetWindows, found: list[Episode], days: float) -> Evaluatio
                     result.lead_days.append(fault.failure_day - detected_day)
     vehicle_days = len(data.specs) * days
     return Evaluation(vehicle_days, by_fault)
+
+
+def format_report(evaluation: Evaluation, confusion: np.ndarray | None, fleet: str) -> str:
+    """A Markdown report: the per-fault table, the false-alarm rate, the confusion matrix."""
+    lines = [
+        f"Held-out fleet: {fleet}; {evaluation.vehicle_days:.0f} vehicle-days.",
+        "",
+        "| fault type | faults | detected | missed | false alarms | precision | recall | F1 "
+        "| median lead (days) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in evaluation.by_fault.values():
+        lines.append(
+            f"| {r.fault_kind} | {r.faults} | {r.detected} | {r.missed} | {r.false_alarms} | "
+            f"{r.precision:.3f} | {r.recall:.3f} | {r.f1:.3f} | {r.median_lead_days:.1f} |"
+        )
+    lines += ["", f"False alarms per 1,000 vehicle-days: {evaluation.false_alarms_per_1000_vehicle_days:.2f}"]
+    if confusion is not None:
+        from models.train import CLASSES
+
+        lines += [
+            "",
+            "Classifier confusion (rows: true class, columns: predicted), labelled windows:",
+            "",
+            "| true \\ predicted | " + " | ".join(CLASSES) + " | recall |",
+            "| --- |" + " ---: |" * (len(CLASSES) + 1),
+        ]
+        for i, name in enumerate(CLASSES):
+            total = confusion[i].sum()
+            recall = confusion[i, i] / total if total else float("nan")
+            lines.append(f"| {name} | " + " | ".join(str(v) for v in confusion[i]) + f" | {recall:.3f} |")
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edge.detector import Detector, load_detector
-from edge.inputs import MODELLED_SUBSYSTEMS, assemble, input_spec
+from edge.inputs import MODELLED_SUBSYSTEMS, assemble, describe
 from hil.simulator import make_fleet
 from models.dataset import FleetWindows, simulate_fleet
 from models.evaluate import Evaluation, episodes, evaluate, subsystem_scores
@@ -21,7 +21,6 @@ from models.train import (
     FAULT_OF_SUBSYSTEM,
     THRESHOLD_MARGIN,
     TrainedModel,
-    classifier_inputs,
     classifier_labels,
     parity,
     train_autoencoder,
@@ -57,7 +56,7 @@ def train_all(out: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str,
         progress=progress,
     )
     calibration = simulate_fleet(
-        make_fleet(max(plan.vehicles // 2, 4), seed=plan.seed + 1, fault_share=0.0),
+        make_fleet(plan.vehicles, seed=plan.seed + 1, fault_share=0.0),
         catalog,
         seed=plan.seed + 1,
         days=plan.days,
@@ -82,7 +81,7 @@ def train_all(out: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str,
     for subsystem in MODELLED_SUBSYSTEMS:
         trained = train_autoencoder(
             subsystem,
-            input_spec(catalog, subsystem),
+            catalog,
             healthy,
             calibration,
             seed=plan.seed,
@@ -94,9 +93,7 @@ def train_all(out: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str,
         write_artifact(out / name, trained, autoencoder_card(trained, data_note))
         metrics[name] = trained.metrics
         names.append(name)
-    classifier = train_classifier(
-        classifier_inputs(catalog), labelled, seed=plan.seed, version=version, epochs=plan.epochs
-    )
+    classifier = train_classifier(catalog, labelled, seed=plan.seed, version=version, epochs=plan.epochs)
     classifier.metrics.update(parity(classifier, assemble(calibration.features, classifier.meta.inputs)))
     write_artifact(out / classifier.meta.model_id, classifier, classifier_card(classifier, data_note))
     metrics[classifier.meta.model_id] = classifier.metrics
@@ -175,7 +172,7 @@ def classifier_confusion(data: FleetWindows, classifier: Detector, catalog: Cata
 
 def autoencoder_card(trained: TrainedModel, data_note: str) -> str:
     meta, m = trained.meta, trained.metrics
-    inputs = "\n".join(f"| `{path}` | {feature} |" for path, feature in meta.inputs)
+    inputs = "\n".join(f"| {i + 1} | {describe(item)} |" for i, item in enumerate(meta.inputs))
     return f"""# Model card: {meta.model_id} {meta.version}
 
 Anomaly detector for the **{meta.subsystem}** subsystem: a dense autoencoder
@@ -195,7 +192,7 @@ exported to TFLite with full int8 post-training quantisation (float32 input and 
 - Held-out metrics: see docs/models.md (`prognos models eval`).
 - Fault it watches for: `{FAULT_OF_SUBSYSTEM[meta.subsystem]}`.
 
-| input signal | window feature |
+| input | what |
 | --- | --- |
 {inputs}
 """

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.detector import META_FILE, MODEL_FILE, Detector, ModelMeta
 from edge.features import FloatArray
-from edge.inputs import MODELLED_SUBSYSTEMS, InputSpec, assemble, input_spec
+from edge.inputs import MODELLED_SUBSYSTEMS, Input, InputSpec, assemble, input_spec, is_context, scale_floors
 from edge.litert import TfliteModel
 from edge.smoothing import ScoreSmoother
 from models.dataset import FleetWindows
@@ -54,10 +54,10 @@ class TrainedModel:
     metrics: dict[str, float]
 
 
-def standardisation(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Centre and scale per column, from complete rows; a constant column gets scale 1."""
+def standardisation(x: FloatArray, floors: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Centre and scale per column, ignoring missing values; no scale below its floor."""
     center = np.nanmean(x, axis=0)
-    scale = np.nanstd(x, axis=0)
+    scale = np.maximum(np.nanstd(x, axis=0), floors)
     return center, np.where(scale > 1e-9, scale, 1.0)
 
 
@@ -126,7 +126,7 @@ def smoothed_daily_max(
 
 def train_autoencoder(
     subsystem: str,
-    spec: InputSpec,
+    catalog: Catalog,
     train: FleetWindows,
     calibration: FleetWindows,
     *,
@@ -136,9 +136,10 @@ def train_autoencoder(
 ) -> TrainedModel:
     """Fit on healthy windows of `train`; calibrate the threshold on `calibration` (healthy)."""
     keras = _keras()
+    spec = input_spec(catalog, subsystem)
     x = assemble(train.features, spec)
     x = x[np.isfinite(x).all(axis=1) & (train.fault_kind == "")]
-    center, scale = standardisation(x)
+    center, scale = standardisation(x, scale_floors(catalog, spec))
     z = (x - center) / scale
     model = build_autoencoder(z.shape[1], seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
@@ -182,10 +183,10 @@ def train_autoencoder(
 
 
 def classifier_inputs(catalog: Catalog) -> InputSpec:
-    pairs: list[tuple[str, str]] = []
+    items: list[Input] = []
     for subsystem in MODELLED_SUBSYSTEMS:
-        pairs += [pair for pair in input_spec(catalog, subsystem) if pair not in pairs]
-    return tuple(pairs)
+        items += [item for item in input_spec(catalog, subsystem) if item not in items]
+    return tuple(items)
 
 
 def classifier_labels(data: FleetWindows) -> np.ndarray:
@@ -196,14 +197,15 @@ def classifier_labels(data: FleetWindows) -> np.ndarray:
 
 
 def train_classifier(
-    spec: InputSpec, train: FleetWindows, *, seed: int, version: str, epochs: int = 30
+    catalog: Catalog, train: FleetWindows, *, seed: int, version: str, epochs: int = 30
 ) -> TrainedModel:
     keras = _keras()
+    spec = classifier_inputs(catalog)
     x = assemble(train.features, spec)
     labels = classifier_labels(train)
     keep = labels >= 0
     x, labels = x[keep], labels[keep]
-    center, scale = standardisation(x)
+    center, scale = standardisation(x, scale_floors(catalog, spec))
     z = np.nan_to_num((x - center) / scale, nan=0.0)
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
     weights = {i: float(len(labels) / (len(CLASSES) * c)) if c else 0.0 for i, c in enumerate(counts)}
@@ -242,7 +244,8 @@ def parity(trained: TrainedModel, inputs: FloatArray) -> dict[str, float]:
     if trained.meta.kind == "autoencoder":
         z = z[np.isfinite(z).all(axis=1)]
         keras_out = np.asarray(trained.keras_model.predict(z, verbose=0, batch_size=4096))
-        keras_scores = np.mean((z - keras_out) ** 2, axis=1) / trained.meta.threshold
+        scored = np.array([not is_context(item) for item in trained.meta.inputs])
+        keras_scores = np.mean(((z - keras_out) ** 2)[:, scored], axis=1) / trained.meta.threshold
         lite_scores = detector.anomaly_scores(z * detector._scale + detector._center)
         diff = np.abs(lite_scores - keras_scores)
         return {
