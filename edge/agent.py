@@ -9,14 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from edge.features import FloatArray, window_features
+from edge.detector import Detector
+from edge.features import FloatArray, WindowFeatures, feature_matrix
+from edge.inputs import assemble
 from edge.rules import assess
+from edge.smoothing import ScoreSmoother
 from edge.trend import DaysToThreshold, Trend
 from prognos import __version__
-from prognos.record import DiagnosticRecord, Trigger
+from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 
 RULES_MODEL_ID = "rules"
 MS_PER_DAY = 86_400_000
+DETECTOR_FAULT_CODES = {
+    "battery": "battery.module_temperature_drift",
+    "tires": "tires.pressure_loss",
+    "brakes": "brakes.pad_wear",
+    "bearings": "bearings.wheel_bearing_wear",
+    "motor": "motor.noise",
+}
 
 
 class VehicleAssessor:
@@ -28,7 +38,11 @@ class VehicleAssessor:
         change_threshold: float = 0.02,
         model_id: str = RULES_MODEL_ID,
         model_version: str = __version__,
+        detectors: Mapping[str, Detector] | None = None,
     ) -> None:
+        """With `detectors` (subsystem -> trained detector) their smoothed scores replace the
+        rules' anomaly scores, and their alerts raise faults; the rules still give health and
+        days-to-threshold. Without, the rules decide alone."""
         self.vin = vin
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.change_threshold = change_threshold
@@ -38,6 +52,10 @@ class VehicleAssessor:
         self._seq = 0
         self._last_sent_ms: int | None = None
         self._last_health: dict[str, float] = {}
+        self._detectors = dict(detectors or {})
+        self._smoothers = {
+            name: ScoreSmoother(tau_days=d.meta.tau_days) for name, d in self._detectors.items()
+        }
 
     def window(
         self,
@@ -47,7 +65,20 @@ class VehicleAssessor:
         counters: Mapping[str, int],
     ) -> DiagnosticRecord | None:
         """Assess one window of samples (VSS path -> (times_s, values)); the record to send, if any."""
-        features = {path: window_features(t, v) for path, (t, v) in samples.items()}
+        matrices = {path: feature_matrix(t, v) for path, (t, v) in samples.items()}
+        return self.window_features(start_ms, end_ms, matrices, counters)
+
+    def window_features(
+        self,
+        start_ms: int,
+        end_ms: int,
+        matrices: Mapping[str, FloatArray],
+        counters: Mapping[str, int],
+    ) -> DiagnosticRecord | None:
+        """The same, from the window's feature rows (VSS path -> features in FEATURE_NAMES order)."""
+        features = {
+            path: WindowFeatures(int(m[0]), *(float(x) for x in m[1:])) for path, m in matrices.items()
+        }
         day = end_ms / MS_PER_DAY
 
         def days_to(key: str, threshold: float) -> DaysToThreshold | None:
@@ -57,6 +88,7 @@ class VehicleAssessor:
         result = assess(features, days_to)
         for key, value in result.trend_inputs.items():
             self._trends.setdefault(key, Trend()).add(day, value)
+        self._apply_detectors(day, matrices, result.subsystems, result.faults)
         trigger = self._trigger(
             end_ms, result.faults != [], {name: state.health for name, state in result.subsystems.items()}
         )
@@ -77,6 +109,25 @@ class VehicleAssessor:
             faults=tuple(result.faults),
             counters=dict(counters),
         )
+
+    def _apply_detectors(
+        self,
+        day: float,
+        matrices: Mapping[str, FloatArray],
+        subsystems: dict[str, SubsystemState],
+        faults: list[FaultHypothesis],
+    ) -> None:
+        for name, detector in self._detectors.items():
+            if not all(path in matrices for _, paths in detector.meta.inputs for path in paths):
+                continue
+            raw = float(detector.anomaly_scores(assemble(matrices, detector.meta.inputs))[0])
+            smoother = self._smoothers[name]
+            smoothed = smoother.update(day, raw)
+            if name in subsystems and smoothed == smoothed:  # not NaN
+                subsystems[name] = SubsystemState(subsystems[name].health, min(smoothed, 1e6))
+            code = DETECTOR_FAULT_CODES[name]
+            if smoother.alerting and not any(f.code == code for f in faults):
+                faults.append(FaultHypothesis(code, confidence=min(1.0, 0.5 + 0.25 * (smoothed - 1.0))))
 
     def _trigger(self, end_ms: int, anomalous: bool, health: dict[str, float]) -> Trigger | None:
         if anomalous:

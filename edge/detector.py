@@ -21,6 +21,7 @@ from edge.inputs import InputSpec, is_context
 from edge.litert import TfliteModel
 from prognos.errors import ConfigError
 
+BUNDLE_FILE = "bundle.json"
 META_FILE = "meta.json"
 MODEL_FILE = "model.tflite"
 
@@ -117,3 +118,32 @@ def load_detector(directory: Path) -> Detector:
     except ValueError as exc:
         raise ConfigError(f"{directory / META_FILE} is not JSON: {exc}") from exc
     return Detector(ModelMeta.from_json(meta), TfliteModel(content))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The models a gateway runs: one detector per subsystem and the fault classifier."""
+
+    bundle_id: str
+    version: str
+    detectors: dict[str, Detector]
+    classifier: Detector | None
+
+
+def load_bundle(directory: Path) -> Bundle:
+    """Load every model that DIR/bundle.json lists; ConfigError names what is wrong."""
+    try:
+        manifest = json.loads((directory / BUNDLE_FILE).read_text())
+        names = [str(name) for name in manifest["models"]]
+        bundle_id, version = str(manifest["bundle_id"]), str(manifest["version"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{directory} is not a model bundle (no readable {BUNDLE_FILE}: {exc})") from exc
+    detectors: dict[str, Detector] = {}
+    classifier = None
+    for name in names:
+        detector = load_detector(directory / name)
+        if detector.meta.kind == "classifier":
+            classifier = detector
+        else:
+            detectors[detector.meta.subsystem] = detector
+    return Bundle(bundle_id, version, detectors, classifier)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.agent import VehicleAssessor
+from edge.detector import Bundle
 from edge.uplink import MqttUplink
 from hil.simulator import VehicleSimulator, VehicleSpec
 from prognos.catalog import Catalog
@@ -52,13 +53,25 @@ def run_fleet(
     stop: threading.Event,
     on_record: Callable[[DiagnosticRecord], None] | None = None,
     heartbeat_s: float = 3600.0,
+    bundle: Bundle | None = None,
 ) -> FleetStats:
     """Run `windows` windows (None: until `stop` is set); every record goes out with QoS 1."""
     sims = [
         VehicleSimulator(s, catalog, seed=seed * 100_003 + i, epoch_ms=clock.start_ms)
         for i, s in enumerate(specs)
     ]
-    agents = [VehicleAssessor(vin=s.vin, heartbeat_s=heartbeat_s) for s in specs]
+    agents = [
+        VehicleAssessor(vin=s.vin, heartbeat_s=heartbeat_s)
+        if bundle is None
+        else VehicleAssessor(
+            vin=s.vin,
+            heartbeat_s=heartbeat_s,
+            detectors=bundle.detectors,
+            model_id=bundle.bundle_id,
+            model_version=bundle.version,
+        )
+        for s in specs
+    ]
     uplinks = [MqttUplink(host=host, port=port, fleet=fleet, vin=s.vin) for s in specs]
     stats = FleetStats()
     frames_seen = [0] * len(specs)

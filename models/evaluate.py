@@ -18,8 +18,10 @@ from edge.detector import Detector
 from edge.features import FloatArray
 from edge.inputs import assemble
 from edge.smoothing import ScoreSmoother
-from models.dataset import FleetWindows
+from models.dataset import EPOCH_MS, FleetWindows
 from models.train import FAULT_OF_SUBSYSTEM
+
+FAULT_SUBSYSTEM = {kind: subsystem for subsystem, kind in FAULT_OF_SUBSYSTEM.items()}
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,67 @@ def evaluate(data: FleetWindows, found: list[Episode], days: float) -> Evaluatio
     return Evaluation(vehicle_days, by_fault)
 
 
-def format_report(evaluation: Evaluation, confusion: np.ndarray | None, fleet: str) -> str:
+@dataclass
+class DaysToFailureAccuracy:
+    """How well the days-to-threshold the agent reports match the true days to failure."""
+
+    reports: int
+    vehicles: int
+    median_abs_error_days: float
+    median_relative_error: float
+    interval_coverage: float  # share of reports whose 80% interval holds the truth
+
+
+def days_to_failure_accuracy(data: FleetWindows, vehicles: list[int]) -> DaysToFailureAccuracy:
+    """Replay `vehicles` through the agent's own assessor and compare each days-to-threshold
+    it reports for the vehicle's fault with the ground truth."""
+    from edge.agent import VehicleAssessor
+
+    errors: list[float] = []
+    relative: list[float] = []
+    covered: list[bool] = []
+    for v in vehicles:
+        spec = data.specs[v]
+        fault = spec.faults[0]
+        code_prefix = FAULT_SUBSYSTEM[fault.kind] + "."
+        agent = VehicleAssessor(vin="EVAL0000000000000", heartbeat_s=1e9)
+        rows = np.flatnonzero(data.vehicle == v)
+        for i in rows[np.argsort(data.day[rows])]:
+            end_ms = round(float(EPOCH_MS + data.day[i] * 86_400_000))
+            record = agent.window_features(
+                end_ms - 600_000, end_ms, {p: m[i] for p, m in data.features.items()}, {}
+            )
+            if record is None or data.day[i] > fault.failure_day:
+                continue
+            for reported in record.faults:
+                if reported.code.startswith(code_prefix) and reported.days_to_threshold is not None:
+                    truth = fault.failure_day - float(data.day[i])
+                    errors.append(abs(reported.days_to_threshold - truth))
+                    relative.append(abs(reported.days_to_threshold - truth) / max(truth, 1.0))
+                    covered.append(
+                        bool(
+                            reported.days_low is not None
+                            and reported.days_high is not None
+                            and reported.days_low <= truth <= reported.days_high
+                        )
+                    )
+    if not errors:
+        return DaysToFailureAccuracy(0, len(vehicles), float("nan"), float("nan"), float("nan"))
+    return DaysToFailureAccuracy(
+        len(errors),
+        len(vehicles),
+        float(np.median(errors)),
+        float(np.median(relative)),
+        float(np.mean(covered)),
+    )
+
+
+def format_report(
+    evaluation: Evaluation,
+    confusion: np.ndarray | None,
+    fleet: str,
+    days_to_failure: dict[str, DaysToFailureAccuracy] | None = None,
+) -> str:
     """A Markdown report: the per-fault table, the false-alarm rate, the confusion matrix."""
     lines = [
         f"Held-out fleet: {fleet}; {evaluation.vehicle_days:.0f} vehicle-days.",
@@ -138,6 +200,20 @@ def format_report(evaluation: Evaluation, confusion: np.ndarray | None, fleet: s
             f"{r.precision:.3f} | {r.recall:.3f} | {r.f1:.3f} | {r.median_lead_days:.1f} |"
         )
     lines += ["", f"False alarms per 1,000 vehicle-days: {evaluation.false_alarms_per_1000_vehicle_days:.2f}"]
+    if days_to_failure:
+        lines += [
+            "",
+            "Days to functional failure as the agent reports them (degradation trend, 80% interval):",
+            "",
+            "| fault type | vehicles | reports | median abs. error (days) | median rel. error "
+            "| interval coverage |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for kind, acc in days_to_failure.items():
+            lines.append(
+                f"| {kind} | {acc.vehicles} | {acc.reports} | {acc.median_abs_error_days:.1f} | "
+                f"{acc.median_relative_error:.2f} | {acc.interval_coverage:.2f} |"
+            )
     if confusion is not None:
         from models.train import CLASSES
 

@@ -7,15 +7,21 @@ import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from edge.detector import Detector, load_detector
+from edge.detector import BUNDLE_FILE, Detector, load_bundle
 from edge.inputs import MODELLED_SUBSYSTEMS, assemble, describe
 from hil.simulator import make_fleet
 from models.dataset import FleetWindows, simulate_fleet
-from models.evaluate import Evaluation, episodes, evaluate, subsystem_scores
+from models.evaluate import (
+    DaysToFailureAccuracy,
+    Evaluation,
+    days_to_failure_accuracy,
+    episodes,
+    evaluate,
+    subsystem_scores,
+)
 from models.train import (
     CLASSES,
     FAULT_OF_SUBSYSTEM,
@@ -29,7 +35,6 @@ from models.train import (
 )
 from prognos.catalog import Catalog, default_catalog
 
-BUNDLE_FILE = "bundle.json"
 TRAIN_SEED = 100  # training fleets use seeds TRAIN_SEED, +1, +2; evaluation seeds start at EVAL_SEED
 EVAL_SEED = 900
 
@@ -38,7 +43,7 @@ EVAL_SEED = 900
 class TrainPlan:
     vehicles: int = 120
     days: float = 60.0
-    windows_per_day: int = 48
+    windows_per_day: int = 96
     epochs: int = 40
     seed: int = TRAIN_SEED
 
@@ -103,25 +108,6 @@ def train_all(out: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str,
     return metrics
 
 
-def load_bundle(directory: Path) -> tuple[dict[str, Detector], Detector | None, dict[str, Any]]:
-    """The subsystem detectors (by subsystem) and the classifier of a bundle directory."""
-    from prognos.errors import ConfigError
-
-    try:
-        bundle = json.loads((directory / BUNDLE_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{directory} is not a model bundle (no readable {BUNDLE_FILE})") from exc
-    detectors: dict[str, Detector] = {}
-    classifier = None
-    for name in bundle["models"]:
-        detector = load_detector(directory / name)
-        if detector.meta.kind == "classifier":
-            classifier = detector
-        else:
-            detectors[detector.meta.subsystem] = detector
-    return detectors, classifier, bundle
-
-
 @dataclass
 class EvalReport:
     evaluation: Evaluation
@@ -129,6 +115,7 @@ class EvalReport:
     vehicles: int
     days: float
     seed: int
+    days_to_failure: dict[str, DaysToFailureAccuracy]
 
 
 def evaluate_bundle(
@@ -141,7 +128,8 @@ def evaluate_bundle(
     progress: bool = True,
 ) -> EvalReport:
     catalog = default_catalog()
-    detectors, classifier, _ = load_bundle(directory)
+    loaded = load_bundle(directory)
+    detectors, classifier = loaded.detectors, loaded.classifier
     data = simulate_fleet(
         make_fleet(vehicles, seed=seed),
         catalog,
@@ -155,12 +143,20 @@ def evaluate_bundle(
     confusion = None
     if classifier is not None:
         confusion = classifier_confusion(data, classifier, catalog)
-    return EvalReport(evaluate(data, found, days), confusion, vehicles, days, seed)
+    accuracy = {}
+    for kind in FAULT_OF_SUBSYSTEM.values():
+        failing = [
+            i
+            for i, s in enumerate(data.specs)
+            if s.faults and s.faults[0].kind == kind and s.faults[0].failure_day <= days
+        ]
+        accuracy[kind] = days_to_failure_accuracy(data, failing)
+    return EvalReport(evaluate(data, found, days), confusion, vehicles, days, seed, accuracy)
 
 
 def classifier_confusion(data: FleetWindows, classifier: Detector, catalog: Catalog) -> np.ndarray:
     """Rows: true class, columns: predicted, over labelled windows."""
-    labels = classifier_labels(data)
+    labels = classifier_labels(data, catalog)
     keep = labels >= 0
     predicted = classifier.class_probabilities(assemble(data.features, classifier.meta.inputs)[keep]).argmax(
         axis=1

@@ -189,10 +189,14 @@ def classifier_inputs(catalog: Catalog) -> InputSpec:
     return tuple(items)
 
 
-def classifier_labels(data: FleetWindows) -> np.ndarray:
-    """Class index per window; -1 for windows of a fault too young to label."""
+def classifier_labels(data: FleetWindows, catalog: Catalog) -> np.ndarray:
+    """Class index per window; -1 for windows that cannot show their fault: a fault too young,
+    or a subsystem whose sensors slept (bearing vibration and motor noise while parked)."""
     labels = np.array([CLASSES.index(k) if k else 0 for k in data.fault_kind])
     labels[(data.fault_kind != "") & (data.severity < LABEL_MIN_SEVERITY)] = -1
+    for subsystem, kind in FAULT_OF_SUBSYSTEM.items():
+        silent = ~np.isfinite(assemble(data.features, input_spec(catalog, subsystem))).all(axis=1)
+        labels[(data.fault_kind == kind) & silent] = -1
     return labels
 
 
@@ -202,7 +206,7 @@ def train_classifier(
     keras = _keras()
     spec = classifier_inputs(catalog)
     x = assemble(train.features, spec)
-    labels = classifier_labels(train)
+    labels = classifier_labels(train, catalog)
     keep = labels >= 0
     x, labels = x[keep], labels[keep]
     center, scale = standardisation(x, scale_floors(catalog, spec))

@@ -19,6 +19,7 @@ from prognos import __version__
 from prognos.errors import ConfigError, PrognosError
 
 DEFAULT_DATABASE = "prognos"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "artifacts"
 DEFAULT_FLEET = "demo"
 EXTRAS = {
     "paho": "edge",
@@ -26,6 +27,7 @@ EXTRAS = {
     "pandas": "cloud",
     "streamlit": "dashboard",
     "plotly": "dashboard",
+    "tensorflow": "train",
 }
 
 
@@ -134,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop after this many windows (default: run until interrupted)",
     )
+    simulate.add_argument(
+        "--models",
+        type=Path,
+        default=DEFAULT_BUNDLE,
+        metavar="DIR",
+        help="model bundle the agents run (default: the committed bundle, %(default)s); "
+        "'none' for threshold rules only",
+    )
     simulate.set_defaults(run=_edge_simulate)
 
     dashboard = commands.add_parser(
@@ -235,6 +245,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="SKAB data folder holding valve1/ etc. (default: ../shared/data/skab beside the project)",
     )
     eval_skab.set_defaults(run=_models_eval_skab)
+
+    train = models.add_parser(
+        "train",
+        help="train the subsystem detectors and the fault classifier on simulated fleets",
+        description="Simulate a healthy fleet, a calibration fleet and a fleet with faults; train "
+        "an autoencoder per subsystem and the fault classifier (TensorFlow, the `train` extra); "
+        "export them to int8 TFLite, calibrate the thresholds on the exported models, check "
+        "parity, and write each model with its card into DIR.",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=Path("models/artifacts"),
+        metavar="DIR",
+        help="bundle directory (default: %(default)s)",
+    )
+    train.add_argument(
+        "--vehicles", type=_positive_int, default=120, help="vehicles per fleet (default: %(default)s)"
+    )
+    train.add_argument("--days", type=_positive_int, default=60, help="days simulated (default: %(default)s)")
+    train.add_argument(
+        "--epochs", type=_positive_int, default=40, help="training epochs at most (default: %(default)s)"
+    )
+    train.add_argument("--seed", type=int, default=100, help="first fleet seed (default: %(default)s)")
+    train.set_defaults(run=_models_train)
+
+    evaluate = models.add_parser(
+        "eval",
+        help="evaluate a model bundle on simulated fleets it never saw",
+        description="Simulate a fleet from a seed never used in training and report, per fault "
+        "type, precision, recall, F1, median lead time (days from first alert to functional "
+        "failure) and false alarms per 1,000 vehicle-days; and the classifier's confusion matrix.",
+    )
+    evaluate.add_argument(
+        "--models",
+        type=Path,
+        default=Path("models/artifacts"),
+        metavar="DIR",
+        help="bundle directory (default: %(default)s)",
+    )
+    evaluate.add_argument(
+        "--vehicles", type=_positive_int, default=200, help="fleet size (default: %(default)s)"
+    )
+    evaluate.add_argument(
+        "--days", type=_positive_int, default=90, help="days simulated (default: %(default)s)"
+    )
+    evaluate.add_argument("--seed", type=int, default=900, help="fleet seed (default: %(default)s)")
+    evaluate.set_defaults(run=_models_eval)
     return parser
 
 
@@ -297,6 +355,37 @@ def _home(args: argparse.Namespace) -> Path:
     from prognos.stack import default_home
 
     return Path(args.home).resolve() if args.home else default_home()
+
+
+def _models_train(args: argparse.Namespace) -> int:
+    _require("tensorflow")
+    from models.pipeline import TrainPlan, train_all
+
+    plan = TrainPlan(vehicles=args.vehicles, days=float(args.days), epochs=args.epochs, seed=args.seed)
+    metrics = train_all(args.out, plan)
+    for name, values in metrics.items():
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items())
+        print(f"{name}: {shown}")
+    print(f"bundle written to {args.out}")
+    return 0
+
+
+def _models_eval(args: argparse.Namespace) -> int:
+    from models.evaluate import format_report
+    from models.pipeline import EVAL_SEED, TRAIN_SEED, evaluate_bundle
+
+    if TRAIN_SEED <= args.seed <= TRAIN_SEED + 2:
+        raise ConfigError(f"seed {args.seed} is a training seed; evaluate on another (default {EVAL_SEED})")
+    report = evaluate_bundle(args.models, vehicles=args.vehicles, days=float(args.days), seed=args.seed)
+    print(
+        format_report(
+            report.evaluation,
+            report.classifier_confusion,
+            f"{report.vehicles} vehicles x {report.days:g} days, seed {report.seed}",
+            report.days_to_failure,
+        )
+    )
+    return 0
 
 
 def _stack_up(args: argparse.Namespace) -> int:
@@ -384,11 +473,20 @@ def _edge_simulate(args: argparse.Namespace) -> int:
     check_fleet(args.fleet)
     if args.speedup <= 0 or args.window_s <= 0:
         raise ConfigError("--speedup and --window-s must be positive")
+    bundle = None
+    if str(args.models) != "none":
+        from edge.detector import load_bundle
+
+        bundle = load_bundle(args.models)
     info = load_stack(_home(args))
     specs = make_fleet(args.vehicles, seed=args.seed)
     start_ms = int((time.time() - args.days_back * 86_400) * 1000)
     clock = FleetClock(start_ms=start_ms, window_s=args.window_s, speedup=args.speedup)
-    print(f"simulating {len(specs)} vehicles of fleet {args.fleet!r} -> {info.mqtt_address}", flush=True)
+    models = f"models {bundle.bundle_id} {bundle.version}" if bundle else "threshold rules only"
+    print(
+        f"simulating {len(specs)} vehicles of fleet {args.fleet!r} ({models}) -> {info.mqtt_address}",
+        flush=True,
+    )
     stats = run_fleet(
         specs,
         default_catalog(),
@@ -399,6 +497,7 @@ def _edge_simulate(args: argparse.Namespace) -> int:
         windows=args.windows,
         seed=args.seed,
         stop=_until_signalled(),
+        bundle=bundle,
     )
     print(
         f"{stats.records_sent} records sent ({stats.bytes_sent} bytes) from {stats.windows} "
@@ -446,8 +545,19 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         children["ingest"] = subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)])
         children["fleet"] = subprocess.Popen(
-            [*base, "edge", "simulate", "--home", str(home), "--vehicles", str(args.vehicles),
-             "--days-back", "14", "--speedup", "5000"]
+            [
+                *base,
+                "edge",
+                "simulate",
+                "--home",
+                str(home),
+                "--vehicles",
+                str(args.vehicles),
+                "--days-back",
+                "14",
+                "--speedup",
+                "5000",
+            ]
         )
         argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
         children["dashboard"] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
