@@ -21,6 +21,7 @@ from edge.inputs import InputSpec, is_context
 from edge.litert import TfliteModel
 from prognos.errors import ConfigError
 
+Z_CLIP = 8.0
 BUNDLE_FILE = "bundle.json"
 META_FILE = "meta.json"
 MODEL_FILE = "model.tflite"
@@ -87,7 +88,9 @@ class Detector:
         self._scored = np.array([not is_context(item) for item in meta.inputs])
 
     def standardise(self, inputs: FloatArray) -> FloatArray:
-        return np.asarray((np.atleast_2d(inputs) - self._center) / self._scale)
+        """Standardised inputs, clipped to +-Z_CLIP: far outside normal is far enough, and a
+        bounded range keeps int8 quantisation fine-grained."""
+        return np.asarray(np.clip((np.atleast_2d(inputs) - self._center) / self._scale, -Z_CLIP, Z_CLIP))
 
     def anomaly_scores(self, inputs: FloatArray) -> FloatArray:
         """Autoencoder: reconstruction error of the subsystem's own inputs (context excluded)

@@ -52,30 +52,16 @@ def train_all(out: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str,
     """Train every model of the bundle into `out`; returns each model's metrics."""
     catalog = default_catalog()
     version = datetime.date.today().strftime("%Y.%m.%d")
-    healthy = simulate_fleet(
-        make_fleet(plan.vehicles, seed=plan.seed, fault_share=0.0),
-        catalog,
-        seed=plan.seed,
-        days=plan.days,
-        windows_per_day=plan.windows_per_day,
-        progress=progress,
-    )
-    calibration = simulate_fleet(
-        make_fleet(plan.vehicles, seed=plan.seed + 1, fault_share=0.0),
-        catalog,
-        seed=plan.seed + 1,
-        days=plan.days,
-        windows_per_day=plan.windows_per_day,
-        progress=progress,
-    )
-    labelled = simulate_fleet(
-        make_fleet(plan.vehicles, seed=plan.seed + 2, fault_share=1.0),
-        catalog,
-        seed=plan.seed + 2,
-        days=plan.days,
-        windows_per_day=plan.windows_per_day,
-        progress=progress,
-    )
+
+    def fleet(seed: int, fault_share: float) -> FleetWindows:
+        specs = make_fleet(plan.vehicles, seed=seed, fault_share=fault_share)
+        return simulate_fleet(
+            specs, catalog, seed=seed, days=plan.days, windows_per_day=plan.windows_per_day, progress=progress
+        )
+
+    healthy = fleet(plan.seed, 0.0)
+    calibration = fleet(plan.seed + 1, 0.0)
+    labelled = fleet(plan.seed + 2, 1.0)
     data_note = (
         f"simulated fleets, seeds {plan.seed} (healthy, {plan.vehicles} vehicles), {plan.seed + 1} "
         f"(healthy, calibration), {plan.seed + 2} (every vehicle with a fault, {plan.vehicles} vehicles); "

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.detector import META_FILE, MODEL_FILE, Detector, ModelMeta
+from edge.detector import META_FILE, MODEL_FILE, Z_CLIP, Detector, ModelMeta
 from edge.features import FloatArray
 from edge.inputs import MODELLED_SUBSYSTEMS, Input, InputSpec, assemble, input_spec, is_context, scale_floors
 from edge.litert import TfliteModel
@@ -94,7 +94,9 @@ def export_int8(model: Any, representative: FloatArray) -> bytes:
     """Full-integer (int8) post-training quantisation with float32 input and output."""
     import tensorflow as tf
 
-    rows = representative[np.linspace(0, len(representative) - 1, min(500, len(representative))).astype(int)]
+    rng = np.random.default_rng(0)
+    picked = rng.choice(len(representative), size=min(2000, len(representative)), replace=False)
+    rows = representative[picked]
 
     def samples() -> Any:
         for row in rows:
@@ -140,7 +142,7 @@ def train_autoencoder(
     x = assemble(train.features, spec)
     x = x[np.isfinite(x).all(axis=1) & (train.fault_kind == "")]
     center, scale = standardisation(x, scale_floors(catalog, spec))
-    z = (x - center) / scale
+    z = np.clip((x - center) / scale, -Z_CLIP, Z_CLIP)
     model = build_autoencoder(z.shape[1], seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(
@@ -210,7 +212,7 @@ def train_classifier(
     keep = labels >= 0
     x, labels = x[keep], labels[keep]
     center, scale = standardisation(x, scale_floors(catalog, spec))
-    z = np.nan_to_num((x - center) / scale, nan=0.0)
+    z = np.nan_to_num(np.clip((x - center) / scale, -Z_CLIP, Z_CLIP), nan=0.0)
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
     weights = {i: float(len(labels) / (len(CLASSES) * c)) if c else 0.0 for i, c in enumerate(counts)}
     model = build_classifier(z.shape[1], len(CLASSES), seed)
@@ -247,10 +249,15 @@ def parity(trained: TrainedModel, inputs: FloatArray) -> dict[str, float]:
     z = detector.standardise(inputs)
     if trained.meta.kind == "autoencoder":
         z = z[np.isfinite(z).all(axis=1)]
-        keras_out = np.asarray(trained.keras_model.predict(z, verbose=0, batch_size=4096))
         scored = np.array([not is_context(item) for item in trained.meta.inputs])
-        keras_scores = np.mean(((z - keras_out) ** 2)[:, scored], axis=1) / trained.meta.threshold
-        lite_scores = detector.anomaly_scores(z * detector._scale + detector._center)
+
+        def scores(reconstruction: FloatArray) -> FloatArray:
+            return np.asarray(
+                np.mean(((z - reconstruction) ** 2)[:, scored], axis=1) / trained.meta.threshold
+            )
+
+        keras_scores = scores(np.asarray(trained.keras_model.predict(z, verbose=0, batch_size=4096)))
+        lite_scores = scores(detector.model.predict(z))
         diff = np.abs(lite_scores - keras_scores)
         return {
             "parity_rows": float(len(z)),
@@ -260,7 +267,7 @@ def parity(trained: TrainedModel, inputs: FloatArray) -> dict[str, float]:
         }
     z = np.nan_to_num(z, nan=0.0)
     keras_p = np.asarray(trained.keras_model.predict(z, verbose=0, batch_size=4096))
-    lite_p = detector.class_probabilities(z * detector._scale + detector._center)
+    lite_p = detector.model.predict(z)
     return {
         "parity_rows": float(len(z)),
         "parity_probability_abs_diff_p99": float(np.quantile(np.abs(lite_p - keras_p), 0.99)),
