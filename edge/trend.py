@@ -56,6 +56,11 @@ class Trend:
             return DaysToThreshold(0.0, 0.0, 0.0)
         residuals = values - (intercept + slope * centred)
         slope_se = math.sqrt(float(np.dot(residuals, residuals)) / max(len(values) - 2, 1) / sxx)
+        # Windows of one day share its weather and load, so they are not independent: count
+        # about one independent point a day, which widens the interval accordingly.
+        independent = max(span, 2.0)
+        if len(values) > independent:
+            slope_se *= math.sqrt(len(values) / independent)
         if slope == 0 or math.copysign(1, slope) != math.copysign(1, gap):
             return None
         if abs(slope) < 2 * slope_se:
