@@ -161,7 +161,8 @@ Anomaly detector for the **{meta.subsystem}** subsystem: a dense autoencoder
 ({len(meta.inputs)} inputs, bottleneck {max(2, len(meta.inputs) // 3)}), trained on normal operation only,
 exported to TFLite with full int8 post-training quantisation (float32 input and output).
 
-- Score: mean squared reconstruction error of the standardised inputs, divided by the threshold
+- Score: mean squared reconstruction error of the subsystem's own standardised inputs
+  (speed and ambient temperature are context, not scored), divided by the threshold
   (1.0 = alert threshold), smoothed on the gateway with a time constant of {meta.tau_days} days.
 - Threshold: {meta.threshold:.5g} = {THRESHOLD_MARGIN} x the highest smoothed daily error of the
   calibration fleet (healthy vehicles never seen in training), computed with the int8 model.
