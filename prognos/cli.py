@@ -269,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=_positive_int, default=40, help="training epochs at most (default: %(default)s)"
     )
     train.add_argument("--seed", type=int, default=100, help="first fleet seed (default: %(default)s)")
+    train.add_argument(
+        "--windows-per-day",
+        type=_positive_int,
+        default=96,
+        help="10-minute windows sampled a day (default: %(default)s)",
+    )
     train.set_defaults(run=_models_train)
 
     evaluate = models.add_parser(
@@ -361,7 +367,13 @@ def _models_train(args: argparse.Namespace) -> int:
     _require("tensorflow")
     from models.pipeline import TrainPlan, train_all
 
-    plan = TrainPlan(vehicles=args.vehicles, days=float(args.days), epochs=args.epochs, seed=args.seed)
+    plan = TrainPlan(
+        vehicles=args.vehicles,
+        days=float(args.days),
+        epochs=args.epochs,
+        seed=args.seed,
+        windows_per_day=args.windows_per_day,
+    )
     metrics = train_all(args.out, plan)
     for name, values in metrics.items():
         shown = ", ".join(f"{key} {value:.4g}" for key, value in values.items())
