@@ -42,8 +42,8 @@ EVAL_SEED = 900
 @dataclass(frozen=True)
 class TrainPlan:
     vehicles: int = 120
-    days: float = 60.0
-    windows_per_day: int = 96
+    days: float = 90.0
+    windows_per_day: int = 72
     epochs: int = 40
     seed: int = TRAIN_SEED
 

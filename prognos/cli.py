@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--vehicles", type=_positive_int, default=120, help="vehicles per fleet (default: %(default)s)"
     )
-    train.add_argument("--days", type=_positive_int, default=60, help="days simulated (default: %(default)s)")
+    train.add_argument("--days", type=_positive_int, default=90, help="days simulated (default: %(default)s)")
     train.add_argument(
         "--epochs", type=_positive_int, default=40, help="training epochs at most (default: %(default)s)"
     )
