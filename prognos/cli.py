@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--windows-per-day",
         type=_positive_int,
-        default=96,
+        default=72,
         help="10-minute windows sampled a day (default: %(default)s)",
     )
     train.set_defaults(run=_models_train)
