@@ -63,6 +63,7 @@ def test_up_restarts_a_service_that_died(tmp_path: Path) -> None:
     try:
         assert started
         os.kill(info.mosquitto_pid, 9)
+        os.waitpid(info.mosquitto_pid, 0)  # our child: wait until it is gone, as after a crash
         again, restarted = stack_up(home)
         assert restarted
         assert again.mosquitto_pid != info.mosquitto_pid
