@@ -76,9 +76,7 @@ class VehicleAssessor:
         counters: Mapping[str, int],
     ) -> DiagnosticRecord | None:
         """The same, from the window's feature rows (VSS path -> features in FEATURE_NAMES order)."""
-        features = {
-            path: WindowFeatures(int(m[0]), *(float(x) for x in m[1:])) for path, m in matrices.items()
-        }
+        features = {path: WindowFeatures.from_row(m) for path, m in matrices.items()}
         day = end_ms / MS_PER_DAY
 
         def days_to(key: str, threshold: float) -> DaysToThreshold | None:

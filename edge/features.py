@@ -31,6 +31,11 @@ class WindowFeatures:
     rms: float
     slope_per_day: float
 
+    @classmethod
+    def from_row(cls, row: FloatArray) -> WindowFeatures:
+        """From one row of feature_matrix."""
+        return cls(int(row[0]), *(float(x) for x in row[1:]))
+
 
 def feature_matrix(times_s: FloatArray, values: FloatArray) -> FloatArray:
     """Features of samples `values` taken at `times_s` along the last axis: shape (..., 7) in
@@ -57,8 +62,7 @@ def feature_matrix(times_s: FloatArray, values: FloatArray) -> FloatArray:
 
 def window_features(times_s: FloatArray, values: FloatArray) -> WindowFeatures:
     """Features of one window of one signal."""
-    row = feature_matrix(times_s, values)
-    return WindowFeatures(int(row[0]), *(float(x) for x in row[1:]))
+    return WindowFeatures.from_row(feature_matrix(times_s, values))
 
 
 def trailing_mean(values: FloatArray, window: int) -> FloatArray:
