@@ -1,0 +1,265 @@
+"""Store and forward: records go to the spool first, then to the broker, in order.
+
+`submit()` writes a record to the spool (durable when it returns) and wakes the forwarder
+thread. The thread publishes spooled records oldest first with QoS 1, up to `max_inflight` at a
+time, and deletes each from the spool when its PUBACK arrives. When the connection drops, a
+publish fails or a PUBACK is overdue, it forgets what was in flight and starts again from the
+oldest record still spooled, after a full-jitter backoff. Delivery is at least once: a record
+whose PUBACK was lost is published again, and the cloud's deterministic point keys absorb the
+duplicate. See docs/spool.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.backoff import Backoff
+from edge.spool import Priority, Spool
+from prognos.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+
+class AckOutcome(enum.Enum):
+    ACCEPTED = "accepted"  # the broker has the record: delete it from the spool
+    RETRY = "retry"  # the broker could not take it now: publish it again later
+    REJECTED = "rejected"  # the broker refused it for good: delete and count, never retry
+
+
+class LinkListener(Protocol):
+    """What a link tells the forwarder; called from the link's network thread, so it only marks."""
+
+    def link_changed(self) -> None: ...
+
+    def acknowledged(self, session: int, mid: int, outcome: AckOutcome, reason: str) -> None: ...
+
+
+class RecordLink(Protocol):
+    """What the forwarder needs of a connection (edge.uplink.MqttUplink is the real one)."""
+
+    @property
+    def session(self) -> int | None: ...
+
+    @property
+    def reconnects(self) -> int: ...
+
+    def set_listener(self, listener: LinkListener | None) -> None: ...
+
+    def send_record(self, payload: bytes) -> tuple[int, int]: ...
+
+    def drop_connection(self, reason: str) -> None: ...
+
+
+class FlushTimeout(TransientError, TimeoutError):
+    """Records were still spooled when flush() gave up."""
+
+
+@dataclass(frozen=True)
+class _Ack:
+    session: int
+    mid: int
+    outcome: AckOutcome
+    reason: str
+
+
+@dataclass
+class _InFlight:
+    spool_id: int
+    sent_at_s: float
+
+
+class Forwarder:
+    """Drains a spool into a link in order, in its own thread, until `close()`."""
+
+    def __init__(
+        self,
+        *,
+        spool: Spool,
+        link: RecordLink,
+        name: str = "forwarder",
+        max_inflight: int = 20,
+        ack_timeout_s: float = 30.0,
+        retry_backoff: Backoff | None = None,
+    ) -> None:
+        if max_inflight < 1:
+            raise ValueError(f"max_inflight must be >= 1, got {max_inflight}")
+        self._spool = spool
+        self._link = link
+        self._max_inflight = max_inflight
+        self._ack_timeout_s = ack_timeout_s
+        self._backoff = retry_backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self._acks: collections.deque[_Ack] = collections.deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._drained = threading.Condition()
+        # Owned by the forwarder thread alone:
+        self._session: int | None = None
+        self._inflight: dict[int, _InFlight] = {}
+        self._last_sent_id = 0
+        self._retry_at_s = 0.0
+        self.published = 0
+        self.rejected = 0
+        self.retries = 0
+        link.set_listener(self)
+        self._thread = threading.Thread(target=self._run, name=f"prognos-{name}", daemon=True)
+        self._thread.start()
+
+    # The agent's side.
+
+    def submit(self, record_payload: bytes, priority: Priority) -> int:
+        """Spool one encoded record (durably, before anything is sent) and wake the forwarder."""
+        spool_id = self._spool.put(record_payload, priority)
+        self._wake.set()
+        return spool_id
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait until the spool is empty; FlushTimeout says how many records are left."""
+        with self._drained:
+            if not self._drained.wait_for(lambda: self._spool.depth == 0, timeout_s):
+                raise FlushTimeout(f"{self._spool.depth} records still spooled after {timeout_s:.1f} s")
+
+    @property
+    def in_flight(self) -> int:
+        """Records published on the current connection and still waiting for their PUBACK."""
+        return len(self._inflight)
+
+    @property
+    def spool_depth(self) -> int:
+        return self._spool.depth
+
+    @property
+    def spool_dropped(self) -> int:
+        return self._spool.dropped
+
+    @property
+    def reconnects(self) -> int:
+        return self._link.reconnects
+
+    def counters(self) -> dict[str, int]:
+        """The counters for the status message; docs/spool.md says what a non-zero value means."""
+        return {
+            "published": self.published,
+            "rejected": self.rejected,
+            "retries": self.retries,
+            "reconnects": self.reconnects,
+            "spool_depth": self.spool_depth,
+            "spool_dropped": self.spool_dropped,
+            "spool_overfull": self._spool.overfull,
+        }
+
+    def close(self) -> None:
+        """Stop forwarding; whatever is still spooled stays on disk for the next start."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._link.set_listener(None)
+
+    # The link's side (network thread): only enqueue and wake.
+
+    def link_changed(self) -> None:
+        self._wake.set()
+
+    def acknowledged(self, session: int, mid: int, outcome: AckOutcome, reason: str) -> None:
+        self._acks.append(_Ack(session, mid, outcome, reason))
+        self._wake.set()
+
+    # The forwarder thread.
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                timeout_s = self._step()
+            except TransientError as exc:  # the spool could not be read or written
+                log.error("forwarder: %s", exc)
+                self._fail(str(exc))
+                timeout_s = self._retry_at_s - time.monotonic()
+            self._wake.wait(None if timeout_s is None else max(0.0, timeout_s))
+
+    def _step(self) -> float | None:
+        """Do what can be done now; return how long to sleep unless woken (None: until woken)."""
+        self._take_acks()
+        session = self._link.session
+        if session != self._session:
+            self._restart_window(session)
+        now = time.monotonic()
+        if session is None:
+            return None  # link_changed() wakes us when the broker accepts a connection
+        if now < self._retry_at_s:
+            return self._retry_at_s - now
+        if self._inflight and now >= self._ack_deadline_s():
+            self._link.drop_connection(f"no PUBACK within {self._ack_timeout_s:.1f} s")
+            self._fail("PUBACK overdue")
+            return self._retry_at_s - now
+        room = self._max_inflight - len(self._inflight)
+        if room > 0:
+            for record in self._spool.peek(room, after_id=self._last_sent_id):
+                try:
+                    sent_on, mid = self._link.send_record(record.payload)
+                except TransientError as exc:
+                    self._fail(str(exc))
+                    return self._retry_at_s - time.monotonic()
+                if sent_on != session:
+                    return 0.0  # the connection changed under us: start over on the new one
+                self._inflight[mid] = _InFlight(record.id, time.monotonic())
+                self._last_sent_id = record.id
+        if self._inflight:
+            return self._ack_deadline_s() - time.monotonic()
+        return None
+
+    def _ack_deadline_s(self) -> float:
+        return min(entry.sent_at_s for entry in self._inflight.values()) + self._ack_timeout_s
+
+    def _take_acks(self) -> None:
+        done: list[int] = []
+        retry_reason = ""
+        while self._acks:
+            ack = self._acks.popleft()
+            if ack.session != self._session:
+                continue  # from a connection already given up: that record goes out again
+            entry = self._inflight.pop(ack.mid, None)
+            if entry is None:
+                continue  # not ours (the status message) or already given up
+            if ack.outcome is AckOutcome.ACCEPTED:
+                done.append(entry.spool_id)
+                self.published += 1
+            elif ack.outcome is AckOutcome.REJECTED:
+                done.append(entry.spool_id)
+                self.rejected += 1
+                log.warning("broker rejected spooled record %d (%s); dropped", entry.spool_id, ack.reason)
+            else:
+                retry_reason = f"broker asked to retry record {entry.spool_id} ({ack.reason})"
+        if done:
+            self._spool.delete(done)
+            self._backoff.reset()
+            with self._drained:
+                self._drained.notify_all()
+        if retry_reason:
+            self._link.drop_connection(retry_reason)
+            self._fail(retry_reason)
+
+    def _restart_window(self, session: int | None) -> None:
+        """A new connection (or none): nothing is in flight on it; start from the oldest record."""
+        if self._inflight:
+            log.info(
+                "forwarder: %d records in flight when the connection changed; sending again",
+                len(self._inflight),
+            )
+        self._session = session
+        self._inflight.clear()
+        self._last_sent_id = 0
+
+    def _fail(self, reason: str) -> None:
+        """Forget what is in flight and retry from the oldest spooled record after a backoff."""
+        delay_s = self._backoff.next_delay_s()
+        self.retries += 1
+        log.info("forwarder: %s; retrying in %.1f s", reason, delay_s)
+        self._inflight.clear()
+        self._last_sent_id = 0
+        self._retry_at_s = time.monotonic() + delay_s

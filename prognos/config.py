@@ -1,0 +1,261 @@
+"""The gateway's configuration: one TOML file, validated as a whole at start.
+
+Every mistake is reported as a ConfigError that names the file and the key, so an operator
+fixes it from the message alone. docs/gateway.md documents every key; examples/gateway.toml
+is a complete example.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prognos.errors import ConfigError
+from prognos.topics import topic
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SOURCE_KINDS = ("can", "replay", "uart")
+CAN_INTERFACES = ("socketcan", "slcan", "virtual", "pcan", "kvaser", "vector", "gs_usb")
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "localhost"
+    port: int = 1883
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    path: Path
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CanSourceConfig:
+    dbc: Path
+    interface: str = "socketcan"
+    channel: str = "can0"
+    bitrate: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplaySourceConfig:
+    path: Path
+    dbc: Path
+    realtime: bool = False
+
+
+@dataclass(frozen=True)
+class UartSourceConfig:
+    port: str
+    baudrate: int = 115_200
+
+
+SourceConfig = CanSourceConfig | ReplaySourceConfig | UartSourceConfig
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    fleet: str
+    vin: str
+    broker: BrokerConfig
+    spool: SpoolConfig
+    sources: tuple[SourceConfig, ...]
+    catalog: Path | None = None  # None: the catalog shipped with Prognos
+    models: Path | None = None  # None: rules only
+    trusted_keys: tuple[Path, ...] = ()
+    window_s: float = 600.0
+    heartbeat_s: float = 3600.0
+    status_interval_s: float = 60.0
+    log_level: str = "info"
+
+
+def load_gateway_config(path: Path) -> GatewayConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"gateway config {path} is not UTF-8 text: {exc.reason}") from exc
+    return parse_gateway_config(text, origin=str(path), base=path.parent)
+
+
+def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Path(".")) -> GatewayConfig:
+    """Relative paths in the file are relative to `base`, the directory the file is in."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+    top = _Table(doc, origin, "")
+    top.only("gateway", "broker", "spool", "models", "source", "log")
+    gateway = top.table("gateway", required=True)
+    gateway.only("fleet", "vin", "catalog", "window_s", "heartbeat_s", "status_interval_s")
+    fleet = gateway.text("fleet", required=True)
+    vin = gateway.text("vin", required=True)
+    try:
+        topic(fleet, vin, "diag")
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: [gateway] {exc}") from exc
+    window_s = gateway.number("window_s", 600.0, minimum=1.0)
+    heartbeat_s = gateway.number("heartbeat_s", 3600.0, minimum=1.0)
+    if heartbeat_s < window_s:
+        raise ConfigError(f"{gateway.where('heartbeat_s')}: must be at least window_s ({window_s:g} s)")
+    status_interval_s = gateway.number("status_interval_s", 60.0, minimum=1.0)
+    catalog = gateway.path("catalog", base)
+
+    broker_table = top.table("broker")
+    broker_table.only("host", "port", "keepalive_s")
+    broker = BrokerConfig(
+        host=broker_table.text("host") or "localhost",
+        port=broker_table.integer("port", 1883, 1, 65535),
+        keepalive_s=broker_table.integer("keepalive_s", 30, 5, 3600),
+    )
+
+    spool_table = top.table("spool", required=True)
+    spool_table.only("path", "max_mb")
+    spool_path = spool_table.path("path", base, required=True)
+    assert spool_path is not None
+    spool = SpoolConfig(spool_path, int(spool_table.number("max_mb", 64.0, minimum=1.0) * 1024 * 1024))
+
+    models_table = top.table("models")
+    models_table.only("dir", "trusted_keys")
+    models = models_table.path("dir", base)
+    trusted_keys = tuple(models_table.paths("trusted_keys", base))
+
+    log_table = top.table("log")
+    log_table.only("level")
+    log_level = log_table.text("level") or "info"
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"{log_table.where('level')}: must be one of {', '.join(LOG_LEVELS)}")
+
+    sources = tuple(_source(entry, base) for entry in top.tables("source"))
+    if not sources:
+        raise ConfigError(f"{origin}: no [[source]]: the gateway needs at least one (can, replay or uart)")
+    return GatewayConfig(
+        fleet=fleet,
+        vin=vin,
+        broker=broker,
+        spool=spool,
+        sources=sources,
+        catalog=catalog,
+        models=models,
+        trusted_keys=trusted_keys,
+        window_s=window_s,
+        heartbeat_s=heartbeat_s,
+        status_interval_s=status_interval_s,
+        log_level=log_level,
+    )
+
+
+def _source(table: _Table, base: Path) -> SourceConfig:
+    kind = table.text("kind", required=True)
+    if kind == "can":
+        table.only("kind", "dbc", "interface", "channel", "bitrate")
+        interface = table.text("interface") or "socketcan"
+        if interface not in CAN_INTERFACES:
+            raise ConfigError(f"{table.where('interface')}: must be one of {', '.join(CAN_INTERFACES)}")
+        bitrate = table.integer("bitrate", 0, 10_000, 1_000_000) or None
+        dbc = table.path("dbc", base, required=True)
+        assert dbc is not None
+        return CanSourceConfig(dbc, interface, table.text("channel") or "can0", bitrate)
+    if kind == "replay":
+        table.only("kind", "path", "dbc", "realtime")
+        log_path, dbc = table.path("path", base, required=True), table.path("dbc", base, required=True)
+        assert log_path is not None and dbc is not None
+        return ReplaySourceConfig(log_path, dbc, table.boolean("realtime", False))
+    if kind == "uart":
+        table.only("kind", "port", "baudrate")
+        baudrate = table.integer("baudrate", 115_200, 300, 4_000_000)
+        return UartSourceConfig(table.text("port", required=True), baudrate)
+    raise ConfigError(f"{table.where('kind')}: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+
+
+class _Table:
+    """One TOML table with its place in the file, for messages such as
+    `gateway.toml: [broker] port: must be an integer`."""
+
+    def __init__(self, data: dict[str, Any], origin: str, name: str) -> None:
+        self.data, self.origin, self.name = data, origin, name
+
+    def where(self, key: str) -> str:
+        return f"{self.origin}: [{self.name}] {key}" if self.name else f"{self.origin}: {key}"
+
+    def only(self, *keys: str) -> None:
+        for key in self.data:
+            if key not in keys:
+                place = f"[{self.name}]" if self.name else "top level"
+                raise ConfigError(
+                    f"{self.origin}: unknown key {key!r} in {place} (known: {', '.join(keys)})"
+                )
+
+    def table(self, key: str, *, required: bool = False) -> _Table:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.origin}: missing table [{key}]")
+            return _Table({}, self.origin, key)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.origin}: {key} must be a table ([{key}])")
+        return _Table(value, self.origin, key)
+
+    def tables(self, key: str) -> list[_Table]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{self.origin}: {key} must be an array of tables ([[{key}]])")
+        return [_Table(v, self.origin, f"{key} {i + 1}") for i, v in enumerate(value)]
+
+    def _get(self, key: str, kind: type | tuple[type, ...], what: str, required: bool) -> Any:
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.where(key)}: missing")
+            return None
+        value = self.data[key]
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+            raise ConfigError(f"{self.where(key)}: must be {what}, not {type(value).__name__}")
+        return value
+
+    def text(self, key: str, *, required: bool = False) -> str:
+        value = self._get(key, str, "a string", required)
+        if value is not None and not value.strip():
+            raise ConfigError(f"{self.where(key)}: must not be empty")
+        return "" if value is None else str(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, bool, "true or false", False)
+        return default if value is None else bool(value)
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._get(key, int, "an integer", False)
+        if value is None:
+            return default
+        if not low <= value <= high:
+            raise ConfigError(f"{self.where(key)}: must be between {low} and {high}, not {value}")
+        return int(value)
+
+    def number(self, key: str, default: float, *, minimum: float) -> float:
+        value = self._get(key, (int, float), "a number", False)
+        if value is None:
+            return default
+        if not math.isfinite(value) or value < minimum:
+            raise ConfigError(f"{self.where(key)}: must be a number >= {minimum:g}, not {value}")
+        return float(value)
+
+    def path(self, key: str, base: Path, *, required: bool = False) -> Path | None:
+        value = self.text(key, required=required)
+        return _resolve(value, base) if value else None
+
+    def paths(self, key: str, base: Path) -> list[Path]:
+        value = self._get(key, list, "a list of paths", False) or []
+        if not all(isinstance(v, str) and v.strip() for v in value):
+            raise ConfigError(f"{self.where(key)}: must be a list of paths (strings)")
+        return [_resolve(v, base) for v in value]
+
+
+def _resolve(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
