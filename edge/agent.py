@@ -52,10 +52,16 @@ class VehicleAssessor:
         self._seq = 0
         self._last_sent_ms: int | None = None
         self._last_health: dict[str, float] = {}
-        self._detectors = dict(detectors or {})
-        self._smoothers = {
-            name: ScoreSmoother(tau_days=d.meta.tau_days) for name, d in self._detectors.items()
-        }
+        self._detectors: dict[str, Detector] = {}
+        self._smoothers: dict[str, ScoreSmoother] = {}
+        self.use_detectors(detectors or {}, model_id, model_version)
+
+    def use_detectors(self, detectors: Mapping[str, Detector], model_id: str, model_version: str) -> None:
+        """Run these detectors from the next window on (a model update); their scores start over."""
+        self._detectors = dict(detectors)
+        self._smoothers = {name: ScoreSmoother(tau_days=d.meta.tau_days) for name, d in detectors.items()}
+        self.model_id = model_id
+        self.model_version = model_version
 
     def window(
         self,

@@ -42,6 +42,10 @@ def feature_matrix(times_s: FloatArray, values: FloatArray) -> FloatArray:
     the order of FEATURE_NAMES."""
     values = np.asarray(values, dtype=np.float64)
     times_s = np.broadcast_to(np.asarray(times_s, dtype=np.float64), values.shape)
+    if values.shape[-1] == 0:  # numpy's nan-reductions refuse a zero-length axis
+        empty = np.full((*values.shape[:-1], len(FEATURE_NAMES)), np.nan)
+        empty[..., 0] = 0.0
+        return empty
     present = np.isfinite(values)
     count = present.sum(axis=-1).astype(np.float64)
     with warnings.catch_warnings():

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -21,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edge.backoff import Backoff
 from edge.forwarder import AckOutcome, LinkListener
 from prognos.errors import TransientError
-from prognos.topics import diag_topic, status_topic
+from prognos.topics import diag_topic, model_topic, status_topic
 
 log = logging.getLogger(__name__)
 paho_log = logging.getLogger(f"{__name__}.paho")
@@ -52,7 +53,10 @@ class MqttUplink:
         connect_timeout_s: float = 5.0,
         max_inflight: int = 20,
         reconnect_backoff: Backoff | None = None,
+        on_model_update: Callable[[bytes], None] | None = None,
     ) -> None:
+        """With `on_model_update`, the uplink subscribes to the vehicle's model topic and hands
+        each update's payload to it (on the network thread: it should only queue it)."""
         self.fleet = fleet
         self.vin = vin
         self._host = host
@@ -63,6 +67,8 @@ class MqttUplink:
         self._backoff = reconnect_backoff or Backoff(base_s=1.0, cap_s=60.0)
         self._diag_topic = diag_topic(fleet, vin)
         self._status_topic = status_topic(fleet, vin)
+        self._model_topic = model_topic(fleet, vin)
+        self._on_model_update = on_model_update
         self._client_id = f"prognos-gw-{fleet}-{vin}"
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
@@ -219,6 +225,7 @@ class MqttUplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     # paho callbacks: they run on the connection's network thread and only mark and notify.
@@ -234,6 +241,8 @@ class MqttUplink:
             self._sessions += 1
             status = self._status
         client.publish(self._status_topic, status, qos=1, retain=True)
+        if self._on_model_update is not None:
+            client.subscribe(self._model_topic, qos=1)
         self._backoff.reset()
         self._connected.set()
         log.info("%s connected to %s:%d (session %d)", self.vin, self._host, self._port, generation)
@@ -258,6 +267,10 @@ class MqttUplink:
         listener = self._listener
         if listener is not None:
             listener.acknowledged(generation, mid, _ack_outcome(reason_code), str(reason_code))
+
+    def _on_message(self, client: mqtt.Client, generation: int, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._model_topic and self._on_model_update is not None:
+            self._on_model_update(bytes(message.payload))
 
     def _notify_link_changed(self) -> None:
         listener = self._listener

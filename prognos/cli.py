@@ -146,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(run=_edge_simulate)
 
+    run = edge.add_parser(
+        "run",
+        help="run the gateway agent of one vehicle",
+        description="Run a gateway: read the sources of CONFIG (CAN, recorded logs, sensor nodes), "
+        "assess windows with the signal rules and the model bundle, spool every record on disk and "
+        "publish it with QoS 1, install signed model updates. Runs until SIGTERM or Ctrl-C, or, "
+        "when every source is a recording, until the recordings end. docs/gateway.md describes "
+        "the config; examples/gateway.toml is a complete example.",
+    )
+    run.add_argument("--config", type=Path, required=True, metavar="FILE", help="gateway config (TOML)")
+    run.set_defaults(run=_edge_run)
+
     dashboard = commands.add_parser(
         "dashboard",
         help="serve the Streamlit dashboard",
@@ -299,6 +311,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--seed", type=int, default=900, help="fleet seed (default: %(default)s)")
     evaluate.set_defaults(run=_models_eval)
+
+    keygen = models.add_parser(
+        "keygen",
+        help="create a model-signing key pair",
+        description="Write PREFIX.pem (the ed25519 private key: keep it secret) and PREFIX.pub (the "
+        "public key that gateways list under [models] trusted_keys).",
+    )
+    keygen.add_argument("--out", type=Path, required=True, metavar="PREFIX", help="key file prefix")
+    keygen.set_defaults(run=_models_keygen)
+
+    sign = models.add_parser(
+        "sign",
+        help="sign a model bundle for gateways",
+        description="Pack a bundle directory and sign it with an ed25519 key; gateways install "
+        "the file only if one of their trusted keys verifies it (docs/model-updates.md).",
+    )
+    sign.add_argument("--key", type=Path, required=True, metavar="PEM", help="private key from `keygen`")
+    sign.add_argument(
+        "--bundle", type=Path, default=Path("models/artifacts"), metavar="DIR", help="(default: %(default)s)"
+    )
+    sign.add_argument("--out", type=Path, required=True, metavar="FILE", help="signed bundle to write")
+    sign.set_defaults(run=_models_sign)
+
+    push = models.add_parser(
+        "push",
+        help="send a signed bundle to gateways over MQTT",
+        description="Publish a signed bundle, retained with QoS 1, on the model topic of each "
+        "VIN, so a gateway that is offline now receives it when it next connects.",
+    )
+    _home_option(push)
+    push.add_argument("--fleet", default=DEFAULT_FLEET, help="fleet name in topics (default: %(default)s)")
+    push.add_argument("--file", type=Path, required=True, metavar="FILE", help="signed bundle from `sign`")
+    push.add_argument("vins", nargs="+", metavar="VIN", help="vehicles to update")
+    push.set_defaults(run=_models_push)
     return parser
 
 
@@ -516,6 +562,69 @@ def _edge_simulate(args: argparse.Namespace) -> int:
         f"vehicle-windows; {stats.publish_failures} not sent"
     )
     return 0 if stats.publish_failures == 0 else 1
+
+
+def _edge_run(args: argparse.Namespace) -> int:
+    _require("paho.mqtt")
+    from edge.gateway import Gateway
+    from prognos.config import load_gateway_config
+
+    config = load_gateway_config(args.config)
+    if not args.verbose:
+        logging.getLogger().setLevel(config.log_level.upper())
+    gateway = Gateway(config)
+    stats = gateway.run(_until_signalled())
+    print(
+        f"gateway {config.vin}: {stats.samples} samples, {stats.windows} windows, {stats.records} records "
+        f"({stats.record_bytes} bytes); {gateway.spooled} still spooled"
+    )
+    return 0
+
+
+def _models_keygen(args: argparse.Namespace) -> int:
+    from edge.ota import generate_key
+
+    private_path, public_path = args.out.with_suffix(".pem"), args.out.with_suffix(".pub")
+    if private_path.exists():
+        raise ConfigError(f"{private_path} exists; not overwriting a key")
+    private, public = generate_key()
+    try:
+        private_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private)
+        public_path.write_bytes(public)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the key files: {exc}") from exc
+    print(f"wrote {private_path} (secret) and {public_path}")
+    return 0
+
+
+def _models_sign(args: argparse.Namespace) -> int:
+    from edge.ota import load_private_key, sign_bundle
+
+    signed = sign_bundle(args.bundle, load_private_key(args.key))
+    try:
+        args.out.write_bytes(signed)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror}") from exc
+    print(f"wrote {args.out} ({len(signed)} bytes)")
+    return 0
+
+
+def _models_push(args: argparse.Namespace) -> int:
+    _require("paho.mqtt")
+    from cloud.model_push import push_bundle
+    from prognos.stack import load_stack
+
+    try:
+        payload = args.file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from exc
+    info = load_stack(_home(args))
+    push_bundle(host=info.mqtt_host, port=info.mqtt_port, fleet=args.fleet, vins=args.vins, payload=payload)
+    print(f"pushed {args.file} to {len(args.vins)} vehicles of fleet {args.fleet!r}")
+    return 0
 
 
 def dashboard_command(home: Path, database: str, port: int) -> tuple[list[str], dict[str, str]]:

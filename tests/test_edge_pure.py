@@ -43,6 +43,13 @@ def test_a_batch_of_windows_gives_the_same_features_as_one_at_a_time() -> None:
     assert batch[2, 0] == 0 and np.isnan(batch[2, 1:]).all()
 
 
+def test_a_window_without_samples_has_count_zero_and_nan_features() -> None:
+    empty = feature_matrix(np.array([]), np.array([]))
+    assert empty.shape == (len(FEATURE_NAMES),)
+    assert empty[0] == 0 and np.isnan(empty[1:]).all()
+    assert feature_matrix(np.zeros((3, 0)), np.zeros((3, 0))).shape == (3, len(FEATURE_NAMES))
+
+
 def test_smoothing_does_not_depend_on_how_often_windows_come() -> None:
     def smoothed(windows_per_day: int) -> float:
         smoother = ScoreSmoother(tau_days=0.5)

@@ -1,0 +1,242 @@
+"""The gateway service end to end against the real broker: a recorded CAN log replayed through
+the real Hyundai DBC comes out as records on the broker, and signed model updates pushed over
+MQTT are installed (or refused) while the gateway runs on a live bus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import can
+import cantools
+import cbor2
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from cloud.model_push import push_bundle
+from edge.gateway import Gateway
+from edge.ota import sign_bundle
+from prognos.config import parse_gateway_config
+from prognos.record import DiagnosticRecord, Trigger, decode_record
+from prognos.stack import StackInfo
+from prognos.topics import diag_topic, status_topic
+from tests.helpers import wait_for
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "models" / "artifacts"
+PSI_KPA = 6.894757293168361
+T0 = 1_780_000_200.0  # a multiple of 600 s: windows start with the log
+
+
+@pytest.fixture
+def hyundai_dbc(shared_data: Path) -> Path:
+    path = shared_data / "dbc" / "hyundai_2015_ccan.dbc"
+    if not path.is_file():
+        pytest.skip(f"the Hyundai DBC is not in the shared data ({path})")
+    return path
+
+
+class Listener:
+    """A subscriber to one vehicle's diag and status topics."""
+
+    def __init__(self, stack: StackInfo, fleet: str, vin: str) -> None:
+        self.records: list[DiagnosticRecord] = []
+        self.status: dict[str, object] = {}
+        self._diag, self._status = diag_topic(fleet, vin), status_topic(fleet, vin)
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self._client.on_message = self._on_message
+        self._client.connect(stack.mqtt_host, stack.mqtt_port)
+        self._client.subscribe([(self._diag, 1), (self._status, 1)])
+        self._client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._diag:
+            self.records.append(decode_record(message.payload))
+        else:
+            self.status = json.loads(message.payload)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def vin() -> str:
+    return f"GW{uuid.uuid4().hex[:12].upper()}"
+
+
+@pytest.fixture
+def listener(stack: StackInfo, fleet: str, vin: str) -> Iterator[Listener]:
+    subscriber = Listener(stack, fleet, vin)
+    yield subscriber
+    subscriber.close()
+
+
+def config_text(stack: StackInfo, tmp_path: Path, fleet: str, vin: str, source: str, extra: str = "") -> str:
+    return f"""
+[gateway]
+fleet = "{fleet}"
+vin = "{vin}"
+{extra}
+
+[broker]
+host = "{stack.mqtt_host}"
+port = {stack.mqtt_port}
+
+[spool]
+path = "{tmp_path / "spool.db"}"
+
+[models]
+dir = "{tmp_path / "models"}"
+
+{source}
+"""
+
+
+def tpms_frame(
+    db: cantools.database.Database, t: float, psi: tuple[float, float, float, float]
+) -> can.Message:
+    message = db.get_message_by_name("TPMS11")
+    values = {signal.name: 0 for signal in message.signals}
+    values.update(dict(zip(("PRESSURE_FL", "PRESSURE_FR", "PRESSURE_RL", "PRESSURE_RR"), psi, strict=True)))
+    return can.Message(
+        timestamp=t, arbitration_id=message.frame_id, is_extended_id=False, data=message.encode(values)
+    )
+
+
+def test_a_replayed_log_becomes_records_on_the_broker(
+    stack: StackInfo, tmp_path: Path, fleet: str, vin: str, listener: Listener, hyundai_dbc: Path
+) -> None:
+    db = cantools.database.load_file(hyundai_dbc, strict=False)
+    log_path = tmp_path / "trace.log"
+    frames = 0
+    with can.Logger(str(log_path)) as writer:
+        for i in range(3 * 360):  # three hours at 0.1 Hz; the front-left tire goes flat in hour three
+            t = T0 + 10.0 * i
+            writer.on_message_received(tpms_frame(db, t, (25.0 if i >= 720 else 35.0, 35.0, 35.0, 35.0)))
+            writer.on_message_received(can.Message(timestamp=t, arbitration_id=0x7FF, is_extended_id=False))
+            frames += 2
+    source = f'[[source]]\nkind = "replay"\npath = "{log_path}"\ndbc = "{hyundai_dbc}"'
+    config = parse_gateway_config(config_text(stack, tmp_path, fleet, vin, source))
+
+    stats = Gateway(config).run(threading.Event())
+
+    assert stats.windows == 18
+    wait_for(lambda: len(listener.records) == stats.records, what="every record on the broker")
+    records = sorted(listener.records, key=lambda r: r.seq)
+    assert [r.seq for r in records] == list(range(1, stats.records + 1))
+    assert {(r.model_id, r.model_version) for r in records} == {("prognos-default", load_version())}
+    assert records[0].window_start_ms == T0 * 1000 and records[0].trigger is Trigger.HEARTBEAT
+    alerts = [r for r in records if r.trigger is Trigger.ANOMALY]
+    assert alerts and all(r.window_start_ms >= (T0 + 7200) * 1000 for r in alerts)
+    assert any(f.code == "tires.pressure_loss" for f in alerts[0].faults)
+    assert stats.counters["frames_seen"] == frames and stats.counters["frames_unknown"] == frames // 2
+    assert records[-1].counters["frames_seen"] <= frames
+    wait_for(lambda: listener.status.get("state") == "offline", what="the offline status after the run")
+    assert gateway_spool_is_empty(tmp_path)
+
+
+def gateway_spool_is_empty(tmp_path: Path) -> bool:
+    from edge.spool import Spool
+
+    with Spool(tmp_path / "spool.db", max_bytes=1 << 20) as spool:
+        return spool.depth == 0
+
+
+def load_version() -> str:
+    return str(json.loads((ARTIFACTS / "bundle.json").read_text())["version"])
+
+
+def bundle_copy(tmp_path: Path, version: str) -> Path:
+    directory = tmp_path / f"bundle-{version}"
+    shutil.copytree(ARTIFACTS, directory)
+    manifest = json.loads((directory / "bundle.json").read_text())
+    manifest["version"] = version
+    (directory / "bundle.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def test_signed_updates_are_installed_and_bad_ones_refused_while_running(
+    stack: StackInfo, tmp_path: Path, fleet: str, vin: str, listener: Listener, hyundai_dbc: Path
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "fleet.pub").write_bytes(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    channel = f"gw-{uuid.uuid4().hex[:12]}"
+    source = f'[[source]]\nkind = "can"\ninterface = "virtual"\nchannel = "{channel}"\ndbc = "{hyundai_dbc}"'
+    text = config_text(
+        stack, tmp_path, fleet, vin, source, extra="window_s = 1\nheartbeat_s = 1\nstatus_interval_s = 1"
+    ).replace("[models]\n", f'[models]\ntrusted_keys = ["{tmp_path / "fleet.pub"}"]\n')
+    gateway = Gateway(parse_gateway_config(text))
+    stop = threading.Event()
+    runner = threading.Thread(target=gateway.run, args=(stop,))
+    runner.start()
+    db = cantools.database.load_file(hyundai_dbc, strict=False)
+    bus = can.Bus(interface="virtual", channel=channel)
+    sending = threading.Event()
+
+    def send() -> None:
+        while not sending.is_set():
+            bus.send(tpms_frame(db, time.time(), (35.0, 35.0, 35.0, 35.0)))
+            sending.wait(0.05)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        wait_for(lambda: listener.records, what="a first record")
+        assert listener.records[0].model_version == load_version()
+
+        signed = sign_bundle(bundle_copy(tmp_path, "2099.01.01"), key)
+        push_bundle(host=stack.mqtt_host, port=stack.mqtt_port, fleet=fleet, vins=[vin], payload=signed)
+        wait_for(
+            lambda: listener.status.get("model_version") == "2099.01.01", what="the update in the status"
+        )
+        wait_for(
+            lambda: listener.records[-1].model_version == "2099.01.01", what="records from the new models"
+        )
+
+        envelope = cbor2.loads(sign_bundle(bundle_copy(tmp_path, "2099.02.02"), key))
+        envelope[2] = envelope[2][:-1] + bytes([envelope[2][-1] ^ 1])
+        push_bundle(
+            host=stack.mqtt_host, port=stack.mqtt_port, fleet=fleet, vins=[vin], payload=cbor2.dumps(envelope)
+        )
+        wait_for(lambda: listener.status.get("model_updates_rejected") == 1, what="the refusal in the status")
+        assert "bad signature" in str(listener.status["last_model_error"])
+        assert listener.status["model_version"] == "2099.01.01"
+        count = len(listener.records)
+        wait_for(lambda: len(listener.records) > count + 1, what="records after the refusal")
+        assert listener.records[-1].model_version == "2099.01.01"
+    finally:
+        sending.set()
+        sender.join()
+        bus.shutdown()
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert gateway.spooled == 0
+
+
+def test_edge_run_names_the_bad_key(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[gateway]\nfleet = "f"\nvin = "V1"\nwindow = 5\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "prognos.cli", "edge", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown key 'window' in [gateway]" in result.stderr
+    assert "Traceback" not in result.stderr
