@@ -144,3 +144,18 @@ def test_keys_round_trip_through_pem_files(tmp_path: Path) -> None:
         load_public_key(tmp_path / "bad.pub")
     with pytest.raises(ConfigError, match="cannot read"):
         load_private_key(tmp_path / "absent.pem")
+
+
+def test_keygen_and_sign_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from prognos.cli import main
+
+    assert main(["models", "keygen", "--out", str(tmp_path / "keys" / "fleet")]) == 0
+    private, public = tmp_path / "keys" / "fleet.pem", tmp_path / "keys" / "fleet.pub"
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert main(["models", "keygen", "--out", str(tmp_path / "keys" / "fleet")]) == 2
+    assert "not overwriting" in capsys.readouterr().err
+    out = tmp_path / "bundle.signed"
+    assert main(["models", "sign", "--key", str(private), "--bundle", str(ARTIFACTS), "--out", str(out)]) == 0
+    assert verify(out.read_bytes(), [load_public_key(public)])
+    assert main(["models", "sign", "--key", str(public), "--bundle", str(ARTIFACTS), "--out", str(out)]) == 2
+    assert "not an unencrypted PEM private key" in capsys.readouterr().err
