@@ -5,6 +5,11 @@ the stream and messages wait in the broker while none runs. paho's callbacks onl
 the worker thread decodes a batch, writes it, and only then sends the PUBACKs (manual ack).
 A message is acknowledged after its points are in InfluxDB or it is stored as a dead letter
 with its reason; a database outage therefore stalls ingest and loses nothing.
+
+QoS 1 delivers at least once. A redelivered record overwrites its own points (their keys are
+deterministic) and is counted as a duplicate, not as a new record. Every `metrics_interval_s`
+the worker writes its metrics (records/s, lag, dead letters, duplicates) to the `ingest`
+measurement (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import queue
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
-from cloud.lineprotocol import dead_letter_line, record_lines
+from cloud.lineprotocol import dead_letter_line, ingest_metrics_line, record_lines
 from prognos.errors import DecodeError, RejectedError, TransientError
 from prognos.record import decode_record
 from prognos.topics import ingest_subscription, parse_topic
@@ -32,21 +38,25 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
+RECENT_KEYS = 100_000  # records remembered to recognise a redelivery
 
 
 @dataclass
 class IngestStats:
     received: int = 0
-    records_written: int = 0
+    records_written: int = 0  # distinct records stored; a redelivery counts as a duplicate
+    duplicates: int = 0
     dead_letters: int = 0
     write_retries: int = 0
     batches: int = 0
+    lag_s: float = 0.0  # newest stored record: now minus its window end
 
 
 @dataclass
 class _Decoded:
     message: mqtt.MQTTMessage
     lines: list[str]
+    key: tuple[str, str, int, int]  # fleet, vin, seq, window end (ms)
 
 
 class IngestWorker:
@@ -64,6 +74,7 @@ class IngestWorker:
         batch_wait_s: float = 0.2,
         queue_size: int = 10_000,
         session_expiry_s: int = 7 * 86_400,
+        metrics_interval_s: float = 10.0,
     ) -> None:
         self.influx = influx
         self.database = database
@@ -74,10 +85,15 @@ class IngestWorker:
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=queue_size)
         self._subscribed = threading.Event()
         self._last_dead_letter_ns = 0
+        self._recent: OrderedDict[tuple[str, str, int, int], None] = OrderedDict()
+        self._metrics_interval_s = metrics_interval_s
+        self._metrics_due_s = time.monotonic() + metrics_interval_s
+        self._metrics_base: tuple[float, int] = (time.monotonic(), 0)
         self._host, self._port, self._session_expiry_s = host, port, session_expiry_s
+        self.worker_id = client_id or f"prognos-ingest-{group}-{random.getrandbits(32):08x}"
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"prognos-ingest-{group}-{random.getrandbits(32):08x}",
+            client_id=self.worker_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self._client.manual_ack_set(True)
@@ -108,6 +124,8 @@ class IngestWorker:
                 batch = self._next_batch(stop)
                 if batch:
                     self._process(batch, stop)
+                if time.monotonic() >= self._metrics_due_s:
+                    self._write_metrics(stop)
         except _Stopped:
             pass
         finally:
@@ -153,7 +171,7 @@ class IngestWorker:
         dead: list[tuple[mqtt.MQTTMessage, str]] = []
         for message in batch:
             try:
-                decoded.append(_Decoded(message, _decode(message)))
+                decoded.append(_decode(message))
             except DecodeError as exc:
                 dead.append((message, f"undecodable: {exc}"))
         try:
@@ -189,7 +207,16 @@ class IngestWorker:
             for item in items:
                 dead += self._write_records([item], stop)
             return dead
-        self.stats.records_written += len(items)
+        for item in items:
+            if item.key in self._recent:
+                self.stats.duplicates += 1
+                continue
+            self._recent[item.key] = None
+            if len(self._recent) > RECENT_KEYS:
+                self._recent.popitem(last=False)
+            self.stats.records_written += 1
+        newest_ms = max(item.key[3] for item in items)
+        self.stats.lag_s = max(0.0, time.time() - newest_ms / 1000.0)
         return []
 
     def _write_dead_letters(self, dead: list[tuple[mqtt.MQTTMessage, str]], stop: threading.Event) -> None:
@@ -201,6 +228,25 @@ class IngestWorker:
             log.warning("dead letter from %s: %s", message.topic, reason)
         self._retrying(lambda: self.influx.write(self.database, lines, precision="ns"), stop)
         self.stats.dead_letters += len(dead)
+
+    def _write_metrics(self, stop: threading.Event) -> None:
+        now = time.monotonic()
+        since, written_before = self._metrics_base
+        rate = (self.stats.records_written - written_before) / max(now - since, 1e-9)
+        self._metrics_base = (now, self.stats.records_written)
+        self._metrics_due_s = now + self._metrics_interval_s
+        fields: dict[str, float | int] = {
+            "received": self.stats.received,
+            "records_written": self.stats.records_written,
+            "records_per_s": round(rate, 3),
+            "duplicates": self.stats.duplicates,
+            "dead_letters": self.stats.dead_letters,
+            "write_retries": self.stats.write_retries,
+            "lag_s": round(self.stats.lag_s, 3),
+            "queue_depth": self._queue.qsize(),
+        }
+        line = ingest_metrics_line(self.worker_id, fields, time.time_ns())
+        self._retrying(lambda: self.influx.write(self.database, [line], precision="ns"), stop)
 
     def _retrying(self, write: Callable[[], None], stop: threading.Event) -> None:
         """Run `write` until it succeeds or is refused; transient failures back off with full jitter."""
@@ -237,9 +283,10 @@ class _Stopped(Exception):
     """Stop was requested while a write was still failing."""
 
 
-def _decode(message: mqtt.MQTTMessage) -> list[str]:
+def _decode(message: mqtt.MQTTMessage) -> _Decoded:
     vehicle = parse_topic(message.topic)
     record = decode_record(bytes(message.payload))
     if record.vin != vehicle.vin:
         raise DecodeError(f"record VIN {record.vin} does not match topic VIN {vehicle.vin}")
-    return record_lines(vehicle.fleet, record)
+    key = (vehicle.fleet, record.vin, record.seq, record.window_end_ms)
+    return _Decoded(message, record_lines(vehicle.fleet, record), key)

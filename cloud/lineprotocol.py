@@ -17,6 +17,7 @@ DIAG = "diag"
 HEALTH = "vehicle_health"
 FAULT = "fault"
 DEAD_LETTER = "dead_letter"
+INGEST = "ingest"
 MAX_STRING_FIELD = 60_000  # InfluxDB 1.x refuses string fields over 64 KiB
 
 
@@ -81,6 +82,11 @@ def record_lines(fleet: str, record: DiagnosticRecord) -> list[str]:
                 fields[key] = value
         lines.append(_line(FAULT, {**vehicle, "code": fault.code}, fields, ts))
     return lines
+
+
+def ingest_metrics_line(worker: str, fields: dict[str, float | int], ts_ns: int) -> str:
+    """One worker's ingest metrics at one moment (docs/ingest.md)."""
+    return _line(INGEST, {"worker": worker}, dict(fields), ts_ns)
 
 
 def dead_letter_line(topic: str, reason: str, payload: bytes, received_ns: int) -> str:

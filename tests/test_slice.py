@@ -42,6 +42,7 @@ def ingest_running(
         group=f"g{fleet}",
         fleet=fleet,
         batch_size=50,
+        metrics_interval_s=0.5,
     )
     stop = threading.Event()
     worker.start()
@@ -190,3 +191,38 @@ def test_undecodable_payloads_become_dead_letters_and_ingest_goes_on(
     assert any(row["payload_hex"] == b"\xff\x00garbage".hex() for row in letters)
     stored = stored_records(influx, database, fleet)
     assert stored == {(vin, good.window_end_ms): good}
+
+
+def test_a_redelivered_record_counts_once_and_metrics_are_written(
+    stack: StackInfo, influx: InfluxClient, database: str, fleet: str
+) -> None:
+    vin = "REDELIVER00000001"
+    record = DiagnosticRecord(
+        vin=vin,
+        seq=7,
+        window_start_ms=int(time.time() * 1000) - 600_000,
+        window_end_ms=int(time.time() * 1000),
+        model_id="rules",
+        model_version="1",
+        subsystems={"brakes": SubsystemState(0.9, 0.1)},
+    )
+    with ingest_running(stack, influx, database, fleet) as worker:
+        client = _publisher(stack)
+        try:
+            for _ in range(3):  # as a gateway does when PUBACKs are lost
+                client.publish(diag_topic(fleet, vin), encode_record(record), qos=1).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        wait_for(lambda: worker.stats.received >= 3, what="all three deliveries")
+        wait_for(lambda: worker.stats.duplicates == 2, what="two duplicates counted")
+
+        def metrics() -> list[dict[str, object]]:
+            series = influx.query("SELECT * FROM ingest", database=database)
+            return [row for s in series for row in s.rows() if row["records_written"] == 1]
+
+        rows = wait_for(metrics, what="the ingest metrics point")
+    assert worker.stats.records_written == 1
+    assert len(stored_records(influx, database, fleet)) == 1
+    assert rows[-1]["worker"] == worker.worker_id and rows[-1]["duplicates"] == 2
+    assert 0 <= float(rows[-1]["lag_s"]) < 120  # type: ignore[arg-type]
