@@ -14,6 +14,7 @@ measurement (docs/ingest.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
@@ -29,7 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
-from cloud.lineprotocol import dead_letter_line, ingest_metrics_line, record_lines
+from cloud.lineprotocol import dead_letter_line, gateway_status_line, ingest_metrics_line, record_lines
 from prognos.errors import DecodeError, RejectedError, TransientError
 from prognos.record import decode_record
 from prognos.topics import ingest_subscription, parse_topic
@@ -46,6 +47,7 @@ class IngestStats:
     received: int = 0
     records_written: int = 0  # distinct records stored; a redelivery counts as a duplicate
     duplicates: int = 0
+    statuses_written: int = 0  # gateway status messages stored
     dead_letters: int = 0
     write_retries: int = 0
     batches: int = 0
@@ -56,7 +58,7 @@ class IngestStats:
 class _Decoded:
     message: mqtt.MQTTMessage
     lines: list[str]
-    key: tuple[str, str, int, int]  # fleet, vin, seq, window end (ms)
+    key: tuple[str, str, int, int] | None  # fleet, vin, seq, window end (ms); None for a status
 
 
 class IngestWorker:
@@ -82,9 +84,11 @@ class IngestWorker:
         self.batch_wait_s = batch_wait_s
         self.stats = IngestStats()
         self.subscription = ingest_subscription(group, fleet)
+        self.status_subscription = ingest_subscription(group, fleet, "status")
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=queue_size)
         self._subscribed = threading.Event()
         self._last_dead_letter_ns = 0
+        self._last_status_ms = 0
         self._recent: OrderedDict[tuple[str, str, int, int], None] = OrderedDict()
         self._metrics_interval_s = metrics_interval_s
         self._metrics_due_s = time.monotonic() + metrics_interval_s
@@ -139,7 +143,7 @@ class IngestWorker:
         if getattr(reason_code, "is_failure", False):
             log.warning("broker refused the ingest worker: %s", reason_code)
             return
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(self.subscription, 1), (self.status_subscription, 1)])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, reason_codes: object, properties: object
@@ -171,7 +175,7 @@ class IngestWorker:
         dead: list[tuple[mqtt.MQTTMessage, str]] = []
         for message in batch:
             try:
-                decoded.append(_decode(message))
+                decoded.append(_decode(message, self._status_stamp_ms))
             except DecodeError as exc:
                 dead.append((message, f"undecodable: {exc}"))
         try:
@@ -207,16 +211,18 @@ class IngestWorker:
             for item in items:
                 dead += self._write_records([item], stop)
             return dead
-        for item in items:
-            if item.key in self._recent:
+        records = [item.key for item in items if item.key is not None]
+        for key in records:
+            if key in self._recent:
                 self.stats.duplicates += 1
                 continue
-            self._recent[item.key] = None
+            self._recent[key] = None
             if len(self._recent) > RECENT_KEYS:
                 self._recent.popitem(last=False)
             self.stats.records_written += 1
-        newest_ms = max(item.key[3] for item in items)
-        self.stats.lag_s = max(0.0, time.time() - newest_ms / 1000.0)
+        self.stats.statuses_written += len(items) - len(records)
+        if records:
+            self.stats.lag_s = max(0.0, time.time() - max(key[3] for key in records) / 1000.0)
         return []
 
     def _write_dead_letters(self, dead: list[tuple[mqtt.MQTTMessage, str]], stop: threading.Event) -> None:
@@ -228,6 +234,11 @@ class IngestWorker:
             log.warning("dead letter from %s: %s", message.topic, reason)
         self._retrying(lambda: self.influx.write(self.database, lines, precision="ns"), stop)
         self.stats.dead_letters += len(dead)
+
+    def _status_stamp_ms(self) -> int:
+        """Receive time in ms, strictly increasing, so two statuses never overwrite each other."""
+        self._last_status_ms = max(time.time_ns() // 1_000_000, self._last_status_ms + 1)
+        return self._last_status_ms
 
     def _write_metrics(self, stop: threading.Event) -> None:
         now = time.monotonic()
@@ -283,8 +294,17 @@ class _Stopped(Exception):
     """Stop was requested while a write was still failing."""
 
 
-def _decode(message: mqtt.MQTTMessage) -> _Decoded:
+def _decode(message: mqtt.MQTTMessage, status_stamp_ms: Callable[[], int]) -> _Decoded:
     vehicle = parse_topic(message.topic)
+    if vehicle.kind == "status":
+        try:
+            status = json.loads(bytes(message.payload))
+            if not isinstance(status, dict):
+                raise ValueError("not a JSON object")
+            line = gateway_status_line(vehicle.fleet, vehicle.vin, status, status_stamp_ms())
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise DecodeError(f"bad status message: {exc}") from exc
+        return _Decoded(message, [line], None)
     record = decode_record(bytes(message.payload))
     if record.vin != vehicle.vin:
         raise DecodeError(f"record VIN {record.vin} does not match topic VIN {vehicle.vin}")

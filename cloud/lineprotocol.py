@@ -11,6 +11,8 @@ overwrites itself instead of counting twice:
 
 from __future__ import annotations
 
+import re
+
 from prognos.record import DiagnosticRecord
 
 DIAG = "diag"
@@ -18,6 +20,16 @@ HEALTH = "vehicle_health"
 FAULT = "fault"
 DEAD_LETTER = "dead_letter"
 INGEST = "ingest"
+GATEWAY_STATUS = "gateway_status"
+STATUS_NUMBERS = (
+    "windows",
+    "records",
+    "source_errors",
+    "model_updates",
+    "model_updates_rejected",
+    "model_rollbacks",
+)
+COUNTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_STRING_FIELD = 60_000  # InfluxDB 1.x refuses string fields over 64 KiB
 
 
@@ -82,6 +94,24 @@ def record_lines(fleet: str, record: DiagnosticRecord) -> list[str]:
                 fields[key] = value
         lines.append(_line(FAULT, {**vehicle, "code": fault.code}, fields, ts))
     return lines
+
+
+def gateway_status_line(fleet: str, vin: str, status: dict[str, object], received_ms: int) -> str:
+    """A gateway's status message (docs/gateway.md) as one point, stamped (ms) when it was received.
+    Raises ValueError for a status that is not a JSON object with a `state`."""
+    state = status.get("state")
+    if state not in ("online", "offline"):
+        raise ValueError(f"status state must be online or offline, not {state!r}")
+    fields: dict[str, object] = {"state": state, "online": state == "online"}
+    for key in ("model_id", "model_version", "last_model_error"):
+        if isinstance(status.get(key), str):
+            fields[key] = str(status[key])[:200]
+    counters = status.get("counters")
+    numbers = {key: status.get(key) for key in STATUS_NUMBERS}
+    if isinstance(counters, dict):
+        numbers.update({str(k): v for k, v in counters.items() if COUNTER_NAME.fullmatch(str(k))})
+    fields.update({k: v for k, v in numbers.items() if isinstance(v, int) and not isinstance(v, bool)})
+    return _line(GATEWAY_STATUS, {"fleet": fleet, "vin": vin}, fields, received_ms)
 
 
 def ingest_metrics_line(worker: str, fields: dict[str, float | int], ts_ns: int) -> str:

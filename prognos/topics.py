@@ -55,13 +55,15 @@ def check_fleet(fleet: str) -> None:
         raise ConfigError(f"fleet name {fleet!r} must be 1-64 characters A-Z, a-z, 0-9, _ or -")
 
 
-def ingest_subscription(group: str, fleet: str = "+") -> str:
+def ingest_subscription(group: str, fleet: str = "+", kind: str = "diag") -> str:
     """The shared subscription that ingest workers of one group split between them."""
     if not SEGMENT_PATTERN.fullmatch(group):
         raise ConfigError(f"subscription group {group!r} must be 1-64 characters A-Z, a-z, 0-9, _ or -")
     if fleet != "+":
         check_fleet(fleet)
-    return f"$share/{group}/{ROOT}/{fleet}/+/diag"
+    if kind not in ("diag", "status"):
+        raise ConfigError(f"ingest subscribes to diag and status, not {kind!r}")
+    return f"$share/{group}/{ROOT}/{fleet}/+/{kind}"
 
 
 def parse_topic(name: str) -> VehicleTopic:

@@ -3,6 +3,7 @@ agents -> MQTT (QoS 1) -> ingest -> InfluxDB, and every record arrives intact.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import defaultdict
@@ -26,7 +27,7 @@ from prognos.record import (
     encode_record,
 )
 from prognos.stack import StackInfo
-from prognos.topics import diag_topic
+from prognos.topics import diag_topic, status_topic
 from tests.helpers import wait_for
 
 
@@ -226,3 +227,39 @@ def test_a_redelivered_record_counts_once_and_metrics_are_written(
     assert len(stored_records(influx, database, fleet)) == 1
     assert rows[-1]["worker"] == worker.worker_id and rows[-1]["duplicates"] == 2
     assert 0 <= float(rows[-1]["lag_s"]) < 120  # type: ignore[arg-type]
+
+
+def test_gateway_status_messages_are_stored_and_bad_ones_dead_lettered(
+    stack: StackInfo, influx: InfluxClient, database: str, fleet: str
+) -> None:
+    vin = "STATUS00000000001"
+    online = {
+        "state": "online",
+        "model_id": "prognos-default",
+        "model_version": "2026.11.27",
+        "records": 12,
+        "counters": {"spool_depth": 3, "frames_bad": 1, "Bad Key": 5},
+    }
+    with ingest_running(stack, influx, database, fleet) as worker:
+        client = _publisher(stack)
+        try:
+            for payload in (json.dumps(online).encode(), b'{"state":"offline"}', b"[1,2]", b"\xff"):
+                client.publish(status_topic(fleet, vin), payload, qos=1).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        wait_for(
+            lambda: worker.stats.statuses_written == 2 and worker.stats.dead_letters == 2, what="two statuses"
+        )
+    rows = [
+        row
+        for s in influx.query("SELECT * FROM gateway_status ORDER BY time", database=database)
+        for row in s.rows()
+    ]
+    assert [r["state"] for r in rows] == ["online", "offline"]
+    assert rows[0]["vin"] == vin and rows[0]["model_version"] == "2026.11.27"
+    assert rows[0]["records"] == 12 and rows[0]["spool_depth"] == 3 and rows[0]["frames_bad"] == 1
+    assert rows[1]["online"] is False
+    assert "Bad Key" not in rows[0]
+    letters = [row for s in influx.query("SELECT * FROM dead_letter", database=database) for row in s.rows()]
+    assert all(row["reason"].startswith("undecodable: bad status message") for row in letters)
