@@ -164,3 +164,34 @@ class Bench:
             log=log_path.read_text(encoding="utf-8") if log_path.exists() else "",
             counters=self.source.counters(),
         )
+
+
+def boot_node(
+    root: Path,
+    *,
+    port: str,
+    config: dict[str, Any],
+    scenario: dict[str, Any],
+    heap: str = "256k",
+    modules: Path = FIRMWARE_DIR,
+) -> subprocess.Popen[bytes]:
+    """Start one boot of the node, as `Bench.run` does, and return at once: `root / "flash"` is
+    its flash, node.json is `config` with the UART writing to `port`, the shim plays `scenario`
+    and writes its record to `root / "record.json"`, stdout and stderr go to stdout.txt and
+    stderr.txt in `root`. For a test that carries the line itself (to a gateway that opens
+    the port on its own); the caller waits for the process."""
+    flash = root / "flash"
+    flash.mkdir(parents=True, exist_ok=True)
+    uart = {**config.get("uart", {}), "id": port}
+    (flash / "node.json").write_text(json.dumps({**config, "uart": uart}), encoding="utf-8")
+    scenario_path = root / "scenario.json"
+    record = {**scenario, "record": str(root / "record.json")}
+    scenario_path.write_text(json.dumps(record), encoding="utf-8")
+    with (root / "stdout.txt").open("wb") as stdout, (root / "stderr.txt").open("wb") as stderr:
+        return subprocess.Popen(
+            [*micropython_command(), "-X", f"heapsize={heap}", str(modules / "main.py")],
+            cwd=flash,
+            env={"MICROPYPATH": f"{SHIM_DIR}:{modules}", "PROGNOS_NODE_SHIM": str(scenario_path)},
+            stdout=stdout,
+            stderr=stderr,
+        )
