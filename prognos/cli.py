@@ -154,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     dealer_kpis.add_argument("--risk-out", type=Path, default=None, metavar="CSV", help="write the risk list")
     dealer_kpis.set_defaults(run=_cloud_dealer_kpis)
 
+    analytics = cloud.add_parser(
+        "analytics",
+        help="alerts, cohorts and campaigns, service list, maintenance intervals and parts plan",
+        description="Read the diagnostic records, the vehicle registry and the parts stock from "
+        "InfluxDB; compute prioritised alerts, cohorts with their campaign lists, the proactive "
+        "service list, personalised maintenance intervals and the parts plan; write them back as "
+        "one snapshot (docs/analytics.md). Runs once, or with --every until interrupted.",
+    )
+    _home_option(analytics)
+    analytics.add_argument(
+        "--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)"
+    )
+    analytics.add_argument(
+        "--every", default=None, metavar="DURATION", help="run every DURATION, like 15m (default: run once)"
+    )
+    analytics.add_argument(
+        "--as-of", default=None, metavar="TIME", help="ISO 8601 time of the snapshot (default: now)"
+    )
+    analytics.add_argument(
+        "--lookback", default="30d", metavar="DURATION", help="data window (default: %(default)s)"
+    )
+    analytics.add_argument("--horizon", default="8w", metavar="WEEKS", help="parts plan weeks (default: 8w)")
+    analytics.add_argument(
+        "--keep", default="30d", metavar="DURATION", help="keep snapshots this long (default: %(default)s)"
+    )
+    analytics.set_defaults(run=_cloud_analytics)
+
     edge = _group(commands, "edge", "gateway agents")
     simulate = edge.add_parser(
         "simulate",
@@ -454,9 +481,16 @@ def build_parser() -> argparse.ArgumentParser:
     parts.add_argument(
         "--failures",
         type=Path,
-        required=True,
+        default=None,
         metavar="CSV",
-        help="vin, service_center, part (or code), days_to_failure, days_low, days_high",
+        help="vin, service_center, part (or code), days_to_failure, days_low, days_high (default: "
+        "the open faults and the vehicle registry in InfluxDB, and its DMS stock unless --stock)",
+    )
+    _home_option(parts)
+    parts.add_argument(
+        "--database",
+        default=DEFAULT_DATABASE,
+        help="InfluxDB database read without --failures (default: %(default)s)",
     )
     parts.add_argument(
         "--history", type=Path, default=None, metavar="CSV", help="week, service_center, part, units"
@@ -721,6 +755,82 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
             print(f"wrote {path}")
     return 0
+
+
+def _cloud_analytics(args: argparse.Namespace) -> int:
+    _require("requests")
+    _require("pandas")
+    from cloud.analytics_job import RunSummary, parse_duration_s, parse_time_ms, rfc3339, run_every, run_once
+    from cloud.influx import InfluxClient
+    from prognos.stack import load_stack
+
+    lookback_days = parse_duration_s(args.lookback, what="--lookback") / 86_400
+    keep_days = parse_duration_s(args.keep, what="--keep") / 86_400
+    horizon_weeks = _weeks(args.horizon)
+    every_s = parse_duration_s(args.every, what="--every") if args.every is not None else None
+    if every_s is not None and args.as_of is not None:
+        raise ConfigError("--as-of names the time of one run; leave it out with --every")
+    as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else None
+    info = load_stack(_home(args))
+    influx = InfluxClient(info.influx_url)
+
+    def report(summary: RunSummary) -> None:
+        c = {name: int(value) for name, value in summary.counts.items()}
+        unregistered = c["vehicles_unregistered"]
+        unknown = f", {unregistered} not in the registry" if unregistered else ""
+        print(
+            f"analytics {rfc3339(summary.as_of_ms)}: {c['vehicles_observed']} vehicles with data "
+            f"({c['vehicles_act']} act, {c['vehicles_watch']} watch{unknown}); {c['alerts']} alerts "
+            f"(P1 {c['alerts_p1']}, P2 {c['alerts_p2']}, P3 {c['alerts_p3']}); {c['campaigns']} campaigns "
+            f"({c['campaign_vehicles']} vehicles); {c['service_list']} on the service list; "
+            f"{c['maintenance_intervals']} maintenance intervals; {c['parts_reorder']} parts planned "
+            f"-> database {args.database}",
+            flush=True,
+        )
+
+    try:
+        if every_s is None:
+            report(
+                run_once(
+                    influx,
+                    args.database,
+                    as_of_ms=as_of_ms,
+                    lookback_days=lookback_days,
+                    horizon_weeks=horizon_weeks,
+                    keep_days=keep_days,
+                )
+            )
+        else:
+            stop = _until_signalled()
+            run_every(
+                influx,
+                args.database,
+                every_s=every_s,
+                stop=stop,
+                on_run=report,
+                lookback_days=lookback_days,
+                horizon_weeks=horizon_weeks,
+                keep_days=keep_days,
+            )
+    finally:
+        influx.close()
+    return 0
+
+
+def _parts_inputs_from_influx(args: argparse.Namespace, stock: object) -> tuple[object, object]:
+    """The failures (open faults + registry) and, unless given, the DMS stock from InfluxDB."""
+    from cloud.analytics_job import read_failures, read_stock
+    from cloud.influx import InfluxClient
+    from prognos.stack import load_stack
+
+    influx = InfluxClient(load_stack(_home(args)).influx_url)
+    try:
+        failures = read_failures(influx, args.database, int(time.time()) * 1000)
+        if stock is None:
+            stock = read_stock(influx, args.database, default_lead_time_weeks=args.default_lead_time_weeks)
+    finally:
+        influx.close()
+    return failures, stock
 
 
 def _edge_simulate(args: argparse.Namespace) -> int:
@@ -1099,6 +1209,8 @@ def _forecast_parts(args: argparse.Namespace) -> int:
         for name, path in (("failures", args.failures), ("history", args.history), ("stock", args.stock))
     }
     failures, history, stock = tables["failures"], tables["history"], tables["stock"]
+    if failures is None:
+        failures, stock = _parts_inputs_from_influx(args, stock)
     plan = plan_parts(
         failures,
         history,
