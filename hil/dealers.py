@@ -24,13 +24,13 @@ from hil.simulator import make_fleet
 
 Row = dict[str, str]
 
-PARTS = {  # part number -> (share of orders that use it, typical stock on hand)
-    "BRK-PAD-01": (0.22, 60),
+PARTS = {  # part number -> (share of orders that use it, typical stock on hand); PG-* as cloud/parts.py
+    "PG-BRK-3100": (0.22, 60),
     "BRK-DSC-02": (0.08, 24),
-    "TIRE-205-55": (0.15, 80),
-    "BAT-MOD-4": (0.03, 6),
-    "BRG-WHL-2": (0.05, 12),
-    "MOT-BRG-1": (0.02, 4),
+    "PG-TYR-2100": (0.15, 80),
+    "PG-BAT-1100": (0.03, 6),
+    "PG-WBR-4100": (0.05, 12),
+    "PG-MOT-5100": (0.02, 4),
     "FLT-CAB-1": (0.30, 90),
     "WIPER-600": (0.18, 70),
 }

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         _home_option(sub)
         sub.set_defaults(run=func)
 
-    cloud = _group(commands, "cloud", "cloud services: ingest")
+    cloud = _group(commands, "cloud", "cloud services: ingest, analytics, dealer data")
     ingest = cloud.add_parser(
         "ingest",
         help="move diagnostic records from MQTT into InfluxDB",
