@@ -243,6 +243,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, required=True, metavar="FILE", help="gateway config (TOML)")
     run.set_defaults(run=_edge_run)
 
+    hil = _group(commands, "hil", "hardware-in-the-loop bench")
+    hil_run = hil.add_parser(
+        "run",
+        help="run a bench scenario against real agents and judge them",
+        description="Run SCENARIO (TOML, docs/hil.md): simulated vehicles drive real gateway agents "
+        "through real interfaces (CAN, slcan, UART, replay) in simulated time; the records the agents "
+        "publish are read back from the broker and judged against the scenario's expectations. Writes "
+        "DIR/summary.json and DIR/report.html; exits 1 if any expectation fails.",
+    )
+    _home_option(hil_run)
+    hil_run.add_argument("scenario", type=Path, metavar="SCENARIO", help="scenario file (TOML)")
+    hil_run.add_argument("--report", type=Path, required=True, metavar="DIR", help="report directory")
+    hil_run.add_argument(
+        "--fleet", default=None, help="fleet name in topics (default: the scenario's, else hil-NAME-RANDOM)"
+    )
+    hil_run.set_defaults(run=_hil_run)
+
     dashboard = commands.add_parser(
         "dashboard",
         help="serve the Streamlit dashboard",
@@ -894,6 +911,41 @@ def _edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hil_run(args: argparse.Namespace) -> int:
+    _require("paho.mqtt")
+    from tqdm import tqdm
+
+    from hil.bench import run_scenario
+    from hil.scenario import load_scenario
+    from prognos.stack import load_stack
+
+    scenario = load_scenario(args.scenario)
+    info = load_stack(_home(args))
+    if not args.verbose:
+        logging.getLogger("edge").setLevel(logging.WARNING)
+    days = scenario.time.duration_days
+    print(f"scenario {scenario.name}: {len(scenario.vehicles)} vehicles, {days:g} days, {info.mqtt_address}")
+    bar_format = "{l_bar}{bar}| {n:.1f}/{total:g} days [{elapsed}<{remaining}]"
+    with tqdm(total=days, unit="day", bar_format=bar_format) as bar:
+
+        def progress(done_days: float) -> None:
+            bar.update(done_days - bar.n)
+
+        judgement, summary = run_scenario(
+            scenario,
+            host=info.mqtt_host,
+            port=info.mqtt_port,
+            report_dir=args.report,
+            fleet=args.fleet,
+            progress=progress,
+            stop=_until_signalled(),
+        )
+    for check in judgement.checks:
+        print(f"{'PASS' if check.passed else 'FAIL'}  {check.description}: {check.detail}")
+    print(f"{summary['verdict'].upper()}: report in {args.report / 'report.html'}")
+    return 0 if judgement.passed else 1
+
+
 def _models_keygen(args: argparse.Namespace) -> int:
     from edge.ota import generate_key
 
@@ -977,7 +1029,11 @@ def _demo(args: argparse.Namespace) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     stop = _until_signalled(args.duration_s)
     try:
+        _demo_dealer_data(home, args.vehicles)
         children["ingest"] = subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)])
+        children["analytics"] = subprocess.Popen(
+            [*base, "cloud", "analytics", "--home", str(home), "--every", "1m"], stdout=subprocess.DEVNULL
+        )
         children["fleet"] = subprocess.Popen(
             [
                 *base,
@@ -1012,6 +1068,24 @@ def _demo(args: argparse.Namespace) -> int:
                 child.kill()
     print("demo stopped; the stack still runs (prognos stack down stops it)")
     return 0
+
+
+def _demo_dealer_data(home: Path, vehicles: int) -> None:
+    """Dealer-system exports and the vehicle registry of the demo fleet, imported once."""
+    from cloud.dms_import import import_files
+    from cloud.influx import InfluxClient
+    from hil.dealers import make_dms, write_dms
+    from prognos.stack import load_stack
+
+    out = home / "demo-dms"
+    files = write_dms(make_dms(vehicles=vehicles, fleet_seed=1, fleet=DEFAULT_FLEET), out)
+    influx = InfluxClient(load_stack(home).influx_url)
+    try:
+        influx.create_database(DEFAULT_DATABASE)
+        import_files(influx, DEFAULT_DATABASE, list(files.values()))
+    finally:
+        influx.close()
+    print(f"dealer data: {len(files)} exports from {out} imported", flush=True)
 
 
 def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None:
