@@ -88,7 +88,11 @@ def main() -> None:
 
     bundle = load_bundle(args.models)
     assessor = VehicleAssessor(
-        vin=spec.vin, detectors=bundle.detectors, model_id=bundle.bundle_id, model_version=bundle.version
+        vin=spec.vin,
+        detectors=bundle.detectors,
+        model_id=bundle.bundle_id,
+        model_version=bundle.version,
+        days_calibration=bundle.days_calibration,
     )
     buffers = SampleBuffers(catalog.keys())
     topic_bytes = len(diag_topic("fleet", spec.vin))

@@ -7,6 +7,7 @@ than `change_threshold` since the last record, and otherwise as a heartbeat ever
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from edge.detector import Detector
@@ -14,7 +15,7 @@ from edge.features import FloatArray, WindowFeatures, feature_matrix
 from edge.inputs import assemble
 from edge.rules import assess
 from edge.smoothing import ScoreSmoother
-from edge.trend import DaysToThreshold, Trend
+from edge.trend import DaysCalibration, DaysToThreshold, Trend
 from prognos import __version__
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 
@@ -39,6 +40,7 @@ class VehicleAssessor:
         model_id: str = RULES_MODEL_ID,
         model_version: str = __version__,
         detectors: Mapping[str, Detector] | None = None,
+        days_calibration: Mapping[str, DaysCalibration] | None = None,
     ) -> None:
         """With `detectors` (subsystem -> trained detector) their smoothed scores replace the
         rules' anomaly scores, and their alerts raise faults; the rules still give health and
@@ -54,10 +56,19 @@ class VehicleAssessor:
         self._last_health: dict[str, float] = {}
         self._detectors: dict[str, Detector] = {}
         self._smoothers: dict[str, ScoreSmoother] = {}
-        self.use_detectors(detectors or {}, model_id, model_version)
+        self._days_calibration: dict[str, DaysCalibration] = {}
+        self.use_detectors(detectors or {}, model_id, model_version, days_calibration)
 
-    def use_detectors(self, detectors: Mapping[str, Detector], model_id: str, model_version: str) -> None:
-        """Run these detectors from the next window on (a model update); their scores start over."""
+    def use_detectors(
+        self,
+        detectors: Mapping[str, Detector],
+        model_id: str,
+        model_version: str,
+        days_calibration: Mapping[str, DaysCalibration] | None = None,
+    ) -> None:
+        """Run these detectors from the next window on (a model update); their scores start over.
+        `days_calibration` (fault code -> calibration) corrects the trend's days-to-threshold."""
+        self._days_calibration = dict(days_calibration or {})
         self._detectors = dict(detectors)
         self._smoothers = {name: ScoreSmoother(tau_days=d.meta.tau_days) for name, d in detectors.items()}
         self.model_id = model_id
@@ -90,6 +101,7 @@ class VehicleAssessor:
             return trend.days_to(threshold) if trend else None
 
         result = assess(features, days_to)
+        result.faults[:] = [self._calibrated(f) for f in result.faults]
         for key, value in result.trend_inputs.items():
             self._trends.setdefault(key, Trend()).add(day, value)
         self._apply_detectors(day, matrices, result.subsystems, result.faults)
@@ -112,6 +124,15 @@ class VehicleAssessor:
             subsystems=result.subsystems,
             faults=tuple(result.faults),
             counters=dict(counters),
+        )
+
+    def _calibrated(self, fault: FaultHypothesis) -> FaultHypothesis:
+        calibration = self._days_calibration.get(fault.code)
+        if calibration is None or fault.days_to_threshold is None:
+            return fault
+        estimate = calibration.apply(DaysToThreshold(fault.days_to_threshold, 0.0, 0.0))
+        return dataclasses.replace(
+            fault, days_to_threshold=estimate.days, days_low=estimate.low, days_high=estimate.high
         )
 
     def _apply_detectors(

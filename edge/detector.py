@@ -10,20 +10,23 @@ an autoencoder) the calibrated alert threshold.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.features import FloatArray
-from edge.inputs import InputSpec, is_context
+from edge.inputs import InputSpec, check_input, is_context
 from edge.litert import TfliteModel
+from edge.trend import DaysCalibration
 from prognos.errors import ConfigError
 
 Z_CLIP = 8.0
 BUNDLE_FILE = "bundle.json"
 META_FILE = "meta.json"
+# bundle.json: fault code -> [log_q10, log_q50, log_q90] of true / trend days (edge/trend.py)
+DAYS_CALIBRATION_KEY = "days_to_threshold_calibration"
 MODEL_FILE = "model.tflite"
 
 
@@ -43,7 +46,7 @@ class ModelMeta:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelMeta:
         try:
-            return cls(
+            meta = cls(
                 model_id=str(data["model_id"]),
                 version=str(data["version"]),
                 kind=str(data["kind"]),
@@ -55,8 +58,11 @@ class ModelMeta:
                 tau_days=float(data.get("tau_days", 0.5)),
                 classes=tuple(str(c) for c in data.get("classes", ())),
             )
+            for item in meta.inputs:
+                check_input(item)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"model meta is incomplete or malformed: {exc!r}") from exc
+        return meta
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +137,7 @@ class Bundle:
     version: str
     detectors: dict[str, Detector]
     classifier: Detector | None
+    days_calibration: dict[str, DaysCalibration] = field(default_factory=dict)  # by fault code
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -141,6 +148,13 @@ def load_bundle(directory: Path) -> Bundle:
         bundle_id, version = str(manifest["bundle_id"]), str(manifest["version"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{directory} is not a model bundle (no readable {BUNDLE_FILE}: {exc})") from exc
+    try:
+        calibration = {
+            str(code): DaysCalibration(*(float(q) for q in quantiles))
+            for code, quantiles in manifest.get(DAYS_CALIBRATION_KEY, {}).items()
+        }
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{directory / BUNDLE_FILE}: malformed {DAYS_CALIBRATION_KEY}: {exc}") from exc
     detectors: dict[str, Detector] = {}
     classifier = None
     for name in names:
@@ -149,4 +163,4 @@ def load_bundle(directory: Path) -> Bundle:
             classifier = detector
         else:
             detectors[detector.meta.subsystem] = detector
-    return Bundle(bundle_id, version, detectors, classifier)
+    return Bundle(bundle_id, version, detectors, classifier, calibration)

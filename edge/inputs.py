@@ -5,8 +5,13 @@ bearings' RMS, kurtosis and defect energy) share their environment: ambient temp
 and road act on all of them at once. A fault acts on one. So each sibling's input is its
 window mean minus the median of its siblings' means, and the group contributes its median
 once; a drifting module or a leaking tire then stands out whatever the weather. A signal
-without siblings (motor noise) enters as its mean. Speed and ambient temperature are context
-for every subsystem. The same code builds the inputs in the agent and in training.
+without siblings (motor noise) enters as its mean.
+
+Context conditions a detector but is not scored: speed, ambient temperature, usage (hard
+braking: an aggressive driver is no fault), and each sibling
+group's median, the level the weather, load and road set for all siblings at once (a cold
+morning lowers every tire's pressure; that is no fault). The same code builds the inputs in
+the agent and in training.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from prognos.catalog import Catalog
 
 MEAN = FEATURE_NAMES.index("mean")
 CONTEXT = ("Vehicle.Speed", "Vehicle.Exterior.AirTemperature")
+# Signals of a subsystem that describe how the vehicle is used, not its state: context too.
+USAGE = ("Vehicle.Chassis.Brake.HardBrakingCount",)
 MODELLED_SUBSYSTEMS = ("battery", "tires", "brakes", "bearings", "motor")
 
 # An input is (kind, signal paths): ("mean", (p,)), ("deviation", (p, *siblings)) or
 # ("median", siblings).
 Input = tuple[str, tuple[str, ...]]
+INPUT_KINDS = ("mean", "deviation", "median")
 InputSpec = tuple[Input, ...]
 
 
@@ -52,9 +60,16 @@ def input_spec(catalog: Catalog, subsystem: str) -> InputSpec:
     return tuple(spec)
 
 
+def check_input(item: Input) -> None:
+    """Raise ValueError for an input this code cannot build (a bundle from a newer release)."""
+    kind, paths = item
+    if kind not in INPUT_KINDS or not paths:
+        raise ValueError(f"unknown model input {kind!r}")
+
+
 def is_context(item: Input) -> bool:
     """Context inputs condition a detector; they are not scored (a highway trip is no fault)."""
-    return item[0] == "mean" and item[1][0] in CONTEXT
+    return item[0] == "median" or (item[0] == "mean" and item[1][0] in CONTEXT + USAGE)
 
 
 def assemble(features: Mapping[str, FloatArray], spec: InputSpec) -> FloatArray:
@@ -65,9 +80,9 @@ def assemble(features: Mapping[str, FloatArray], spec: InputSpec) -> FloatArray:
         if kind == "mean":
             columns.append(features[paths[0]][..., MEAN])
             continue
-        group = paths[1:] if kind == "deviation" else paths
+        group = paths if kind == "median" else paths[1:]
         median = np.median(np.stack([features[p][..., MEAN] for p in group], axis=-1), axis=-1)
-        columns.append(features[paths[0]][..., MEAN] - median if kind == "deviation" else median)
+        columns.append(median if kind == "median" else features[paths[0]][..., MEAN] - median)
     return np.stack(columns, axis=-1)
 
 

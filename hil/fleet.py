@@ -69,6 +69,7 @@ def run_fleet(
             detectors=bundle.detectors,
             model_id=bundle.bundle_id,
             model_version=bundle.version,
+            days_calibration=bundle.days_calibration,
         )
         for s in specs
     ]

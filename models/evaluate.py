@@ -10,6 +10,8 @@ before failure is a miss. Faults still developing at the end of the period count
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +20,7 @@ from edge.detector import Detector
 from edge.features import FloatArray
 from edge.inputs import assemble
 from edge.smoothing import ScoreSmoother
+from edge.trend import DaysCalibration
 from models.dataset import EPOCH_MS, FleetWindows
 from models.train import FAULT_OF_SUBSYSTEM
 
@@ -136,19 +139,29 @@ class DaysToFailureAccuracy:
     interval_coverage: float  # share of reports whose 80% interval holds the truth
 
 
-def days_to_failure_accuracy(data: FleetWindows, vehicles: list[int]) -> DaysToFailureAccuracy:
-    """Replay `vehicles` through the agent's own assessor and compare each days-to-threshold
-    it reports for the vehicle's fault with the ground truth."""
+@dataclass(frozen=True)
+class DaysReport:
+    """One days-to-threshold the agent reported for a vehicle's fault, and the truth."""
+
+    code: str
+    days: float
+    low: float | None
+    high: float | None
+    truth: float  # days from the report to the functional failure
+
+
+def days_reports(
+    data: FleetWindows, vehicles: list[int], calibration: Mapping[str, DaysCalibration] | None = None
+) -> list[DaysReport]:
+    """Replay `vehicles` through the agent's own assessor (with `calibration`) and collect every
+    days-to-threshold it reports for the vehicle's fault before the failure."""
     from edge.agent import VehicleAssessor
 
-    errors: list[float] = []
-    relative: list[float] = []
-    covered: list[bool] = []
+    reports: list[DaysReport] = []
     for v in vehicles:
-        spec = data.specs[v]
-        fault = spec.faults[0]
+        fault = data.specs[v].faults[0]
         code_prefix = FAULT_SUBSYSTEM[fault.kind] + "."
-        agent = VehicleAssessor(vin="EVAL0000000000000", heartbeat_s=1e9)
+        agent = VehicleAssessor(vin="EVAL0000000000000", heartbeat_s=1e9, days_calibration=calibration)
         rows = np.flatnonzero(data.vehicle == v)
         for i in rows[np.argsort(data.day[rows])]:
             end_ms = round(float(EPOCH_MS + data.day[i] * 86_400_000))
@@ -160,24 +173,44 @@ def days_to_failure_accuracy(data: FleetWindows, vehicles: list[int]) -> DaysToF
             for reported in record.faults:
                 if reported.code.startswith(code_prefix) and reported.days_to_threshold is not None:
                     truth = fault.failure_day - float(data.day[i])
-                    errors.append(abs(reported.days_to_threshold - truth))
-                    relative.append(abs(reported.days_to_threshold - truth) / max(truth, 1.0))
-                    covered.append(
-                        bool(
-                            reported.days_low is not None
-                            and reported.days_high is not None
-                            and reported.days_low <= truth <= reported.days_high
+                    reports.append(
+                        DaysReport(
+                            reported.code,
+                            reported.days_to_threshold,
+                            reported.days_low,
+                            reported.days_high,
+                            truth,
                         )
                     )
-    if not errors:
-        return DaysToFailureAccuracy(0, len(vehicles), float("nan"), float("nan"), float("nan"))
+    return reports
+
+
+def days_to_failure_accuracy(reports: list[DaysReport], vehicles: int) -> DaysToFailureAccuracy:
+    if not reports:
+        return DaysToFailureAccuracy(0, vehicles, float("nan"), float("nan"), float("nan"))
+    errors = np.array([abs(r.days - r.truth) for r in reports])
+    relative = errors / np.maximum([r.truth for r in reports], 1.0)
+    covered = [r.low is not None and r.high is not None and r.low <= r.truth <= r.high for r in reports]
     return DaysToFailureAccuracy(
-        len(errors),
-        len(vehicles),
-        float(np.median(errors)),
-        float(np.median(relative)),
-        float(np.mean(covered)),
+        len(reports), vehicles, float(np.median(errors)), float(np.median(relative)), float(np.mean(covered))
     )
+
+
+MIN_CALIBRATION_REPORTS = 30
+
+
+def fit_days_calibration(reports: list[DaysReport]) -> dict[str, DaysCalibration]:
+    """Per fault code, quantiles of log(true days / reported days) over uncalibrated reports;
+    codes with fewer than MIN_CALIBRATION_REPORTS reports get none."""
+    by_code: dict[str, list[float]] = {}
+    for r in reports:
+        if r.days > 0:
+            by_code.setdefault(r.code, []).append(math.log(max(r.truth, 0.1) / r.days))
+    return {
+        code: DaysCalibration(*(float(q) for q in np.quantile(ratios, [0.1, 0.5, 0.9])))
+        for code, ratios in sorted(by_code.items())
+        if len(ratios) >= MIN_CALIBRATION_REPORTS
+    }
 
 
 def format_report(

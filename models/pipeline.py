@@ -10,16 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detector import BUNDLE_FILE, Detector, load_bundle
+from edge.detector import BUNDLE_FILE, DAYS_CALIBRATION_KEY, Detector, load_bundle
 from edge.inputs import MODELLED_SUBSYSTEMS, assemble, describe
 from hil.simulator import make_fleet
 from models.dataset import FleetWindows, simulate_fleet
 from models.evaluate import (
     DaysToFailureAccuracy,
     Evaluation,
+    days_reports,
     days_to_failure_accuracy,
     episodes,
     evaluate,
+    fit_days_calibration,
     subsystem_scores,
 )
 from models.train import (
@@ -37,6 +39,7 @@ from prognos.catalog import Catalog, default_catalog
 
 TRAIN_SEED = 100  # training fleets use seeds TRAIN_SEED, +1, +2; evaluation seeds start at EVAL_SEED
 EVAL_SEED = 900
+CALIBRATION_VEHICLES = 60  # days-to-threshold calibration: enough reports, a few minutes
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,42 @@ def train_all(out: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str,
     write_artifact(out / classifier.meta.model_id, classifier, classifier_card(classifier, data_note))
     metrics[classifier.meta.model_id] = classifier.metrics
     names.append(classifier.meta.model_id)
-    bundle = {"bundle_id": "prognos-default", "version": version, "models": names}
+    bundle = {
+        "bundle_id": "prognos-default",
+        "version": version,
+        "models": names,
+        DAYS_CALIBRATION_KEY: days_calibration(labelled, plan.days),
+    }
     (out / BUNDLE_FILE).write_text(json.dumps(bundle, indent=1) + "\n")
     return metrics
+
+
+def days_calibration(labelled: FleetWindows, days: float) -> dict[str, list[float]]:
+    """The bundle's days-to-threshold calibration, measured on the labelled training fleet (its
+    first CALIBRATION_VEHICLES vehicles whose fault fails within the simulated days)."""
+    failing = [i for i, s in enumerate(labelled.specs) if s.faults and s.faults[0].failure_day <= days]
+    failing = failing[:CALIBRATION_VEHICLES]
+    fitted = fit_days_calibration(days_reports(labelled, failing))
+    return {code: [c.log_q10, c.log_q50, c.log_q90] for code, c in fitted.items()}
+
+
+def calibrate_days(directory: Path, plan: TrainPlan, *, progress: bool = True) -> dict[str, list[float]]:
+    """Measure the days-to-threshold calibration on the training plan's labelled fleet and write
+    it into an existing bundle's bundle.json (what `train_all` does at its end)."""
+    specs = make_fleet(plan.vehicles, seed=plan.seed + 2, fault_share=1.0)
+    labelled = simulate_fleet(
+        specs,
+        default_catalog(),
+        seed=plan.seed + 2,
+        days=plan.days,
+        windows_per_day=plan.windows_per_day,
+        progress=progress,
+    )
+    calibration = days_calibration(labelled, plan.days)
+    manifest = json.loads((directory / BUNDLE_FILE).read_text())
+    manifest[DAYS_CALIBRATION_KEY] = calibration
+    (directory / BUNDLE_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
+    return calibration
 
 
 @dataclass
@@ -136,7 +172,8 @@ def evaluate_bundle(
             for i, s in enumerate(data.specs)
             if s.faults and s.faults[0].kind == kind and s.faults[0].failure_day <= days
         ]
-        accuracy[kind] = days_to_failure_accuracy(data, failing)
+        reports = days_reports(data, failing, loaded.days_calibration)
+        accuracy[kind] = days_to_failure_accuracy(reports, len(failing))
     return EvalReport(evaluate(data, found, days), confusion, vehicles, days, seed, accuracy)
 
 

@@ -26,6 +26,11 @@ from models.dataset import FleetWindows
 from prognos.catalog import Catalog
 
 THRESHOLD_MARGIN = 1.25
+# The least threshold: the mean squared error of one scored input a full scale unit (at least
+# its floor, 0.5% of the signal's range) from its reconstruction. Siblings of a simulated
+# healthy vehicle agree more closely than real sensors resolve; a threshold calibrated on them
+# alone would alert on differences no sensor can vouch for (a tire 2 kPa warmer on the highway).
+MIN_THRESHOLD_SCORED_UNITS = 1.0
 TAU_DAYS = 0.5
 CLASS_NONE = "none"
 FAULT_OF_SUBSYSTEM = {
@@ -172,7 +177,8 @@ def train_autoencoder(
     cal_x = assemble(calibration.features, spec)
     errors = raw.anomaly_scores(cal_x[healthy])
     daily = smoothed_daily_max(errors, calibration.vehicle[healthy], calibration.day[healthy], TAU_DAYS)
-    threshold = float(np.max(daily) * THRESHOLD_MARGIN)
+    scored = sum(not is_context(item) for item in spec)
+    threshold = max(float(np.max(daily) * THRESHOLD_MARGIN), MIN_THRESHOLD_SCORED_UNITS / scored)
     meta = ModelMeta(**{**meta.__dict__, "threshold": threshold})
     metrics = {
         "training_windows": float(len(z)),

@@ -12,8 +12,9 @@ from models.evaluate import Episode, evaluate
 
 def fleet(*specs: VehicleSpec) -> FleetWindows:
     empty = np.zeros(0)
-    return FleetWindows(vehicle=empty, day=empty, features={}, fault_kind=empty, severity=empty,
-                        specs=list(specs))
+    return FleetWindows(
+        vehicle=empty, day=empty, features={}, fault_kind=empty, severity=empty, specs=list(specs)
+    )
 
 
 def test_detections_misses_false_alarms_and_lead_time() -> None:
@@ -42,3 +43,30 @@ def test_detections_misses_false_alarms_and_lead_time() -> None:
     assert result.by_fault["battery_drift"].false_alarms == 1
     assert result.vehicle_days == 240.0
     assert result.false_alarms_per_1000_vehicle_days == pytest.approx(1000 * 3 / 240)
+
+
+def test_days_calibration_corrects_bias_and_covers_80_percent() -> None:
+    from models.evaluate import DaysReport, days_to_failure_accuracy, fit_days_calibration
+
+    rng = np.random.default_rng(5)
+    # A trend that reports twice the true days, with a spread: the truth comes sooner.
+    truths = rng.uniform(2.0, 40.0, 2000)
+    reported = 2.0 * truths * np.exp(rng.normal(0.0, 0.3, truths.size))
+    raw = [
+        DaysReport("tires.pressure_loss", d, d * 0.9, d * 1.1, t)
+        for d, t in zip(reported, truths, strict=True)
+    ]
+    calibration = fit_days_calibration(raw)["tires.pressure_loss"]
+    assert calibration.log_q50 == pytest.approx(np.log(0.5), abs=0.05)
+    assert calibration.log_q10 < calibration.log_q50 < calibration.log_q90
+    corrected = []
+    for r in raw:
+        from edge.trend import DaysToThreshold
+
+        c = calibration.apply(DaysToThreshold(r.days, 0.0, 0.0))
+        corrected.append(DaysReport(r.code, c.days, c.low, c.high, r.truth))
+    before, after = days_to_failure_accuracy(raw, 1), days_to_failure_accuracy(corrected, 1)
+    assert before.interval_coverage < 0.1
+    assert after.interval_coverage == pytest.approx(0.8, abs=0.03)
+    assert after.median_abs_error_days < 0.5 * before.median_abs_error_days
+    assert fit_days_calibration(raw[:10]) == {}  # too few reports to calibrate

@@ -159,3 +159,15 @@ def test_keygen_and_sign_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert verify(out.read_bytes(), [load_public_key(public)])
     assert main(["models", "sign", "--key", str(public), "--bundle", str(ARTIFACTS), "--out", str(out)]) == 2
     assert "not an unencrypted PEM private key" in capsys.readouterr().err
+
+
+def test_a_bundle_with_a_malformed_days_calibration_is_refused(tmp_path: Path) -> None:
+    directory = bundle_copy(tmp_path, "2099.03.03")
+    manifest = json.loads((directory / "bundle.json").read_text())
+    manifest["days_to_threshold_calibration"] = {"tires.pressure_loss": ["a", "b"]}
+    (directory / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="malformed days_to_threshold_calibration"):
+        load_bundle(directory)
+    manifest["days_to_threshold_calibration"] = {"tires.pressure_loss": [-0.5, -0.1, 0.2]}
+    (directory / "bundle.json").write_text(json.dumps(manifest))
+    assert load_bundle(directory).days_calibration["tires.pressure_loss"].log_q50 == -0.1
