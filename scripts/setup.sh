@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Prognos needs on a Debian or Ubuntu machine: Mosquitto and InfluxDB from the
-# distribution, and a virtualenv in .venv with the project and its extras. Safe to run again.
+# Installs what Prognos needs on a Debian or Ubuntu machine: Mosquitto, InfluxDB and Chromium
+# (the dashboard's browser tests) from the distribution, and a virtualenv in .venv with the
+# project and its extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ packages=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || packages+=(mosquitto)
 have influxd || packages+=(influxdb)
+have chromium || packages+=(chromium)  # the browser of the dashboard tests (Playwright drives it)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 have python3 || packages+=(python3)
 

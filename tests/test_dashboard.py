@@ -11,6 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from cloud.analytics_job import run_once
 from cloud.influx import InfluxClient
 from cloud.lineprotocol import record_lines
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
@@ -51,10 +52,10 @@ def run_app() -> AppTest:
     return app
 
 
-def test_fleet_page_lists_vehicles_with_latest_health(
+def test_fleet_page_shows_the_analytics_snapshot_of_the_latest_records(
     app_env: None, influx: InfluxClient, database: str
 ) -> None:
-    now = int(time.time() * 1000)
+    now = int(time.time()) * 1000
     drift = FaultHypothesis("battery.module_temperature_drift", 0.75, 12.0, 8.0, 20.0)
     records = [
         record("HEALTHY0000000001", 1, now - 7_200_000, 0.9),
@@ -69,20 +70,26 @@ def test_fleet_page_lists_vehicles_with_latest_health(
     influx.write(database, [line for r in records for line in record_lines("f1", r)])
 
     app = run_app()
+    assert "No data yet" in app.info[0].value  # records, but no analytics snapshot yet
+    run_once(influx, database, as_of_ms=now)
+    st.cache_data.clear()
+
+    app = run_app()
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics == {"Vehicles monitored": "4", "Healthy": "2", "Watch": "1", "Act": "1"}
+    assert metrics == {
+        "Vehicles monitored": "4",
+        "Healthy": "2",
+        "Watch": "1",
+        "Act": "1",
+        "Open alerts": "2",
+    }
+    assert "No vehicle registry imported" in app.info[0].value
     table = app.dataframe[0].value
-    assert list(table["vin"]) == [
-        "ACT00000000000003",
-        "WATCH000000000002",
-        "CLEARED0000000004",
-        "HEALTHY0000000001",
-    ]
-    healthy = table[table["vin"] == "HEALTHY0000000001"].iloc[0]
-    assert healthy["health"] == pytest.approx(0.95)
-    assert healthy["band"] == "healthy"
-    assert healthy["last_seen"] == pd.Timestamp(now - 3_600_000, unit="ms", tz="UTC")
-    assert table.iloc[0]["faults"] == "battery.module_temperature_drift"
+    assert list(table["vehicle"]) == ["vehicle?vin=ACT00000000000003", "vehicle?vin=WATCH000000000002"]
+    act = table.iloc[0]
+    assert (act["priority"], act["code"], act["band"]) == ("P1", "battery.module_temperature_drift", "act")
+    assert act["days"] == "12.0 (8.0-20.0)"  # 12 (8-20) estimated an hour before the snapshot
+    assert act["last_seen"] == pd.Timestamp(now - 3_600_000, unit="ms", tz="UTC")
 
 
 def test_empty_database_says_no_data_yet(app_env: None) -> None:

@@ -1,38 +1,67 @@
-"""Fleet health: how many vehicles need action, and which."""
+"""Fleet health: how many vehicles need action, and which first."""
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import charts, data, widgets
 
 st.title("Fleet health")
-try:
-    vehicles = data.fleet_vehicles()
-except data.DataUnavailableError as exc:
-    st.error(f"Database unreachable: {exc}")
-    st.stop()
+snapshot = widgets.snapshot()
+registry = widgets.load(data.registry)
+alerts = widgets.load(data.alerts, snapshot.at)
 
-if vehicles.empty:
-    st.info(
-        "No data yet: no vehicle has reported in the last 30 days. "
-        "Start `prognos cloud ingest` and a fleet (`prognos edge simulate`)."
+selected = widgets.registry_filters(registry, "fleet")
+if selected is not None:
+    alerts = alerts[alerts["vin"].isin(set(selected["vin"]))]
+    st.caption(
+        "With a filter the counts come from the registry and the alerts: a registered vehicle of "
+        "the selection without an act or watch alert counts as healthy. Vehicles missing from the "
+        "registry are not in any selection."
     )
+figures = charts.key_figures(snapshot.counts, alerts, selected)
+
+cols = st.columns(5)
+cols[0].metric("Vehicles monitored", figures["monitored"])
+cols[1].metric("Healthy", figures["healthy"])
+cols[2].metric("Watch", figures["watch"])
+cols[3].metric("Act", figures["act"])
+cols[4].metric("Open alerts", figures["alerts"], help=f"{figures['p1']} of them P1")
+
+left, right = st.columns(2)
+with left:
+    if registry.empty:
+        st.plotly_chart(charts.fleet_band_chart(figures))
+    else:
+        by = (
+            st.selectbox(
+                "Group by",
+                list(charts.FILTER_COLUMNS),
+                format_func=charts.FILTER_COLUMNS.__getitem__,
+                key="fleet_by",
+            )
+            or "model"
+        )
+        rows = selected if selected is not None else registry
+        st.plotly_chart(charts.band_chart(charts.band_table(rows, alerts, by), by))
+with right:
+    history = widgets.load(data.snapshot_history)
+    st.plotly_chart(charts.band_history_chart(history))
+
+st.subheader("Alerts, most urgent first")
+if alerts.empty:
+    st.success("No open alerts: every vehicle is healthy.")
     st.stop()
-
-counts = vehicles["band"].value_counts()
-cols = st.columns(4)
-cols[0].metric("Vehicles monitored", len(vehicles))
-cols[1].metric("Healthy", int(counts.get("healthy", 0)))
-cols[2].metric("Watch", int(counts.get("watch", 0)))
-cols[3].metric("Act", int(counts.get("act", 0)))
-
-table = vehicles.assign(last_seen=pd.to_datetime(vehicles["last_seen"], unit="ms", utc=True))
-st.dataframe(
-    table,
-    hide_index=True,
+priorities = st.multiselect("Priority", ["P1", "P2", "P3"], placeholder="all", key="fleet_priority")
+if priorities:
+    alerts = alerts[alerts["priority"].isin(priorities)]
+widgets.paged_table(
+    charts.alert_table(alerts),
+    "fleet_alerts",
     column_config={
-        "health": st.column_config.ProgressColumn("health", min_value=0.0, max_value=1.0, format="%.2f"),
-        "max_score": st.column_config.NumberColumn("max anomaly score", format="%.2f"),
-        "last_seen": st.column_config.DatetimeColumn("last record (UTC)"),
+        "vehicle": st.column_config.LinkColumn("vehicle", display_text=r"vin=(.*)"),
+        "days": st.column_config.TextColumn("days left (80%)"),
+        "health": st.column_config.NumberColumn("health", format="%.2f"),
+        "anomaly_score": st.column_config.NumberColumn("anomaly score", format="%.2f"),
+        "confidence": st.column_config.NumberColumn("confidence", format="%.2f"),
+        "last_seen": st.column_config.DatetimeColumn("last report (UTC)"),
     },
 )
