@@ -1,8 +1,12 @@
 """The analytics job: read InfluxDB, run cloud.analytics, write the results back as one snapshot.
 
 Every query is fixed text with bound parameters; aggregation runs in InfluxDB (the latest
-point per vehicle and subsystem or fault code, maxima, counts, daily means), so the job's cost
-grows with vehicles x subsystems, not with raw records.
+point per vehicle and subsystem or fault code, maxima, counts, daily sums). Whole settled days
+are read from daily rollups the job keeps in InfluxDB itself (SELECT ... INTO, one point per
+series and day: `rollup_health_day`, `rollup_diag_day`, `rollup_fault_day`, each day marked
+in `analytics_rollup`), the rest of the window from the raw points, so a run's cost grows with
+vehicles x subsystems x days, not with raw records; the results are the same as from the raw
+points alone (section "Daily rollups" below).
 
 A run at time T writes a snapshot: every result point is stamped T, and an `analytics_run`
 point at T, written last, says the snapshot is complete. Running again at the same T first
@@ -13,11 +17,13 @@ schema the dashboard reads.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +54,7 @@ DEFAULT_HORIZON_WEEKS = 8
 DEFAULT_KEEP_DAYS = 30.0
 BASELINE_DAYS = 7.0  # the drift baseline: mean health over the window's first days
 BATCH_LINES = 5000
+QUERY_TIMEOUT_S = 120.0  # aggregates over a fleet's month may take a while on a busy server
 
 FieldType = str  # "float", "integer", "string" or "boolean", as SHOW FIELD KEYS names them
 
@@ -337,28 +344,75 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-WINDOW = "time > $start AND time <= $end"
-Q_STATES = (
-    'SELECT last("health") AS health, "anomaly_score" FROM vehicle_health '
-    f"WHERE {WINDOW} GROUP BY fleet, vin, subsystem"
+# ---- Daily rollups. A run reads the window (T - lookback, T] from two sources: whole UTC days that
+# are settled (ended SETTLE_DAYS ago or more) from three rollup measurements the job keeps with
+# SELECT ... INTO, one point per series and day; everything else (the window's first and last
+# day, the unsettled days) from the raw points, one day per query. So a run reads about
+# vehicles x subsystems x days rollup points and a few days of raw points, not every record.
+# A day is rolled up once, by the first run that needs it, and marked in `analytics_rollup`;
+# records that arrive later than SETTLE_DAYS after their day are stored but left out of that
+# day's rollup until its marker is deleted (the next run then rolls the day up again).
+SETTLE_DAYS = 2.0
+ROLLED_SPAN_DAYS = 15  # rolled days read in one query
+ROLLUP_BUDGET_S = 2.0  # about how long one rollup query may take
+MAX_ROLLUP_DAYS = 31  # days rolled up in one query
+VIN_CHUNK = 100  # vehicles per query when a series' latest point lies in a rolled day
+ROLLUP_MARKER = "analytics_rollup"
+Q_SUBSYSTEMS = 'SHOW TAG VALUES FROM vehicle_health WITH KEY = "subsystem"'
+Q_ROLLUP_HEALTH = (  # one subsystem at a time, so that each query stays short
+    'SELECT sum("health") AS health_sum, count("health") AS health_points, '
+    'max("anomaly_score") AS score_max INTO "rollup_health_day" FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND time >= $lo AND time < $hi '
+    "GROUP BY time(1d), fleet, vin, subsystem fill(none)"
 )
-Q_LAST_SEEN = f'SELECT last("seq") AS seq FROM diag WHERE {WINDOW} GROUP BY fleet, vin'
-Q_FAULTS = f'SELECT last("confidence") AS confidence FROM fault WHERE {WINDOW} GROUP BY fleet, vin, code'
+ROLLUP_QUERIES = (
+    'SELECT count("seq") AS records INTO "rollup_diag_day" FROM diag '
+    "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin fill(none)",
+    'SELECT count("confidence") AS points, count("days_to_threshold") AS estimates '
+    'INTO "rollup_fault_day" FROM fault '
+    "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin, code fill(none)",
+)
+Q_MARKERS = f'SELECT "done" FROM {ROLLUP_MARKER} WHERE time >= $lo AND time < $hi'
+
+# Each input as (raw query, rollup query); {where} is a piece's time condition.
+Q_STATES = (
+    'SELECT last("health") AS health, "anomaly_score" FROM vehicle_health WHERE {where} '
+    "GROUP BY fleet, vin, subsystem",
+    'SELECT last("health_points") AS n FROM rollup_health_day WHERE {where} GROUP BY fleet, vin, subsystem',
+)
+Q_LAST_SEEN = (
+    'SELECT last("seq") AS seq FROM diag WHERE {where} GROUP BY fleet, vin',
+    'SELECT last("records") AS n FROM rollup_diag_day WHERE {where} GROUP BY fleet, vin',
+)
+Q_FAULTS = (
+    'SELECT last("confidence") AS confidence FROM fault WHERE {where} GROUP BY fleet, vin, code',
+    'SELECT last("points") AS n FROM rollup_fault_day WHERE {where} GROUP BY fleet, vin, code',
+)
 Q_ESTIMATES = (
     'SELECT last("days_to_threshold") AS days_to_threshold, "days_low", "days_high" FROM fault '
-    f"WHERE {WINDOW} GROUP BY vin, code"
+    "WHERE {where} GROUP BY vin, code",
+    'SELECT last("estimates") AS n FROM rollup_fault_day WHERE "estimates" > 0 AND {where} '
+    "GROUP BY vin, code",
 )
-Q_FAULT_COUNTS = f'SELECT count("confidence") AS points FROM fault WHERE {WINDOW} GROUP BY vin, code'
+Q_FAULT_COUNTS = (
+    'SELECT count("confidence") AS points FROM fault WHERE {where} GROUP BY vin, code',
+    'SELECT sum("points") AS points FROM rollup_fault_day WHERE {where} GROUP BY vin, code',
+)
 Q_PEAKS = (
-    f'SELECT max("anomaly_score") AS max_score FROM vehicle_health WHERE {WINDOW} GROUP BY vin, subsystem'
+    'SELECT max("anomaly_score") AS max_score FROM vehicle_health WHERE {where} GROUP BY vin, subsystem',
+    'SELECT max("score_max") AS max_score FROM rollup_health_day WHERE {where} GROUP BY vin, subsystem',
 )
 Q_BASELINE = (
-    'SELECT mean("health") AS health FROM vehicle_health '
-    "WHERE time > $start AND time <= $baseline_end GROUP BY vin, subsystem"
+    'SELECT sum("health") AS health_sum, count("health") AS points FROM vehicle_health WHERE {where} '
+    "GROUP BY vin, subsystem",
+    'SELECT sum("health_sum") AS health_sum, sum("health_points") AS points FROM rollup_health_day '
+    "WHERE {where} GROUP BY vin, subsystem",
 )
 Q_WEAR = (
-    'SELECT mean("health") AS health FROM vehicle_health '
-    f'WHERE "subsystem" = $subsystem AND {WINDOW} GROUP BY time(1d), vin fill(none)'
+    'SELECT sum("health") AS health_sum, count("health") AS points FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY time(1d), vin fill(none)',
+    'SELECT "health_sum", "health_points" AS points FROM rollup_health_day '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin',
 )
 Q_STOCK = (
     'SELECT last("on_hand") AS on_hand, "on_order", "lead_time_weeks" FROM parts_stock '
@@ -366,16 +420,52 @@ Q_STOCK = (
 )
 
 
-def _frame(
-    influx: InfluxClient, database: str, text: str, params: Mapping[str, str], columns: tuple[str, ...]
-) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the window read from one source: rolled-up whole days, or raw points."""
+
+    lo_ms: int
+    hi_ms: int
+    lo_closed: bool  # time >= lo, else time > lo
+    hi_closed: bool  # time <= hi, else time < hi
+    rolled: bool
+
+    def where(self) -> tuple[str, dict[str, str]]:
+        text = f"time {'>=' if self.lo_closed else '>'} $lo AND time {'<=' if self.hi_closed else '<'} $hi"
+        return text, {"lo": rfc3339(self.lo_ms), "hi": rfc3339(self.hi_ms)}
+
+
+def window_pieces(start_ms: int, end_ms: int, rolled: Collection[int] = ()) -> list[Piece]:
+    """(start, end] cut at every midnight (UTC). A whole day inside it whose rollup exists
+    (its midnight in `rolled`) is read from the rollup, consecutive ones together (at most
+    ROLLED_SPAN_DAYS); every other piece is at most one day of raw points."""
+    cuts = [start_ms, *range((start_ms // DAY_MS + 1) * DAY_MS, end_ms, DAY_MS), end_ms]
+    out: list[Piece] = []
+    for lo, hi in itertools.pairwise(cuts):
+        lo_closed, hi_closed = lo != start_ms, hi == end_ms
+        whole = lo_closed and not hi_closed and hi - lo == DAY_MS and lo in rolled
+        last = out[-1] if out else None
+        if whole and last is not None and last.rolled and last.hi_ms - last.lo_ms < ROLLED_SPAN_DAYS * DAY_MS:
+            out[-1] = Piece(last.lo_ms, hi, True, False, True)
+        else:
+            out.append(Piece(lo, hi, lo_closed, hi_closed, whole))
+    return out
+
+
+def _rows(
+    influx: InfluxClient, database: str, text: str, params: Mapping[str, str], *, method: str = "GET"
+) -> list[dict[str, Any]]:
     try:
-        series = influx.query(text, database=database, params=dict(params))
+        series = influx.query(text, database=database, params=dict(params) or None, method=method)
     except RejectedError as exc:
         if "database not found" in str(exc):
             raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
         raise
-    frame = pd.DataFrame([row for s in series for row in s.rows()])
+    return [row for s in series for row in s.rows()]
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
     for column in columns:
         if column not in frame.columns:
             frame[column] = pd.Series(
@@ -384,20 +474,160 @@ def _frame(
     return frame[list(columns)].reset_index(drop=True)
 
 
-def _window(as_of_ms: int, lookback_days: float) -> dict[str, str]:
-    return {"start": rfc3339(as_of_ms - int(lookback_days * DAY_MS)), "end": rfc3339(as_of_ms)}
+def _frame(
+    influx: InfluxClient, database: str, text: str, params: Mapping[str, str], columns: tuple[str, ...]
+) -> pd.DataFrame:
+    return _table(_rows(influx, database, text, params), columns)
 
 
-def read_faults(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
-    """Per vehicle and fault code: the latest point and the latest days estimate (the `faults`
-    frame of cloud.analytics)."""
-    window = _window(as_of_ms, lookback_days)
-    latest = _frame(influx, database, Q_FAULTS, window, ("fleet", "vin", "code", "time", "confidence"))
-    estimates = _frame(
+def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, now_ms: int) -> set[int]:
+    """The midnights of the whole days inside (start, end] that have a rollup: those settled by
+    `now_ms` (real time), rolled up now if they were not before. Missing days are rolled up a
+    few at a time: one day first, then as many as fit ROLLUP_BUDGET_S a query. If a rollup
+    query fails for a transient reason (a timeout), the rest waits for the next run and this
+    run reads those days raw."""
+    first = (start_ms // DAY_MS + 1) * DAY_MS
+    last = min(end_ms - DAY_MS, now_ms - int((1 + SETTLE_DAYS) * DAY_MS))
+    days = list(range(first, last + 1, DAY_MS))
+    if not days:
+        return set()
+    span = {"lo": rfc3339(days[0]), "hi": rfc3339(days[-1] + DAY_MS)}
+    done = {int(row["time"]) for row in _rows(influx, database, Q_MARKERS, span)}
+    missing = [day for day in days if day not in done]
+    subsystems = [str(row["value"]) for row in _rows(influx, database, Q_SUBSYSTEMS, {})] if missing else []
+    step = 1
+    while missing:
+        chunk = [missing[0]]
+        while len(chunk) < step and len(chunk) < len(missing) and missing[len(chunk)] == chunk[-1] + DAY_MS:
+            chunk.append(missing[len(chunk)])
+        bounds = {"lo": rfc3339(chunk[0]), "hi": rfc3339(chunk[-1] + DAY_MS)}
+        queries = [(Q_ROLLUP_HEALTH, {**bounds, "subsystem": name}) for name in subsystems]
+        queries += [(text, bounds) for text in ROLLUP_QUERIES]
+        longest = 0.0
+        try:
+            for text, params in queries:
+                started = time.monotonic()
+                _rows(influx, database, text, params, method="POST")
+                longest = max(longest, time.monotonic() - started)
+            influx.write(database, [f"{ROLLUP_MARKER} done=true {day}" for day in chunk], precision="ms")
+        except TransientError as exc:
+            log.warning("rollup of %s stopped (%s); the next run goes on with it", rfc3339(chunk[0]), exc)
+            break
+        done.update(chunk)
+        step = max(1, min(MAX_ROLLUP_DAYS, int(ROLLUP_BUDGET_S * len(chunk) / max(longest, 1e-3))))
+        missing = missing[len(chunk) :]
+        log.debug("rolled up %d days from %s", len(chunk), rfc3339(chunk[0]))
+    return {day for day in days if day in done}
+
+
+def _each_piece(
+    influx: InfluxClient,
+    database: str,
+    queries: tuple[str, str],
+    pieces: Sequence[Piece],
+    params: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Piece, list[dict[str, Any]]]]:
+    for piece in pieces:
+        where, bounds = piece.where()
+        text = queries[1 if piece.rolled else 0].format(where=where)
+        yield piece, _rows(influx, database, text, {**(params or {}), **bounds})
+
+
+def _latest(
+    influx: InfluxClient,
+    database: str,
+    queries: tuple[str, str],
+    pieces: Sequence[Piece],
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+) -> pd.DataFrame:
+    """Per group of `keys`, the latest row of the raw query over the window. Raw pieces answer
+    directly; a rolled piece tells each group's last day with data, and the groups whose latest
+    point lies in such a day are looked up in that day's raw points, a few vehicles a query."""
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    last_day: dict[tuple[Any, ...], int] = {}
+
+    def take(row: dict[str, Any]) -> None:
+        key = tuple(row.get(k) for k in keys)
+        if key not in found or row["time"] > found[key]["time"]:
+            found[key] = row
+
+    for piece, rows in _each_piece(influx, database, queries, pieces):
+        for row in rows:
+            if piece.rolled:
+                key = tuple(row.get(k) for k in keys)
+                last_day[key] = max(last_day.get(key, row["time"]), row["time"])
+            else:
+                take(row)
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for key, day in last_day.items():
+        if key not in found or found[key]["time"] < day + DAY_MS:
+            wanted[day].add(str(key[keys.index("vin")]))
+    for day, vins in sorted(wanted.items()):
+        ordered = sorted(vins)
+        for at in range(0, len(ordered), VIN_CHUNK):
+            chunk = ordered[at : at + VIN_CHUNK]
+            names = {f"v{i}": vin for i, vin in enumerate(chunk)}
+            where = (
+                "(" + " OR ".join(f'"vin" = ${name}' for name in names) + ") AND time >= $lo AND time < $hi"
+            )
+            bounds = {"lo": rfc3339(day), "hi": rfc3339(day + DAY_MS)}
+            for row in _rows(influx, database, queries[0].format(where=where), {**names, **bounds}):
+                take(row)
+    return _table(list(found.values()), columns)
+
+
+def _summed(
+    influx: InfluxClient,
+    database: str,
+    queries: tuple[str, str],
+    pieces: Sequence[Piece],
+    keys: tuple[str, ...],
+    how: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The pieces' rows combined per group of `keys`: each column of `how` by its function."""
+    rows = [row for _, part in _each_piece(influx, database, queries, pieces, params) for row in part]
+    frame = _table(rows, (*keys, *how))
+    if frame.empty:
+        return frame
+    return frame.groupby(list(keys), as_index=False, sort=False).agg(dict(how))
+
+
+def _mean(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """health = health_sum / points, per group."""
+    health = pd.to_numeric(frame["health_sum"], errors="coerce") / pd.to_numeric(
+        frame["points"], errors="coerce"
+    )
+    return frame[list(keys)].assign(health=health.to_numpy(float))
+
+
+def _window(as_of_ms: int, lookback_days: float) -> tuple[int, int]:
+    return as_of_ms - int(lookback_days * DAY_MS), as_of_ms
+
+
+def _pieces(
+    influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, now_ms: int | None = None
+) -> list[Piece]:
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    return window_pieces(start_ms, end_ms, roll_up(influx, database, start_ms, end_ms, now_ms=now))
+
+
+def _faults(influx: InfluxClient, database: str, pieces: Sequence[Piece]) -> pd.DataFrame:
+    latest = _latest(
+        influx,
+        database,
+        Q_FAULTS,
+        pieces,
+        ("fleet", "vin", "code"),
+        ("fleet", "vin", "code", "time", "confidence"),
+    )
+    estimates = _latest(
         influx,
         database,
         Q_ESTIMATES,
-        window,
+        pieces,
+        ("vin", "code"),
         ("vin", "code", "time", "days_to_threshold", "days_low", "days_high"),
     ).rename(columns={"time": "estimated_at"})
     if latest.empty:
@@ -426,8 +656,18 @@ def read_faults(influx: InfluxClient, database: str, as_of_ms: int, lookback_day
     ]
 
 
+def read_faults(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
+    """Per vehicle and fault code: the latest point and the latest days estimate (the `faults`
+    frame of cloud.analytics)."""
+    return _faults(influx, database, _pieces(influx, database, *_window(as_of_ms, lookback_days)))
+
+
+def _last_seen(influx: InfluxClient, database: str, pieces: Sequence[Piece]) -> pd.DataFrame:
+    return _latest(influx, database, Q_LAST_SEEN, pieces, ("fleet", "vin"), ("fleet", "vin", "time"))
+
+
 def read_last_seen(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
-    return _frame(influx, database, Q_LAST_SEEN, _window(as_of_ms, lookback_days), ("fleet", "vin", "time"))
+    return _last_seen(influx, database, _pieces(influx, database, *_window(as_of_ms, lookback_days)))
 
 
 def read_registry(influx: InfluxClient, database: str) -> pd.DataFrame:
@@ -475,33 +715,55 @@ def read_inputs(
     *,
     lookback_days: float = DEFAULT_LOOKBACK_DAYS,
     settings: AnalyticsSettings = DEFAULT_SETTINGS,
+    now_ms: int | None = None,
 ) -> Inputs:
-    """Everything cloud.analytics.analyse needs, for the window (as_of - lookback, as_of]."""
-    window = _window(as_of_ms, lookback_days)
+    """Everything cloud.analytics.analyse needs, for the window (as_of - lookback, as_of]; rolls
+    up the settled days it needs first (settled by `now_ms`, default the clock)."""
+    start, end = _window(as_of_ms, lookback_days)
     baseline_end = as_of_ms - int(max(lookback_days - BASELINE_DAYS, 0.0) * DAY_MS)
-    states = _frame(
-        influx, database, Q_STATES, window, ("fleet", "vin", "subsystem", "time", "health", "anomaly_score")
+    window = _pieces(influx, database, start, end, now_ms=now_ms)
+    rolled = {p.lo_ms + k * DAY_MS for p in window if p.rolled for k in range((p.hi_ms - p.lo_ms) // DAY_MS)}
+    states = _latest(
+        influx,
+        database,
+        Q_STATES,
+        window,
+        ("fleet", "vin", "subsystem"),
+        ("fleet", "vin", "subsystem", "time", "health", "anomaly_score"),
+    )
+    baseline = _summed(
+        influx,
+        database,
+        Q_BASELINE,
+        window_pieces(start, baseline_end, rolled),
+        ("vin", "subsystem"),
+        {"health_sum": "sum", "points": "sum"},
     )
     wear = [
-        _frame(
-            influx, database, Q_WEAR, {**window, "subsystem": item.subsystem}, ("vin", "time", "health")
+        _mean(
+            _summed(
+                influx,
+                database,
+                Q_WEAR,
+                window,
+                ("vin", "time"),
+                {"health_sum": "sum", "points": "sum"},
+                {"subsystem": item.subsystem},
+            ),
+            ("vin", "time"),
         ).assign(subsystem=item.subsystem)
         for item in settings.wear_items
     ]
     return Inputs(
         registry=read_registry(influx, database),
         states=states,
-        last_seen=read_last_seen(influx, database, as_of_ms, lookback_days),
-        faults=read_faults(influx, database, as_of_ms, lookback_days),
-        fault_counts=_frame(influx, database, Q_FAULT_COUNTS, window, ("vin", "code", "points")),
-        peaks=_frame(influx, database, Q_PEAKS, window, ("vin", "subsystem", "max_score")),
-        baseline=_frame(
-            influx,
-            database,
-            Q_BASELINE,
-            {"start": window["start"], "baseline_end": rfc3339(baseline_end)},
-            ("vin", "subsystem", "health"),
-        ),
+        last_seen=_last_seen(influx, database, window),
+        faults=_faults(influx, database, window),
+        fault_counts=_summed(influx, database, Q_FAULT_COUNTS, window, ("vin", "code"), {"points": "sum"}),
+        peaks=_summed(influx, database, Q_PEAKS, window, ("vin", "subsystem"), {"max_score": "max"}),
+        baseline=_mean(baseline, ("vin", "subsystem"))
+        if not baseline.empty
+        else pd.DataFrame(columns=["vin", "subsystem", "health"]),
         wear=pd.concat(wear, ignore_index=True)
         if wear
         else pd.DataFrame(columns=["vin", "time", "health", "subsystem"]),
@@ -514,8 +776,8 @@ def read_failures(
 ) -> pd.DataFrame:
     """The failures table of cloud.parts from the open faults and the registry, days counted
     from `as_of_ms` (for `prognos forecast parts` without --failures)."""
-    faults = read_faults(influx, database, as_of_ms, lookback_days)
-    opened = open_faults(faults, read_last_seen(influx, database, as_of_ms, lookback_days))
+    pieces = _pieces(influx, database, *_window(as_of_ms, lookback_days))
+    opened = open_faults(_faults(influx, database, pieces), _last_seen(influx, database, pieces))
     return parts_failures(opened, read_registry(influx, database), as_of_ms)
 
 

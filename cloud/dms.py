@@ -324,8 +324,71 @@ VEHICLE = Kind(
     offset_column=None,
 )
 
+SKILL = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _service_center_checks(record: Record) -> list[str]:
+    skills = record.get("skills")
+    if not isinstance(skills, str):
+        return []
+    bad = [skill for skill in skills.split(PARTS_SEPARATOR) if not SKILL.fullmatch(skill.strip())]
+    if bad:
+        return [
+            f"skills {_shown(skills)}: each skill is a lower-case word ({', '.join(map(repr, bad))} is not)"
+        ]
+    return []
+
+
+def skill_set(text: object) -> frozenset[str]:
+    """The skills of a service center's `skills` value; empty means it repairs everything."""
+    if not isinstance(text, str):
+        return frozenset()
+    return frozenset(skill.strip() for skill in text.split(PARTS_SEPARATOR) if skill.strip())
+
+
+SERVICE_CENTER = Kind(
+    name="service_center",
+    meaning="one workshop: where it is, who runs it and how much work it can take",
+    columns=(
+        Column(
+            "service_center",
+            "text",
+            required=True,
+            tag=True,
+            meaning="the workshop's id, as work orders, stock and the registry name it",
+        ),
+        Column("name", "text", meaning="the workshop's name"),
+        Column("dealer_id", "text", required=True, meaning="the dealer that runs it"),
+        Column("lat", "float", required=True, minimum=-90, maximum=90, meaning="latitude, WGS 84 degrees"),
+        Column("lon", "float", required=True, minimum=-180, maximum=180, meaning="longitude, WGS 84 degrees"),
+        Column(
+            "capacity_per_week",
+            "int",
+            required=True,
+            minimum=0,
+            maximum=100_000,
+            meaning="appointments it can take in a week",
+        ),
+        Column(
+            "technicians", "int", required=True, minimum=0, maximum=10_000, meaning="technicians on staff"
+        ),
+        Column(
+            "skills",
+            "text",
+            meaning="what it repairs: subsystems (battery, tires, brakes, bearings, motor) with ; between "
+            "them; empty: everything",
+        ),
+    ),
+    unique=("service_center",),
+    signature=("service_center", "capacity_per_week"),
+    time_column=None,
+    offset_column=None,
+    checks=_service_center_checks,
+)
+
 KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (WORK_ORDER, COMPLAINT, SURVEY, PARTS_STOCK, DEALER_FINANCE, VEHICLE)
+    kind.name: kind
+    for kind in (WORK_ORDER, COMPLAINT, SURVEY, PARTS_STOCK, DEALER_FINANCE, VEHICLE, SERVICE_CENTER)
 }
 
 

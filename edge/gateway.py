@@ -53,6 +53,8 @@ READ_TIMEOUT_S = 0.5
 FLUSH_ON_EXIT_S = 10.0
 # Counters every record carries (the status message carries all of them).
 RECORD_COUNTERS = ("frames_seen", "frames_bad", "frames_unknown", "values_out_of_range", "samples_dropped")
+# CAN interfaces whose frames python-can dates with the host's wall clock as it parses them.
+CLOCK_DATED_INTERFACES = frozenset({"slcan"})
 
 
 def open_source(config: SourceConfig, catalog: Catalog, clock: Callable[[], float]) -> SampleSource:
@@ -71,11 +73,44 @@ def open_source(config: SourceConfig, catalog: Catalog, clock: Callable[[], floa
         ) from exc
     if isinstance(config, CanSourceConfig):
         decoder = load_decoder(config.dbc, catalog)
-        return CanBusSource(
+        bus = CanBusSource(
             decoder=decoder, interface=config.interface, channel=config.channel, bitrate=config.bitrate
         )
+        return ClockDated(bus, clock) if config.interface in CLOCK_DATED_INTERFACES else bus
     decoder = load_decoder(config.dbc, catalog)
     return ReplaySource(config.path, decoder=decoder, realtime=config.realtime)
+
+
+class ClockDated:
+    """A source whose samples are dated by the gateway's clock as they are read. python-can dates
+    an slcan frame with time.time() as it parses the adapter's line (the line carries no time);
+    the gateway's clock is that same time in service, and the simulated time on the HIL bench
+    (docs/hil.md), so a frame's samples always land in the window the gateway's clock says."""
+
+    def __init__(self, source: SampleSource, clock: Callable[[], float]) -> None:
+        self.source = source
+        self._clock = clock
+
+    @property
+    def finished(self) -> bool:
+        return self.source.finished
+
+    @finished.setter
+    def finished(self, value: bool) -> None:
+        self.source.finished = value
+
+    def read(self, timeout_s: float | None = None) -> list[Sample]:
+        samples = self.source.read(timeout_s)
+        if not samples:
+            return samples
+        now_s = self._clock()
+        return [Sample(sample.path, now_s, sample.value) for sample in samples]
+
+    def counters(self) -> dict[str, int]:
+        return self.source.counters()
+
+    def close(self) -> None:
+        self.source.close()
 
 
 @dataclass
@@ -252,7 +287,9 @@ class Gateway:
         return load_bundle(current)
 
     def _use(self, bundle: Bundle) -> None:
-        self.assessor.use_detectors(bundle.detectors, bundle.bundle_id, bundle.version)
+        self.assessor.use_detectors(
+            bundle.detectors, bundle.bundle_id, bundle.version, bundle.days_calibration
+        )
         log.info("running model bundle %s %s", bundle.bundle_id, bundle.version)
 
     def _install_updates(self) -> None:

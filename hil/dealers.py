@@ -5,7 +5,8 @@ two to four complaints per 100 orders, fulfilment near 97 %, steady cash), and o
 that slips over its last months: complaints rise, fulfilment and satisfaction fall and its
 cash flow swings, so the risk early warning has something to find. The vehicle registry is
 built from hil.simulator.make_fleet, so its VINs, models, lots and suppliers are those of the
-simulated fleet with the same seed. `write_dms` writes one CSV file per kind in the formats of
+simulated fleet with the same seed; each dealer's service center has a place, a capacity and
+its technicians (WORKSHOPS). `write_dms` writes one CSV file per kind in the formats of
 docs/dms.md.
 """
 
@@ -85,6 +86,26 @@ DEFAULT_DEALERS = (
         "DLR-05", "SC-05", "south", 250, 0.89, 0.76, 0.90, 4.4, 0.57, 0.11, 2.8, 0.97, 400e3, 0.08, 0.03
     ),
 )
+
+
+@dataclass(frozen=True)
+class Workshop:
+    """Where a dealer's service center is and what it can take (the `service_center` kind)."""
+
+    name: str
+    lat: float  # WGS 84
+    lon: float
+    technicians: int
+    skills: str = ""  # subsystems it repairs, ";" between them; empty: everything
+
+
+WORKSHOPS = {  # service center -> workshop; capacity comes from the dealer's order volume
+    "SC-01": Workshop("Prognos Service Hamburg", 53.551, 9.994, 12),
+    "SC-02": Workshop("Prognos Service Bremen", 53.079, 8.802, 10),
+    "SC-03": Workshop("Prognos Service Munich", 48.137, 11.575, 14),
+    "SC-04": Workshop("Prognos Service Kiel", 54.323, 10.123, 9, "tires;brakes;bearings;motor"),
+    "SC-05": Workshop("Prognos Service Stuttgart", 48.776, 9.183, 11),
+}
 SLIPPING_DEALER = "DLR-05"
 
 
@@ -125,6 +146,7 @@ def make_dms(
     registry = _vehicles(vehicles, fleet_seed, fleet, dealers, seed)
     rows: dict[str, list[Row]] = {name: [] for name in KINDS}
     rows["vehicle"] = registry
+    rows["service_center"] = [_service_center(profile) for profile in dealers]
     for index, profile in enumerate(dealers):
         rng = np.random.default_rng([seed, index])
         local = [v["vin"] for v in registry if v["service_center"] == profile.service_center]
@@ -164,6 +186,22 @@ def _vehicles(
             row[column] = dict(spec.suppliers).get(part, "")
         registry.append(row)
     return registry
+
+
+def _service_center(p: DealerProfile) -> Row:
+    """A dealer's service center: its workshop (a default place for a dealer not in
+    WORKSHOPS); its capacity is its usual orders a week with a quarter to spare."""
+    shop = WORKSHOPS.get(p.service_center, Workshop(p.service_center, 51.0, 10.0, 10))
+    return {
+        "service_center": p.service_center,
+        "name": shop.name,
+        "dealer_id": p.dealer_id,
+        "lat": f"{shop.lat:.4f}",
+        "lon": f"{shop.lon:.4f}",
+        "capacity_per_week": str(round(p.orders_per_month * 12 / 52 * 1.25)),
+        "technicians": str(shop.technicians),
+        "skills": shop.skills,
+    }
 
 
 def _stamps(moments: np.ndarray) -> list[str]:

@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     import_dms.add_argument(
         "--kind",
         default=None,
-        help="kind of every FILE: work_order, complaint, survey, parts_stock, dealer_finance or "
-        "vehicle (default: told by each file's columns)",
+        help="kind of every FILE: work_order, complaint, survey, parts_stock, dealer_finance, "
+        "vehicle or service_center (default: told by each file's columns)",
     )
     import_dms.add_argument(
         "--max-errors",
@@ -180,6 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", default="30d", metavar="DURATION", help="keep snapshots this long (default: %(default)s)"
     )
     analytics.set_defaults(run=_cloud_analytics)
+
+    reassign = cloud.add_parser(
+        "reassign",
+        help="a dealer stops operating: move its open appointments and customers",
+        description="Place the dealer's open work orders and the customers of its service centers "
+        "at the nearest other service centers with capacity, the skills and the parts (in stock, or "
+        "within their lead time), from the imported DMS data (docs/dms.md, dealer closure).",
+    )
+    _home_option(reassign)
+    reassign.add_argument("--dealer", required=True, metavar="ID", help="the dealer that closes")
+    reassign.add_argument(
+        "--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)"
+    )
+    reassign.add_argument("--as-of", default=None, metavar="TIME", help="ISO 8601 time (default: now)")
+    reassign.add_argument("--out", type=Path, default=None, metavar="CSV", help="write every assignment")
+    reassign.set_defaults(run=_cloud_reassign)
 
     edge = _group(commands, "edge", "gateway agents")
     simulate = edge.add_parser(
@@ -777,7 +793,15 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
 def _cloud_analytics(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from cloud.analytics_job import RunSummary, parse_duration_s, parse_time_ms, rfc3339, run_every, run_once
+    from cloud.analytics_job import (
+        QUERY_TIMEOUT_S,
+        RunSummary,
+        parse_duration_s,
+        parse_time_ms,
+        rfc3339,
+        run_every,
+        run_once,
+    )
     from cloud.influx import InfluxClient
     from prognos.stack import load_stack
 
@@ -789,7 +813,7 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
         raise ConfigError("--as-of names the time of one run; leave it out with --every")
     as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else None
     info = load_stack(_home(args))
-    influx = InfluxClient(info.influx_url)
+    influx = InfluxClient(info.influx_url, timeout_s=QUERY_TIMEOUT_S)
 
     def report(summary: RunSummary) -> None:
         c = {name: int(value) for name, value in summary.counts.items()}
@@ -831,6 +855,39 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
             )
     finally:
         influx.close()
+    return 0
+
+
+def _cloud_reassign(args: argparse.Namespace) -> int:
+    _require("requests")
+    _require("pandas")
+    from cloud.analytics_job import parse_time_ms, read_stock
+    from cloud.dealer_data import read_frame, vehicles
+    from cloud.dealer_reassign import reassign_frames, summary
+    from cloud.influx import InfluxClient
+    from prognos.stack import load_stack
+
+    as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else int(time.time()) * 1000
+    influx = InfluxClient(load_stack(_home(args)).influx_url)
+    try:
+        result = reassign_frames(
+            args.dealer,
+            read_frame(influx, args.database, "service_center"),
+            read_frame(influx, args.database, "work_order"),
+            vehicles(influx, args.database),
+            read_stock(influx, args.database),
+            as_of_ms,
+        )
+    finally:
+        influx.close()
+    print(f"dealer {result.dealer_id} closes {', '.join(result.closing)}:")
+    print(summary(result))
+    if args.out is not None:
+        try:
+            result.frame().to_csv(args.out, index=False)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out}: {exc.strerror}") from exc
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -921,25 +978,30 @@ def _hil_run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     info = load_stack(_home(args))
+    agents_log = logging.getLogger("edge")  # one agent per vehicle: only their warnings, unless -v
+    level = agents_log.level
     if not args.verbose:
-        logging.getLogger("edge").setLevel(logging.WARNING)
+        agents_log.setLevel(logging.WARNING)
     days = scenario.time.duration_days
     print(f"scenario {scenario.name}: {len(scenario.vehicles)} vehicles, {days:g} days, {info.mqtt_address}")
     bar_format = "{l_bar}{bar}| {n:.1f}/{total:g} days [{elapsed}<{remaining}]"
-    with tqdm(total=days, unit="day", bar_format=bar_format) as bar:
+    try:
+        with tqdm(total=days, unit="day", bar_format=bar_format) as bar:
 
-        def progress(done_days: float) -> None:
-            bar.update(done_days - bar.n)
+            def progress(done_days: float) -> None:
+                bar.update(done_days - bar.n)
 
-        judgement, summary = run_scenario(
-            scenario,
-            host=info.mqtt_host,
-            port=info.mqtt_port,
-            report_dir=args.report,
-            fleet=args.fleet,
-            progress=progress,
-            stop=_until_signalled(),
-        )
+            judgement, summary = run_scenario(
+                scenario,
+                host=info.mqtt_host,
+                port=info.mqtt_port,
+                report_dir=args.report,
+                fleet=args.fleet,
+                progress=progress,
+                stop=_until_signalled(),
+            )
+    finally:
+        agents_log.setLevel(level)
     for check in judgement.checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.description}: {check.detail}")
     print(f"{summary['verdict'].upper()}: report in {args.report / 'report.html'}")
