@@ -261,7 +261,7 @@ def _check(expectation: Expectation, judgement: Judgement, run: BenchRun) -> Che
         if not vins:
             return Check("no_alert", description, False, "no vehicle to judge: every vehicle has a fault")
         detail = (
-            f"no alert on {len(vins)} vehicles"
+            f"no alert on {len(vins)} vehicle{'' if len(vins) == 1 else 's'}"
             if not found
             else f"{len(found)} alerts, the first {found[0].subsystem} on {found[0].vin} "
             f"at day {found[0].day:.2f}"

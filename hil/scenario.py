@@ -248,7 +248,7 @@ def _time(table: _Table) -> TimePlan:
     window_s = table.number("window_s", 600.0, low=WINDOW_S_RANGE[0], high=WINDOW_S_RANGE[1])
     speedup: float | None = None
     if isinstance(table.data.get("speedup"), str) and table.data["speedup"] != "max":
-        raise ConfigError(f"{table.where('speedup')}: must be a number >= 1 or \"max\"")
+        raise ConfigError(f'{table.where("speedup")}: must be a number >= 1 or "max"')
     if "speedup" in table.data and table.data["speedup"] != "max":
         speedup = table.number("speedup", None, low=1.0, high=1e9)
     if duration * 86_400.0 < window_s:
