@@ -477,7 +477,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = args.home or Path(tempfile.mkdtemp(prefix="prognos-dashboard-bench-"))
-    info, _ = stack_up(home)
+    info, _ = stack_up(home, secure=False)
     state = home / "dashboard-bench.json"
     try:
         influx = InfluxClient(info.influx_url, timeout_s=120.0)

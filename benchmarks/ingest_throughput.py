@@ -457,7 +457,7 @@ def main() -> None:
 
     scratch = None if args.home else tempfile.TemporaryDirectory(prefix="prognos-ingest-bench-")
     home = args.home or Path(scratch.name if scratch else ".")
-    info, _ = stack_up(home)
+    info, _ = stack_up(home, secure=False)
     print(f"stack: mosquitto {info.mqtt_address}, influxd {info.influx_url} ({os.cpu_count()} cores)")
     try:
         if args.inflight is not None:

@@ -858,24 +858,58 @@ def theil_sen_slope(days: npt.ArrayLike, values: npt.ArrayLike) -> float:
 def wear_rates(wear: pd.DataFrame, subsystem: str, *, min_days: int) -> pd.DataFrame:
     """vin, rate (health lost per day, Theil-Sen), days (days of data used), health (latest
     daily mean). Only the days after the latest part replacement (a daily rise of
-    REPLACEMENT_JUMP or more) count; vehicles with fewer than min_days such days are left out."""
-    rows = []
+    REPLACEMENT_JUMP or more) count; vehicles with fewer than min_days such days are left out.
+
+    Vectorised over vehicles (one row of days per vehicle); the same numbers as
+    theil_sen_slope on each vehicle's days."""
+    columns = ["vin", "rate", "days", "health"]
     frame = wear[wear["subsystem"] == subsystem] if not wear.empty else wear
-    for vin, group in frame.groupby("vin") if not frame.empty else []:
-        ordered = group.sort_values("time")
-        health = ordered["health"].to_numpy(np.float64)
-        days = ordered["time"].to_numpy(np.float64) / DAY_MS
-        jumps = np.flatnonzero(np.diff(health) >= REPLACEMENT_JUMP)
-        start = int(jumps[-1]) + 1 if jumps.size else 0
-        health, days = health[start:], days[start:]
-        if health.size < min_days:
-            continue
-        slope = theil_sen_slope(days, health)
-        if _finite(slope):
-            rows.append(
-                {"vin": str(vin), "rate": -slope, "days": int(health.size), "health": float(health[-1])}
-            )
-    return pd.DataFrame(rows, columns=["vin", "rate", "days", "health"])
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame = frame.sort_values(["vin", "time"], kind="stable")
+    codes, vins = pd.factorize(frame["vin"].astype(str), sort=True)
+    counts = np.bincount(codes)
+    position = frame.groupby(codes, sort=False).cumcount().to_numpy()
+    width = int(counts.max())
+    health = np.full((vins.size, width), np.nan)
+    days = np.full((vins.size, width), np.nan)
+    health[codes, position] = frame["health"].to_numpy(np.float64)
+    days[codes, position] = frame["time"].to_numpy(np.float64) / DAY_MS
+    steps = np.arange(width)
+    rises = np.zeros((vins.size, width), dtype=bool)
+    rises[:, 1:] = np.diff(health, axis=1) >= REPLACEMENT_JUMP  # a rise into day k starts anew at k
+    start = np.where(rises, steps, 0).max(axis=1)
+    valid = (steps >= start[:, None]) & (steps < counts[:, None])
+    used = valid.sum(axis=1)
+    latest = health[np.arange(vins.size), counts - 1]
+    rates = np.full(vins.size, np.nan)
+    first, second = np.triu_indices(width, k=1)
+    chunk = max(1, 4_000_000 // max(first.size, 1))
+    for at in range(0, vins.size, chunk):
+        rows = slice(at, at + chunk)
+        dx = days[rows][:, second] - days[rows][:, first]
+        ok = valid[rows][:, first] & valid[rows][:, second] & (dx > 0)
+        slopes = np.full(dx.shape, np.inf)
+        np.divide(health[rows][:, second] - health[rows][:, first], dx, out=slopes, where=ok)
+        slopes.sort(axis=1)  # the pairs that do not count (inf) go last
+        n = ok.sum(axis=1)
+        have = n > 0
+        index = np.arange(len(slopes))[have]
+        low, high = slopes[index, (n[have] - 1) // 2], slopes[index, n[have] // 2]
+        median = np.where(n[have] % 2 == 1, high, (low + high) / 2)
+        part = rates[rows]
+        part[have] = median
+        rates[rows] = part
+    keep = (used >= min_days) & np.isfinite(rates)
+    return pd.DataFrame(
+        {
+            "vin": vins[keep].astype(str),
+            "rate": -rates[keep],
+            "days": used[keep].astype(int),
+            "health": latest[keep],
+        },
+        columns=columns,
+    ).reset_index(drop=True)
 
 
 def maintenance_intervals(

@@ -344,74 +344,77 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-# ---- Daily rollups. A run reads the window (T - lookback, T] from two sources: whole UTC days that
-# are settled (ended SETTLE_DAYS ago or more) from three rollup measurements the job keeps with
-# SELECT ... INTO, one point per series and day; everything else (the window's first and last
-# day, the unsettled days) from the raw points, one day per query. So a run reads about
-# vehicles x subsystems x days rollup points and a few days of raw points, not every record.
-# A day is rolled up once, by the first run that needs it, and marked in `analytics_rollup`;
-# records that arrive later than SETTLE_DAYS after their day are stored but left out of that
-# day's rollup until its marker is deleted (the next run then rolls the day up again).
-SETTLE_DAYS = 2.0
-ROLLED_SPAN_DAYS = 15  # rolled days read in one query
+# ---- Daily rollups. A run reads the window (T - lookback, T] from two sources: whole UTC days
+# that are settled (ended SETTLE_DAYS ago or more) from rollups the job keeps with SELECT ... INTO,
+# one point per series and day, in a retention policy of their own whose shards are years long;
+# the rest (the window's partial first day, the unsettled days) from the raw points. InfluxDB
+# 1.x spends most of a query on every series in every shard it touches (the raw points sit in
+# week-long shards), so a run that reads a month of rollups from one shard and a day or two of
+# raw points is several times cheaper than one that reads the month raw, and gives the same
+# results. A day is rolled up once, by the first run that needs it, and marked; records that
+# arrive later than SETTLE_DAYS after their day are stored but left out of that day's rollup
+# until its marker is deleted (DELETE FROM analytics_rollup_day WHERE time = ...; the next run
+# rolls the day up again).
+SETTLE_DAYS = 1.0
+ROLLUP_RP = "rollup"
+ROLLUP_SHARD = "520w"
+ROLLED_SPAN_DAYS = 31  # rolled days read in one query
 ROLLUP_BUDGET_S = 2.0  # about how long one rollup query may take
 MAX_ROLLUP_DAYS = 31  # days rolled up in one query
 VIN_CHUNK = 100  # vehicles per query when a series' latest point lies in a rolled day
-ROLLUP_MARKER = "analytics_rollup"
+Q_POLICIES = "SHOW RETENTION POLICIES"
 Q_SUBSYSTEMS = 'SHOW TAG VALUES FROM vehicle_health WITH KEY = "subsystem"'
 Q_ROLLUP_HEALTH = (  # one subsystem at a time, so that each query stays short
     'SELECT sum("health") AS health_sum, count("health") AS health_points, '
-    'max("anomaly_score") AS score_max INTO "rollup_health_day" FROM vehicle_health '
+    'max("anomaly_score") AS score_max INTO "rollup"."health_day" FROM vehicle_health '
     'WHERE "subsystem" = $subsystem AND time >= $lo AND time < $hi '
     "GROUP BY time(1d), fleet, vin, subsystem fill(none)"
 )
 ROLLUP_QUERIES = (
-    'SELECT count("seq") AS records INTO "rollup_diag_day" FROM diag '
+    'SELECT count("seq") AS records INTO "rollup"."diag_day" FROM diag '
     "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin fill(none)",
     'SELECT count("confidence") AS points, count("days_to_threshold") AS estimates '
-    'INTO "rollup_fault_day" FROM fault '
+    'INTO "rollup"."fault_day" FROM fault '
     "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin, code fill(none)",
 )
+ROLLUP_MARKER = "analytics_rollup_day"  # one point per rolled-up day, in the default policy
 Q_MARKERS = f'SELECT "done" FROM {ROLLUP_MARKER} WHERE time >= $lo AND time < $hi'
 
 # Each input as (raw query, rollup query); {where} is a piece's time condition.
 Q_STATES = (
     'SELECT last("health") AS health, "anomaly_score" FROM vehicle_health WHERE {where} '
-    "GROUP BY fleet, vin, subsystem",
-    'SELECT last("health_points") AS n FROM rollup_health_day WHERE {where} GROUP BY fleet, vin, subsystem',
+    "GROUP BY fleet, vin, subsystem"
 )
 Q_LAST_SEEN = (
     'SELECT last("seq") AS seq FROM diag WHERE {where} GROUP BY fleet, vin',
-    'SELECT last("records") AS n FROM rollup_diag_day WHERE {where} GROUP BY fleet, vin',
+    'SELECT last("records") AS n FROM "rollup"."diag_day" WHERE {where} GROUP BY fleet, vin',
 )
 Q_FAULTS = (
     'SELECT last("confidence") AS confidence FROM fault WHERE {where} GROUP BY fleet, vin, code',
-    'SELECT last("points") AS n FROM rollup_fault_day WHERE {where} GROUP BY fleet, vin, code',
+    'SELECT last("points") AS n FROM "rollup"."fault_day" WHERE {where} GROUP BY fleet, vin, code',
 )
 Q_ESTIMATES = (
     'SELECT last("days_to_threshold") AS days_to_threshold, "days_low", "days_high" FROM fault '
     "WHERE {where} GROUP BY vin, code",
-    'SELECT last("estimates") AS n FROM rollup_fault_day WHERE "estimates" > 0 AND {where} '
+    'SELECT last("estimates") AS n FROM "rollup"."fault_day" WHERE "estimates" > 0 AND {where} '
     "GROUP BY vin, code",
 )
 Q_FAULT_COUNTS = (
     'SELECT count("confidence") AS points FROM fault WHERE {where} GROUP BY vin, code',
-    'SELECT sum("points") AS points FROM rollup_fault_day WHERE {where} GROUP BY vin, code',
+    'SELECT sum("points") AS points FROM "rollup"."fault_day" WHERE {where} GROUP BY vin, code',
 )
 Q_PEAKS = (
     'SELECT max("anomaly_score") AS max_score FROM vehicle_health WHERE {where} GROUP BY vin, subsystem',
-    'SELECT max("score_max") AS max_score FROM rollup_health_day WHERE {where} GROUP BY vin, subsystem',
+    'SELECT max("score_max") AS max_score FROM "rollup"."health_day" WHERE {where} GROUP BY vin, subsystem',
 )
-Q_BASELINE = (
-    'SELECT sum("health") AS health_sum, count("health") AS points FROM vehicle_health WHERE {where} '
-    "GROUP BY vin, subsystem",
-    'SELECT sum("health_sum") AS health_sum, sum("health_points") AS points FROM rollup_health_day '
-    "WHERE {where} GROUP BY vin, subsystem",
+Q_BASELINE = (  # a week of raw points costs InfluxDB about what a week of rollups does
+    'SELECT mean("health") AS health FROM vehicle_health '
+    "WHERE time > $start AND time <= $baseline_end GROUP BY vin, subsystem"
 )
 Q_WEAR = (
     'SELECT sum("health") AS health_sum, count("health") AS points FROM vehicle_health '
     'WHERE "subsystem" = $subsystem AND {where} GROUP BY time(1d), vin fill(none)',
-    'SELECT "health_sum", "health_points" AS points FROM rollup_health_day '
+    'SELECT "health_sum", "health_points" AS points FROM "rollup"."health_day" '
     'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin',
 )
 Q_STOCK = (
@@ -435,18 +438,29 @@ class Piece:
         return text, {"lo": rfc3339(self.lo_ms), "hi": rfc3339(self.hi_ms)}
 
 
-def window_pieces(start_ms: int, end_ms: int, rolled: Collection[int] = ()) -> list[Piece]:
-    """(start, end] cut at every midnight (UTC). A whole day inside it whose rollup exists
-    (its midnight in `rolled`) is read from the rollup, consecutive ones together (at most
-    ROLLED_SPAN_DAYS); every other piece is at most one day of raw points."""
-    cuts = [start_ms, *range((start_ms // DAY_MS + 1) * DAY_MS, end_ms, DAY_MS), end_ms]
+def window_pieces(
+    start_ms: int, end_ms: int, rolled: Collection[int] = (), *, head_rolled: bool = False
+) -> list[Piece]:
+    """(start, end] cut at every midnight (UTC). A whole day inside it whose rollup exists (its
+    midnight in `rolled`) is read from the rollup, consecutive days together (at most
+    ROLLED_SPAN_DAYS); the rest from the raw points, consecutive stretches together. With
+    `head_rolled`, the partial first day counts as rolled too when its whole day is (for the
+    latest points, which are then looked up within the window)."""
+    first_day = start_ms // DAY_MS * DAY_MS
+    cuts = [start_ms, *range(first_day + DAY_MS, end_ms, DAY_MS), end_ms]
     out: list[Piece] = []
     for lo, hi in itertools.pairwise(cuts):
         lo_closed, hi_closed = lo != start_ms, hi == end_ms
         whole = lo_closed and not hi_closed and hi - lo == DAY_MS and lo in rolled
+        if head_rolled and not lo_closed and not hi_closed and first_day in rolled:
+            lo, lo_closed, whole = first_day, True, True
         last = out[-1] if out else None
-        if whole and last is not None and last.rolled and last.hi_ms - last.lo_ms < ROLLED_SPAN_DAYS * DAY_MS:
-            out[-1] = Piece(last.lo_ms, hi, True, False, True)
+        if (
+            last is not None
+            and last.rolled == whole
+            and (not whole or last.hi_ms - last.lo_ms < ROLLED_SPAN_DAYS * DAY_MS)
+        ):
+            out[-1] = Piece(last.lo_ms, hi, last.lo_closed, hi_closed, whole)
         else:
             out.append(Piece(lo, hi, lo_closed, hi_closed, whole))
     return out
@@ -480,17 +494,32 @@ def _frame(
     return _table(_rows(influx, database, text, params), columns)
 
 
+def ensure_rollup_policy(influx: InfluxClient, database: str) -> None:
+    """The rollups' retention policy, created if missing (creating one takes an admin login:
+    on a secure stack `prognos stack up` creates it with the database)."""
+    if ROLLUP_RP not in {str(row.get("name")) for row in _rows(influx, database, Q_POLICIES, {})}:
+        _rows(
+            influx,
+            database,
+            f"CREATE RETENTION POLICY {quote_identifier(ROLLUP_RP)} ON {quote_identifier(database)} "
+            f"DURATION INF REPLICATION 1 SHARD DURATION {ROLLUP_SHARD}",
+            {},
+            method="POST",
+        )
+
+
 def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, now_ms: int) -> set[int]:
-    """The midnights of the whole days inside (start, end] that have a rollup: those settled by
+    """The midnights of the days of (start, end] that have a rollup: the whole days settled by
     `now_ms` (real time), rolled up now if they were not before. Missing days are rolled up a
     few at a time: one day first, then as many as fit ROLLUP_BUDGET_S a query. If a rollup
     query fails for a transient reason (a timeout), the rest waits for the next run and this
     run reads those days raw."""
-    first = (start_ms // DAY_MS + 1) * DAY_MS
+    first = start_ms // DAY_MS * DAY_MS
     last = min(end_ms - DAY_MS, now_ms - int((1 + SETTLE_DAYS) * DAY_MS))
     days = list(range(first, last + 1, DAY_MS))
     if not days:
         return set()
+    ensure_rollup_policy(influx, database)
     span = {"lo": rfc3339(days[0]), "hi": rfc3339(days[-1] + DAY_MS)}
     done = {int(row["time"]) for row in _rows(influx, database, Q_MARKERS, span)}
     missing = [day for day in days if day not in done]
@@ -533,17 +562,30 @@ def _each_piece(
         yield piece, _rows(influx, database, text, {**(params or {}), **bounds})
 
 
+@dataclass(frozen=True)
+class Window:
+    """The window (start, end] and how it is read: `pieces` for the sums and maxima, `latest`
+    for the latest points (the partial first day from its rollup too, then looked up)."""
+
+    start_ms: int
+    end_ms: int
+    pieces: tuple[Piece, ...]
+    latest: tuple[Piece, ...]
+    rolled: frozenset[int]
+
+
 def _latest(
     influx: InfluxClient,
     database: str,
     queries: tuple[str, str],
-    pieces: Sequence[Piece],
+    window: Window,
     keys: tuple[str, ...],
     columns: tuple[str, ...],
 ) -> pd.DataFrame:
     """Per group of `keys`, the latest row of the raw query over the window. Raw pieces answer
     directly; a rolled piece tells each group's last day with data, and the groups whose latest
-    point lies in such a day are looked up in that day's raw points, a few vehicles a query."""
+    point lies in such a day are looked up in that day's raw points (within the window), a few
+    vehicles a query."""
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     last_day: dict[tuple[Any, ...], int] = {}
 
@@ -552,7 +594,7 @@ def _latest(
         if key not in found or row["time"] > found[key]["time"]:
             found[key] = row
 
-    for piece, rows in _each_piece(influx, database, queries, pieces):
+    for piece, rows in _each_piece(influx, database, queries, window.latest):
         for row in rows:
             if piece.rolled:
                 key = tuple(row.get(k) for k in keys)
@@ -564,15 +606,47 @@ def _latest(
         if key not in found or found[key]["time"] < day + DAY_MS:
             wanted[day].add(str(key[keys.index("vin")]))
     for day, vins in sorted(wanted.items()):
+        after = ">" if day <= window.start_ms else ">="
+        bounds = {"lo": rfc3339(max(day, window.start_ms)), "hi": rfc3339(day + DAY_MS)}
         ordered = sorted(vins)
         for at in range(0, len(ordered), VIN_CHUNK):
-            chunk = ordered[at : at + VIN_CHUNK]
-            names = {f"v{i}": vin for i, vin in enumerate(chunk)}
-            where = (
-                "(" + " OR ".join(f'"vin" = ${name}' for name in names) + ") AND time >= $lo AND time < $hi"
-            )
-            bounds = {"lo": rfc3339(day), "hi": rfc3339(day + DAY_MS)}
+            names = {f"v{i}": vin for i, vin in enumerate(ordered[at : at + VIN_CHUNK])}
+            who = " OR ".join(f'"vin" = ${name}' for name in names)
+            where = f"({who}) AND time {after} $lo AND time < $hi"
             for row in _rows(influx, database, queries[0].format(where=where), {**names, **bounds}):
+                take(row)
+    return _table(list(found.values()), columns)
+
+
+def _states(
+    influx: InfluxClient, database: str, window: Window, known: Collection[tuple[str, str]]
+) -> pd.DataFrame:
+    """The latest state of every (vin, subsystem) of `known` (those with points in the window):
+    from the raw points after the last rolled day, where nearly every vehicle reports; the
+    others are looked up over the whole window, a few vehicles a query."""
+    columns = ("fleet", "vin", "subsystem", "time", "health", "anomaly_score")
+    tail: list[Piece] = []
+    for piece in window.pieces:
+        tail = [] if piece.rolled else [*tail, piece]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def take(row: dict[str, Any]) -> None:
+        key = (str(row["vin"]), str(row["subsystem"]))
+        if key not in found or row["time"] > found[key]["time"]:
+            found[key] = row
+
+    for piece in tail:
+        where, bounds = piece.where()
+        for row in _rows(influx, database, Q_STATES.format(where=where), bounds):
+            take(row)
+    if len(tail) < len(window.pieces):
+        vins = sorted({vin for vin, subsystem in known if (vin, subsystem) not in found})
+        bounds = {"lo": rfc3339(window.start_ms), "hi": rfc3339(window.end_ms)}
+        for at in range(0, len(vins), VIN_CHUNK):
+            names = {f"v{i}": vin for i, vin in enumerate(vins[at : at + VIN_CHUNK])}
+            who = " OR ".join(f'"vin" = ${name}' for name in names)
+            where = f"({who}) AND time > $lo AND time <= $hi"
+            for row in _rows(influx, database, Q_STATES.format(where=where), {**names, **bounds}):
                 take(row)
     return _table(list(found.values()), columns)
 
@@ -606,19 +680,28 @@ def _window(as_of_ms: int, lookback_days: float) -> tuple[int, int]:
     return as_of_ms - int(lookback_days * DAY_MS), as_of_ms
 
 
-def _pieces(
+def read_window(
     influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, now_ms: int | None = None
-) -> list[Piece]:
+) -> Window:
+    """How to read (start, end]: rolls up the settled days first (settled by `now_ms`, default
+    the clock)."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    return window_pieces(start_ms, end_ms, roll_up(influx, database, start_ms, end_ms, now_ms=now))
+    rolled = frozenset(roll_up(influx, database, start_ms, end_ms, now_ms=now))
+    return Window(
+        start_ms,
+        end_ms,
+        tuple(window_pieces(start_ms, end_ms, rolled)),
+        tuple(window_pieces(start_ms, end_ms, rolled, head_rolled=True)),
+        rolled,
+    )
 
 
-def _faults(influx: InfluxClient, database: str, pieces: Sequence[Piece]) -> pd.DataFrame:
+def _faults(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame:
     latest = _latest(
         influx,
         database,
         Q_FAULTS,
-        pieces,
+        window,
         ("fleet", "vin", "code"),
         ("fleet", "vin", "code", "time", "confidence"),
     )
@@ -626,7 +709,7 @@ def _faults(influx: InfluxClient, database: str, pieces: Sequence[Piece]) -> pd.
         influx,
         database,
         Q_ESTIMATES,
-        pieces,
+        window,
         ("vin", "code"),
         ("vin", "code", "time", "days_to_threshold", "days_low", "days_high"),
     ).rename(columns={"time": "estimated_at"})
@@ -659,15 +742,15 @@ def _faults(influx: InfluxClient, database: str, pieces: Sequence[Piece]) -> pd.
 def read_faults(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
     """Per vehicle and fault code: the latest point and the latest days estimate (the `faults`
     frame of cloud.analytics)."""
-    return _faults(influx, database, _pieces(influx, database, *_window(as_of_ms, lookback_days)))
+    return _faults(influx, database, read_window(influx, database, *_window(as_of_ms, lookback_days)))
 
 
-def _last_seen(influx: InfluxClient, database: str, pieces: Sequence[Piece]) -> pd.DataFrame:
-    return _latest(influx, database, Q_LAST_SEEN, pieces, ("fleet", "vin"), ("fleet", "vin", "time"))
+def _last_seen(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame:
+    return _latest(influx, database, Q_LAST_SEEN, window, ("fleet", "vin"), ("fleet", "vin", "time"))
 
 
 def read_last_seen(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
-    return _last_seen(influx, database, _pieces(influx, database, *_window(as_of_ms, lookback_days)))
+    return _last_seen(influx, database, read_window(influx, database, *_window(as_of_ms, lookback_days)))
 
 
 def read_registry(influx: InfluxClient, database: str) -> pd.DataFrame:
@@ -721,31 +804,16 @@ def read_inputs(
     up the settled days it needs first (settled by `now_ms`, default the clock)."""
     start, end = _window(as_of_ms, lookback_days)
     baseline_end = as_of_ms - int(max(lookback_days - BASELINE_DAYS, 0.0) * DAY_MS)
-    window = _pieces(influx, database, start, end, now_ms=now_ms)
-    rolled = {p.lo_ms + k * DAY_MS for p in window if p.rolled for k in range((p.hi_ms - p.lo_ms) // DAY_MS)}
-    states = _latest(
-        influx,
-        database,
-        Q_STATES,
-        window,
-        ("fleet", "vin", "subsystem"),
-        ("fleet", "vin", "subsystem", "time", "health", "anomaly_score"),
-    )
-    baseline = _summed(
-        influx,
-        database,
-        Q_BASELINE,
-        window_pieces(start, baseline_end, rolled),
-        ("vin", "subsystem"),
-        {"health_sum": "sum", "points": "sum"},
-    )
+    window = read_window(influx, database, start, end, now_ms=now_ms)
+    peaks = _summed(influx, database, Q_PEAKS, window.pieces, ("vin", "subsystem"), {"max_score": "max"})
+    known = set(zip(peaks["vin"].astype(str), peaks["subsystem"].astype(str), strict=True))
     wear = [
         _mean(
             _summed(
                 influx,
                 database,
                 Q_WEAR,
-                window,
+                window.pieces,
                 ("vin", "time"),
                 {"health_sum": "sum", "points": "sum"},
                 {"subsystem": item.subsystem},
@@ -756,14 +824,20 @@ def read_inputs(
     ]
     return Inputs(
         registry=read_registry(influx, database),
-        states=states,
+        states=_states(influx, database, window, known),
         last_seen=_last_seen(influx, database, window),
         faults=_faults(influx, database, window),
-        fault_counts=_summed(influx, database, Q_FAULT_COUNTS, window, ("vin", "code"), {"points": "sum"}),
-        peaks=_summed(influx, database, Q_PEAKS, window, ("vin", "subsystem"), {"max_score": "max"}),
-        baseline=_mean(baseline, ("vin", "subsystem"))
-        if not baseline.empty
-        else pd.DataFrame(columns=["vin", "subsystem", "health"]),
+        fault_counts=_summed(
+            influx, database, Q_FAULT_COUNTS, window.pieces, ("vin", "code"), {"points": "sum"}
+        ),
+        peaks=peaks,
+        baseline=_frame(
+            influx,
+            database,
+            Q_BASELINE,
+            {"start": rfc3339(start), "baseline_end": rfc3339(baseline_end)},
+            ("vin", "subsystem", "health"),
+        ),
         wear=pd.concat(wear, ignore_index=True)
         if wear
         else pd.DataFrame(columns=["vin", "time", "health", "subsystem"]),
@@ -776,8 +850,8 @@ def read_failures(
 ) -> pd.DataFrame:
     """The failures table of cloud.parts from the open faults and the registry, days counted
     from `as_of_ms` (for `prognos forecast parts` without --failures)."""
-    pieces = _pieces(influx, database, *_window(as_of_ms, lookback_days))
-    opened = open_faults(_faults(influx, database, pieces), _last_seen(influx, database, pieces))
+    window = read_window(influx, database, *_window(as_of_ms, lookback_days))
+    opened = open_faults(_faults(influx, database, window), _last_seen(influx, database, window))
     return parts_failures(opened, read_registry(influx, database), as_of_ms)
 
 
@@ -811,6 +885,19 @@ def _write_batch(influx: InfluxClient, database: str, batch: list[str]) -> None:
         _write_batch(influx, database, batch[half:])
 
 
+BEGUN = "analytics_begun"  # one point per snapshot whose writing began: where results may lie
+
+
+def _any(influx: InfluxClient, database: str, condition: str, params: dict[str, str]) -> bool:
+    """Whether a snapshot was begun or completed at the times of `condition` (the two marker
+    measurements are one series each: cheap to ask, unlike the results themselves)."""
+    for name, field_key in ((BEGUN, "begun"), (ANALYTICS_RUN.name, "alerts")):
+        text = f"SELECT count({quote_identifier(field_key)}) FROM {quote_identifier(name)} WHERE {condition}"
+        if any(row.get("count") for row in _rows(influx, database, text, params)):
+            return True
+    return False
+
+
 def write_snapshot(
     influx: InfluxClient,
     database: str,
@@ -822,19 +909,25 @@ def write_snapshot(
 ) -> None:
     """Replace the snapshot at `as_of_ms`: delete its run marker and results, write the results,
     then the marker. A run that fails midway leaves no marker, so readers keep using the
-    previous complete snapshot. Then delete the snapshots older than keep_days."""
+    previous complete snapshot. Then delete the snapshots older than keep_days.
+
+    Deleting costs InfluxDB a pass over every series of a measurement, so it is done only where
+    a snapshot was begun (an `analytics_begun` point, written before the results) or completed."""
     at = {"t": rfc3339(as_of_ms)}
-    _delete(influx, database, ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
-    for measurement in RESULT_MEASUREMENTS:
-        _delete(influx, database, measurement.name, "time >= $t AND time <= $t", at)
+    if _any(influx, database, "time >= $t AND time <= $t", at):
+        _delete(influx, database, ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
+        for measurement in RESULT_MEASUREMENTS:
+            _delete(influx, database, measurement.name, "time >= $t AND time <= $t", at)
+    _write(influx, database, [f"{BEGUN} begun=true {as_of_ms}"])
     _write(influx, database, lines)
     marker = point(ANALYTICS_RUN, counts, as_of_ms)
     if marker is not None:
         _write(influx, database, [marker])
     if keep_days is not None and keep_days > 0:
         cutoff = {"cutoff": rfc3339(as_of_ms - int(keep_days * DAY_MS))}
-        for measurement in (*RESULT_MEASUREMENTS, ANALYTICS_RUN):
-            _delete(influx, database, measurement.name, "time < $cutoff", cutoff)
+        if _any(influx, database, "time < $cutoff", cutoff):
+            for name in (*(m.name for m in RESULT_MEASUREMENTS), ANALYTICS_RUN.name, BEGUN):
+                _delete(influx, database, name, "time < $cutoff", cutoff)
 
 
 # ---------------------------------------------------------------- the job

@@ -155,7 +155,7 @@ def write_checked(
     if any(not c.ok for c in checked):
         raise RejectedFilesError(checked)
     lines = [point_line(c.kind, record) for c in checked for record in c.records]
-    influx.create_database(database)
+    influx.ensure_database(database)
     check_field_types(influx, database, {c.kind.name: c.kind for c in checked}.values())
     bar = progress("writing points", len(lines))
     try:

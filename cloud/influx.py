@@ -2,7 +2,8 @@
 
 Answers are sorted by what the caller must do: 2xx done; 400 and 422 (the data is refused, a
 partial write included) RejectedError; 413 BatchTooLargeError (split and retry); 429 and 503
-TransientError with the server's Retry-After; other 5xx and connection failures TransientError.
+TransientError with the server's Retry-After; 401 and 403 AccessDeniedError (a TransientError:
+the data is kept until the login is fixed); other 5xx and connection failures TransientError.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from typing import Any
 
 import requests
 
-from prognos.errors import RejectedError, TransientError
+from prognos.errors import ConfigError, RejectedError, TransientError
 
 
 class BatchTooLargeError(RejectedError):
     """The server's body limit was hit: split the batch."""
+
+
+class AccessDeniedError(TransientError):
+    """401 or 403: the login or its privileges do not allow this. Nothing is wrong with the data,
+    so it is kept and retried (an operator fixes the credentials or grants)."""
 
 
 class DatabaseNotFoundError(TransientError):
@@ -60,6 +66,19 @@ class InfluxClient:
 
     def create_database(self, database: str) -> None:
         self.query("CREATE DATABASE " + quote_identifier(database), database=None, method="POST")
+
+    def ensure_database(self, database: str) -> None:
+        """Create `database` if missing. A login that may not create databases (a role of a
+        secure stack) gets a ConfigError when it does not exist."""
+        try:
+            self.create_database(database)
+        except AccessDeniedError as exc:
+            shown = self.query("SHOW DATABASES", database=None)
+            if not any(row.get("name") == database for series in shown for row in series.rows()):
+                raise ConfigError(
+                    f"database {database!r} does not exist and {self.username!r} may not create it: "
+                    f"create it with `prognos stack up --database {database}`"
+                ) from exc
 
     def write(self, database: str, lines: list[str], precision: str = "ms") -> None:
         """Write points; gzip-compressed. Raises by the rules in the module docstring."""
@@ -113,6 +132,10 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def quote_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _raise_for(answer: requests.Response) -> None:
     status = answer.status_code
     if 200 <= status < 300:
@@ -124,6 +147,8 @@ def _raise_for(answer: requests.Response) -> None:
     message = f"InfluxDB answered {status}: {message.strip()[:500]}"
     if status == 404 and "database not found" in message:
         raise DatabaseNotFoundError(message)
+    if status in (401, 403):
+        raise AccessDeniedError(message)
     if status == 413:
         raise BatchTooLargeError(message)
     if status in (429, 503):

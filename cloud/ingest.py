@@ -33,9 +33,11 @@ from cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
 from cloud.lineprotocol import dead_letter_line, gateway_status_line, ingest_metrics_line, record_lines
 from prognos.errors import DecodeError, RejectedError, TransientError
 from prognos.record import decode_record
+from prognos.security import BrokerAuth
 from prognos.topics import ingest_subscription, parse_topic
 
 log = logging.getLogger(__name__)
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -77,6 +79,7 @@ class IngestWorker:
         queue_size: int = 10_000,
         session_expiry_s: int = 7 * 86_400,
         metrics_interval_s: float = 10.0,
+        auth: BrokerAuth | None = None,
     ) -> None:
         self.influx = influx
         self.database = database
@@ -100,9 +103,11 @@ class IngestWorker:
             client_id=self.worker_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        (auth or BrokerAuth()).apply(self._client)
         self._client.manual_ack_set(True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
@@ -144,6 +149,16 @@ class IngestWorker:
             log.warning("broker refused the ingest worker: %s", reason_code)
             return
         client.subscribe([(self.subscription, 1), (self.status_subscription, 1)])
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object
+    ) -> None:
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            log.error(
+                "another client connected with this worker's id %s and took its session over: "
+                "give each ingest worker its own --client-id",
+                self.worker_id,
+            )
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, reason_codes: object, properties: object
@@ -281,7 +296,7 @@ class IngestWorker:
         attempt = 0
         while True:
             try:
-                self.influx.create_database(self.database)
+                self.influx.ensure_database(self.database)  # ConfigError if it may not and is missing
                 return
             except TransientError as exc:
                 attempt += 1

@@ -89,24 +89,30 @@ def database() -> str:
     return os.environ.get("PROGNOS_DATABASE", "prognos")
 
 
-def influx_url() -> str:
+def influx_login() -> tuple[str, str | None, str | None]:
+    """URL, user and password of the database: PROGNOS_INFLUX_URL (with PROGNOS_INFLUX_USER and
+    PROGNOS_INFLUX_PASSWORD) or the stack in PROGNOS_HOME, logged in as its read-only role."""
     url = os.environ.get("PROGNOS_INFLUX_URL")
     if url:
-        return url
+        return url, os.environ.get("PROGNOS_INFLUX_USER"), os.environ.get("PROGNOS_INFLUX_PASSWORD")
     home = Path(os.environ["PROGNOS_HOME"]) if "PROGNOS_HOME" in os.environ else default_home()
     try:
-        return load_stack(home).influx_url
+        info = load_stack(home)
+        credentials = info.influx_credentials("dashboard")
     except ConfigError as exc:
         raise DataUnavailableError(str(exc)) from exc
+    if credentials is None:
+        return info.influx_url, None, None
+    return info.influx_url, credentials.username, credentials.password
 
 
 @st.cache_resource
-def _client(url: str) -> InfluxClient:
-    return InfluxClient(url, timeout_s=10.0)
+def _client(url: str, username: str | None, password: str | None) -> InfluxClient:
+    return InfluxClient(url, timeout_s=10.0, username=username, password=password)
 
 
 def _rows(text: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    client = _client(influx_url())
+    client = _client(*influx_login())
     try:
         series = client.query(text, database=database(), params=params)
     except RejectedError as exc:
@@ -383,7 +389,7 @@ def _dealer_start(now: datetime) -> datetime:
 def dealers(period: str) -> DealerReport:
     """Dealer and region KPIs per period and the dealer-risk list (cloud.dealer_data), from the
     DMS data of the last DEALER_MONTHS months."""
-    client = _client(influx_url())
+    client = _client(*influx_login())
     try:
         return dealer_report(client, database(), period=period, start=_dealer_start(datetime.now(UTC)))
     except ConfigError as exc:

@@ -3,6 +3,7 @@ filters, paged tables and CSV downloads. No queries here (they live in data)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -14,6 +15,15 @@ from dashboard import charts, data
 P = ParamSpec("P")
 T = TypeVar("T")
 PAGE_SIZES = (25, 50, 100, 250)
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def plain(text: object) -> str:
+    """Text from outside (DMS imports, records) for a Markdown element: shown as written, never
+    turned into links, images or formatting."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 def unreachable(exc: data.DataUnavailableError) -> NoReturn:

@@ -164,6 +164,7 @@ class Gateway:
             vin=config.vin,
             keepalive_s=config.broker.keepalive_s,
             on_model_update=self._updates.put if self._store is not None else None,
+            auth=config.broker.auth(),
         )
         self._forwarder = Forwarder(spool=self._spool, link=self._uplink)
 
@@ -354,11 +355,12 @@ class Gateway:
         )
 
     def _close(self) -> None:
-        self._publish_status()
+        # Forward what can be forwarded first, so the final status counts what is really left.
         try:
             self._forwarder.flush(FLUSH_ON_EXIT_S)
         except TransientError as exc:
             log.warning("%s; they stay spooled for the next start", exc)
+        self._publish_status()
         self._forwarder.close()
         self._uplink.close()
         self.spooled = self._spool.depth

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edge.backoff import Backoff
 from edge.forwarder import AckOutcome, LinkListener
 from prognos.errors import TransientError
+from prognos.security import BrokerAuth
 from prognos.topics import diag_topic, model_topic, status_topic
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,13 @@ class MqttUplink:
         max_inflight: int = 20,
         reconnect_backoff: Backoff | None = None,
         on_model_update: Callable[[bytes], None] | None = None,
+        auth: BrokerAuth | None = None,
     ) -> None:
         """With `on_model_update`, the uplink subscribes to the vehicle's model topic and hands
-        each update's payload to it (on the network thread: it should only queue it)."""
+        each update's payload to it (on the network thread: it should only queue it). `auth`:
+        TLS and the vehicle's login (prognos.security; none on a development broker)."""
         self.fleet = fleet
+        self._auth = auth or BrokerAuth()
         self.vin = vin
         self._host = host
         self._port = port
@@ -217,6 +221,7 @@ class MqttUplink:
             userdata=self._generation,
             reconnect_on_failure=False,
         )
+        self._auth.apply(client)
         client.connect_timeout = self._connect_timeout_s
         client.max_inflight_messages_set(self._max_inflight)
         client.suppress_exceptions = True  # a bug in a callback must not kill the network thread

@@ -62,6 +62,7 @@ from hil.vehicle_bus import Frames, NodeFrame, SampleCounter, VehicleBus, WakeSc
 from prognos.catalog import load_catalog
 from prognos.config import load_gateway_config
 from prognos.errors import ConfigError, PrognosError
+from prognos.security import FleetLogins, write_secret
 from prognos.topics import check_fleet
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class _Rig:
         models_dir: Path | None,
         logs_dir: Path | None,
         clock: Callable[[], float] | None,
+        logins: FleetLogins,
     ) -> None:
         self.spec = spec
         self.result = VehicleRun(spec.vin)
@@ -132,7 +134,9 @@ class _Rig:
                 self.uart = UartPty()
             self.config_path = home / "gateway.toml"
             self.config_path.write_text(
-                self._config_text(scenario, home, host=host, port=port, fleet=fleet, models_dir=models_dir)
+                self._config_text(
+                    scenario, home, host=host, port=port, fleet=fleet, models_dir=models_dir, logins=logins
+                )
             )
             config = load_gateway_config(self.config_path)
             # What the agent makes of the frames, with its own DBC, catalog and decoders.
@@ -155,9 +159,27 @@ class _Rig:
         return self.clock_s
 
     def _config_text(
-        self, scenario: Scenario, home: Path, *, host: str, port: int, fleet: str, models_dir: Path | None
+        self,
+        scenario: Scenario,
+        home: Path,
+        *,
+        host: str,
+        port: int,
+        fleet: str,
+        models_dir: Path | None,
+        logins: FleetLogins,
     ) -> str:
         agent = scenario.agent
+        access = []
+        if logins.ca_file is not None:
+            access.append(f"ca_file = {_toml_string(logins.ca_file)}")
+        credentials = logins.vehicles.get(self.spec.vin)
+        if credentials is not None:
+            write_secret(home / "broker-password", credentials.password + "\n")
+            access += [
+                f"username = {_toml_string(credentials.username)}",
+                f"password_file = {_toml_string(home / 'broker-password')}",
+            ]
         lines = [
             "# Written by the HIL bench for one simulated vehicle (docs/hil.md).",
             "[gateway]",
@@ -171,6 +193,7 @@ class _Rig:
             "[broker]",
             f"host = {_toml_string(host)}",
             f"port = {port}",
+            *access,
             "",
             "[spool]",
             f"path = {_toml_string(home / 'spool.db')}",
@@ -301,6 +324,7 @@ class _Setup:
     work_dir: Path
     logs_dir: Path | None
     models_dir: Path | None
+    logins: FleetLogins
 
 
 def run_bench(
@@ -314,6 +338,7 @@ def run_bench(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     now_s: float | None = None,
+    logins: FleetLogins | None = None,
 ) -> BenchRun:
     """Run `scenario` against the broker at host:port; the agents' records come back in the
     result's inbox. Agents' configs and spools go to `work_dir`, logs the bench records for a
@@ -329,10 +354,11 @@ def run_bench(
             "the bench cannot run ahead of the wall clock"
         )
     work_dir.mkdir(parents=True, exist_ok=True)
+    logins = logins or FleetLogins()
     setup = _Setup(
-        scenario, start_ms, host, port, fleet, work_dir, logs_dir, _seed_models(scenario, work_dir)
+        scenario, start_ms, host, port, fleet, work_dir, logs_dir, _seed_models(scenario, work_dir), logins
     )
-    listener = RecordListener(host=host, port=port, fleet=fleet)
+    listener = RecordListener(host=host, port=port, fleet=fleet, auth=logins.observer_auth())
     try:
         indices = list(range(len(scenario.vehicles)))
         if len(indices) <= SHARD_VEHICLES:
@@ -383,6 +409,7 @@ def _run_vehicles(
                     models_dir=setup.models_dir,
                     logs_dir=setup.logs_dir,
                     clock=time.time if scenario.time.realtime else None,
+                    logins=setup.logins,
                 )
             )
         if scenario.interfaces.can == "replay":
@@ -666,10 +693,12 @@ def run_scenario(
     fleet: str | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    logins: Callable[[str, list[str]], FleetLogins] | None = None,
 ) -> tuple[Judgement, dict[str, Any]]:
     """Run, judge and report: `report_dir` gets summary.json, report.html and, for a replay of
     simulated traffic, the recorded logs (logs/VIN.blf). The agents' work files live in a
-    temporary directory. The judgement and the JSON summary."""
+    temporary directory. `logins(fleet, vins)` says how the agents and the bench log in to the
+    broker (none by default). The judgement and the JSON summary."""
     fleet = fleet or scenario.fleet or f"hil-{scenario.name}-{uuid.uuid4().hex[:8]}"
     check_fleet(fleet)
     with tempfile.TemporaryDirectory(prefix="prognos-hil-") as work:
@@ -682,6 +711,7 @@ def run_scenario(
             logs_dir=report_dir / "logs",
             progress=progress,
             stop=stop,
+            logins=logins(fleet, [spec.vin for spec in scenario.vehicles]) if logins else None,
         )
     judgement = judge(run)
     return judgement, write_report(run, judgement, report_dir)

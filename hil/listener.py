@@ -13,11 +13,12 @@ import threading
 import time
 import uuid
 
-import paho.mqtt.client as mqtt  # noqa: TID251 - the bench's own broker client, see the docstring
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: TID251
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hil.results import Inbox, Received
 from prognos.errors import TransientError
+from prognos.security import BrokerAuth
 from prognos.topics import ROOT, check_fleet, parse_topic
 
 CONNECT_TIMEOUT_S = 10.0
@@ -26,7 +27,7 @@ CONNECT_TIMEOUT_S = 10.0
 class RecordListener:
     """Subscribes to `prognos/v1/{fleet}/+/diag`; `messages()` is everything received so far."""
 
-    def __init__(self, *, host: str, port: int, fleet: str) -> None:
+    def __init__(self, *, host: str, port: int, fleet: str, auth: BrokerAuth | None = None) -> None:
         check_fleet(fleet)
         self.topic = f"{ROOT}/{fleet}/+/diag"
         self._fleet = fleet
@@ -38,6 +39,7 @@ class RecordListener:
             protocol=MQTTProtocolVersion.MQTTv5,
             client_id=f"prognos-hil-{uuid.uuid4().hex[:8]}-{fleet}"[:64],
         )
+        (auth or BrokerAuth()).apply(self._client)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

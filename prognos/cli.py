@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,10 +19,12 @@ from types import ModuleType
 
 from prognos import __version__
 from prognos.errors import ConfigError, PrognosError
+from prognos.stack import DEFAULT_DATABASE
 
-DEFAULT_DATABASE = "prognos"
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "artifacts"
 DEFAULT_FLEET = "demo"
+DEMO_VEHICLES = 64  # of fleet_demo.toml's 200: one bench process, a first look in a few minutes
+DEMO_FLEET_JOIN_S = 120.0  # for a stopped fleet run: agents flush, the bench judges and reports
 EXTRAS = {
     "paho": "edge",
     "requests": "cloud",
@@ -76,6 +80,52 @@ def build_parser() -> argparse.ArgumentParser:
         sub = stack.add_parser(name, help=text, description=text)
         _home_option(sub)
         sub.set_defaults(run=func)
+        if name == "up":
+            sub.description = (
+                "Start Mosquitto and InfluxDB as local processes. By default the broker speaks TLS "
+                "(a certificate from the stack's own fleet CA, pki/ca.pem) and admits only known users "
+                "under an ACL, and InfluxDB requires a login, with one least-privilege user per cloud "
+                "role (docs/security.md)."
+            )
+            sub.add_argument(
+                "--insecure",
+                action="store_true",
+                help="development only: plain MQTT with anonymous access, InfluxDB without logins",
+            )
+            sub.add_argument(
+                "--database",
+                action="append",
+                default=None,
+                help=f"database to create with every role's grant; repeatable (default: {DEFAULT_DATABASE})",
+            )
+
+    fleet_group = _group(commands, "fleet", "vehicle identities on the broker")
+    provision = fleet_group.add_parser(
+        "provision",
+        help="issue a vehicle's broker credentials and its ACL entry",
+        description="Create a login for VIN on the stack's broker that may publish only VIN's diag and "
+        "status topics and read only VIN's model topic, and write what its gateway needs into "
+        "OUT/VIN: the CA certificate, the password (readable by the owner only) and the [broker] "
+        "table for gateway.toml. Provisioning a VIN again issues new credentials and revokes the old.",
+    )
+    _home_option(provision)
+    provision.add_argument("vins", nargs="+", metavar="VIN", help="vehicle identification numbers")
+    provision.add_argument("--fleet", required=True, help="the fleet the vehicles belong to")
+    provision.add_argument(
+        "--out",
+        type=Path,
+        default=Path("provisioned"),
+        help="directory for the credentials (default: %(default)s)",
+    )
+    provision.set_defaults(run=_fleet_provision)
+    revoke = fleet_group.add_parser(
+        "revoke",
+        help="remove a vehicle's broker login (a stolen or retired gateway)",
+        description="Remove VIN's login and ACL entry; the broker closes its open connection at once.",
+    )
+    _home_option(revoke)
+    revoke.add_argument("vins", nargs="+", metavar="VIN", help="vehicle identification numbers")
+    revoke.set_defaults(run=_fleet_revoke)
 
     cloud = _group(commands, "cloud", "cloud services: ingest, analytics, dealer data")
     ingest = cloud.add_parser(
@@ -91,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--group", default="ingest", help="shared-subscription group (default: %(default)s)")
     ingest.add_argument("--fleet", default="+", help="only this fleet (default: all)")
+    ingest.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id; a worker restarted with the same id resumes its session and the records "
+        "the broker kept for it. Give each worker of a group on one host its own "
+        "(default: prognos-ingest-GROUP-HOSTNAME)",
+    )
     ingest.add_argument(
         "--batch-size", type=_positive_int, default=500, help="records per write (default: %(default)s)"
     )
@@ -292,12 +349,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="stack, simulated fleet, ingest and dashboard in one command",
-        description="Start the local stack, a simulated fleet through real agents, an ingest "
-        "worker and the dashboard; print the dashboard URL and run until interrupted.",
+        help="stack, bench fleet through real agents, ingest, analytics and dashboard in one command",
+        description="Start the local stack (or use the one running in HOME), import the fleet's "
+        "dealer data and vehicle registry, start an ingest worker, the analytics job (every minute) "
+        "and the dashboard, and run the fleet scenario on the HIL bench: simulated vehicles through "
+        "real gateway agents and real interfaces (virtual CAN, sensor-node UART), their records "
+        "through the broker into the database. Print the dashboard URL; when the fleet run ends, "
+        "print where its HIL report is and keep the dashboard up until interrupted.",
     )
     _home_option(demo)
-    demo.add_argument("--vehicles", type=_positive_int, default=12, help="fleet size (default: %(default)s)")
+    demo.add_argument(
+        "--scenario",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="fleet scenario, with a generated fleet (default: hil/scenarios/fleet_demo.toml)",
+    )
+    demo.add_argument(
+        "--vehicles",
+        type=_positive_int,
+        default=DEMO_VEHICLES,
+        metavar="N",
+        help="run only the scenario's first N vehicles (default: %(default)s of fleet_demo.toml's 200)",
+    )
+    demo.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="HIL report directory (default: HOME/hil/NAME)",
+    )
     demo.add_argument(
         "--port", type=_positive_int, default=8501, help="dashboard port (default: %(default)s)"
     )
@@ -657,11 +738,46 @@ def _models_eval(args: argparse.Namespace) -> int:
 def _stack_up(args: argparse.Namespace) -> int:
     from prognos.stack import stack_up
 
-    info, started = stack_up(_home(args))
+    if args.insecure:
+        print(INSECURE_WARNING, file=sys.stderr)
+    databases = tuple(args.database or (DEFAULT_DATABASE,))
+    info, started = stack_up(_home(args), secure=not args.insecure, databases=databases)
     print(("started" if started else "already running") + f" stack in {info.home}")
-    print(f"  mqtt     {info.mqtt_address}")
-    print(f"  influxdb {info.influx_url}")
+    if info.secure:
+        print(f"  mqtt     {info.mqtt_address} (TLS: CA {info.ca_file})")
+        print(f"  influxdb {info.influx_url} (logins in {info.credentials_dir})")
+    else:
+        print(f"  mqtt     {info.mqtt_address} (NO TLS, NO LOGIN)")
+        print(f"  influxdb {info.influx_url} (NO LOGIN)")
     return 0
+
+
+INSECURE_WARNING = (
+    "WARNING: insecure stack: the broker takes anonymous plain-text connections and InfluxDB "
+    "needs no login. Use it for development on this machine only."
+)
+
+
+def _fleet_provision(args: argparse.Namespace) -> int:
+    from prognos.provision import provision_vehicles
+    from prognos.stack import load_stack
+
+    info = load_stack(_home(args))
+    written = provision_vehicles(info, args.fleet, args.vins, args.out)
+    for vin, directory in written.items():
+        print(f"{vin}: credentials in {directory} ({directory / 'broker.toml'} is the [broker] table)")
+    return 0
+
+
+def _fleet_revoke(args: argparse.Namespace) -> int:
+    from prognos.provision import revoke_vehicles
+    from prognos.stack import load_stack
+
+    info = load_stack(_home(args))
+    unknown = revoke_vehicles(info, args.vins)
+    for vin in args.vins:
+        print(f"{vin}: unknown" if vin in unknown else f"{vin}: revoked")
+    return 1 if unknown else 0
 
 
 def _stack_down(args: argparse.Namespace) -> int:
@@ -703,7 +819,7 @@ def _until_signalled(duration_s: float | None = None) -> threading.Event:
 def _cloud_ingest(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
     _require("requests")
-    from cloud.influx import InfluxClient
+    from cloud.access import stack_influx
     from cloud.ingest import IngestWorker
     from prognos.stack import load_stack
 
@@ -711,7 +827,9 @@ def _cloud_ingest(args: argparse.Namespace) -> int:
     worker = IngestWorker(
         host=info.mqtt_host,
         port=info.mqtt_port,
-        influx=InfluxClient(info.influx_url),
+        auth=info.broker_auth("ingest"),
+        influx=stack_influx(info, "ingest"),
+        client_id=args.client_id or f"prognos-ingest-{args.group}-{socket.gethostname()}"[:64],
         database=args.database,
         group=args.group,
         fleet=args.fleet,
@@ -733,8 +851,8 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
     _require("pandas")
     from tqdm import tqdm
 
+    from cloud.access import stack_influx
     from cloud.dms_import import RejectedFilesError, check_files, write_checked
-    from cloud.influx import InfluxClient
     from prognos.stack import load_stack
 
     def progress(description: str, total: int) -> tqdm:
@@ -749,7 +867,7 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
     if args.check:
         return 0
     info = load_stack(_home(args))
-    influx = InfluxClient(info.influx_url)
+    influx = stack_influx(info, "analytics")  # checks field types before writing: reads too
     try:
         summary = write_checked(influx, args.database, checked, progress=progress)
     finally:
@@ -761,13 +879,13 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
 def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
+    from cloud.access import stack_influx
     from cloud.dealer_data import dealer_report
     from cloud.dealer_kpis import format_kpis, format_risk
-    from cloud.influx import InfluxClient
     from prognos.stack import load_stack
 
     info = load_stack(_home(args))
-    influx = InfluxClient(info.influx_url)
+    influx = stack_influx(info, "dashboard")
     try:
         report = dealer_report(influx, args.database, period=args.period, window=args.window)
     finally:
@@ -793,6 +911,7 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
 def _cloud_analytics(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
+    from cloud.access import stack_influx
     from cloud.analytics_job import (
         QUERY_TIMEOUT_S,
         RunSummary,
@@ -802,7 +921,6 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
         run_every,
         run_once,
     )
-    from cloud.influx import InfluxClient
     from prognos.stack import load_stack
 
     lookback_days = parse_duration_s(args.lookback, what="--lookback") / 86_400
@@ -813,7 +931,7 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
         raise ConfigError("--as-of names the time of one run; leave it out with --every")
     as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else None
     info = load_stack(_home(args))
-    influx = InfluxClient(info.influx_url, timeout_s=QUERY_TIMEOUT_S)
+    influx = stack_influx(info, "analytics", timeout_s=QUERY_TIMEOUT_S)
 
     def report(summary: RunSummary) -> None:
         c = {name: int(value) for name, value in summary.counts.items()}
@@ -861,14 +979,14 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
 def _cloud_reassign(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
+    from cloud.access import stack_influx
     from cloud.analytics_job import parse_time_ms, read_stock
     from cloud.dealer_data import read_frame, vehicles
     from cloud.dealer_reassign import reassign_frames, summary
-    from cloud.influx import InfluxClient
     from prognos.stack import load_stack
 
     as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else int(time.time()) * 1000
-    influx = InfluxClient(load_stack(_home(args)).influx_url)
+    influx = stack_influx(load_stack(_home(args)), "dashboard")
     try:
         result = reassign_frames(
             args.dealer,
@@ -893,11 +1011,11 @@ def _cloud_reassign(args: argparse.Namespace) -> int:
 
 def _parts_inputs_from_influx(args: argparse.Namespace, stock: object) -> tuple[object, object]:
     """The failures (open faults + registry) and, unless given, the DMS stock from InfluxDB."""
+    from cloud.access import stack_influx
     from cloud.analytics_job import read_failures, read_stock
-    from cloud.influx import InfluxClient
     from prognos.stack import load_stack
 
-    influx = InfluxClient(load_stack(_home(args)).influx_url)
+    influx = stack_influx(load_stack(_home(args)), "dashboard")
     try:
         failures = read_failures(influx, args.database, int(time.time()) * 1000)
         if stock is None:
@@ -912,6 +1030,7 @@ def _edge_simulate(args: argparse.Namespace) -> int:
     from hil.fleet import FleetClock, run_fleet
     from hil.simulator import make_fleet
     from prognos.catalog import default_catalog
+    from prognos.provision import fleet_logins
     from prognos.stack import load_stack
     from prognos.topics import check_fleet
 
@@ -943,6 +1062,7 @@ def _edge_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop=_until_signalled(),
         bundle=bundle,
+        logins=fleet_logins(info, args.fleet, [spec.vin for spec in specs]),
     )
     print(
         f"{stats.records_sent} records sent ({stats.bytes_sent} bytes) from {stats.windows} "
@@ -974,6 +1094,7 @@ def _hil_run(args: argparse.Namespace) -> int:
 
     from hil.bench import run_scenario
     from hil.scenario import load_scenario
+    from prognos.provision import fleet_logins
     from prognos.stack import load_stack
 
     scenario = load_scenario(args.scenario)
@@ -999,6 +1120,7 @@ def _hil_run(args: argparse.Namespace) -> int:
                 fleet=args.fleet,
                 progress=progress,
                 stop=_until_signalled(),
+                logins=functools.partial(fleet_logins, info),
             )
     finally:
         agents_log.setLevel(level)
@@ -1049,7 +1171,14 @@ def _models_push(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from exc
     info = load_stack(_home(args))
-    push_bundle(host=info.mqtt_host, port=info.mqtt_port, fleet=args.fleet, vins=args.vins, payload=payload)
+    push_bundle(
+        host=info.mqtt_host,
+        port=info.mqtt_port,
+        auth=info.broker_auth("operator"),
+        fleet=args.fleet,
+        vins=args.vins,
+        payload=payload,
+    )
     print(f"pushed {args.file} to {len(args.vins)} vehicles of fleet {args.fleet!r}")
     return 0
 
@@ -1082,45 +1211,88 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     for module in ("paho.mqtt", "requests", "streamlit"):
         _require(module)
-    from prognos.stack import stack_up
+    from hil.fleet import DEMO_SCENARIO, ScenarioThread, demo_dms, first_vehicles
+    from hil.scenario import load_scenario
+    from prognos.provision import fleet_logins
+    from prognos.stack import read_state, stack_status, stack_up
 
+    scenario = first_vehicles(load_scenario(args.scenario or DEMO_SCENARIO), args.vehicles)
+    fleet = scenario.fleet or DEFAULT_FLEET
+    days = scenario.time.duration_days
     home = _home(args)
-    info, _ = stack_up(home)
+    running = read_state(home)
+    if running is not None and all(stack_status(home).values()):
+        info = running  # the stack already running in HOME, as it was started
+    else:
+        info, _ = stack_up(home)
     print(f"stack: mqtt {info.mqtt_address}, influxdb {info.influx_url} (data in {home})", flush=True)
+    next_day = 0.5
+
+    def progress(done_days: float) -> None:  # a line every half simulated day
+        nonlocal next_day
+        if done_days >= next_day:
+            print(f"fleet: {done_days:.1f} of {days:g} days simulated", flush=True)
+            next_day = done_days + 0.5
+
+    run = ScenarioThread(
+        scenario,
+        host=info.mqtt_host,
+        port=info.mqtt_port,
+        fleet=fleet,
+        report_dir=args.report or home / "hil" / scenario.name,
+        progress=progress,
+        logins=functools.partial(fleet_logins, info),
+    )
+    report = run.report_dir / "report.html"
     base = [sys.executable, "-m", "prognos.cli"]
     children: dict[str, subprocess.Popen[bytes]] = {}
     stop = _until_signalled(args.duration_s)
+    agents_log = logging.getLogger("edge")  # one agent per vehicle: only their warnings, unless -v
+    level = agents_log.level
+    if not args.verbose:
+        agents_log.setLevel(logging.WARNING)
     try:
-        _demo_dealer_data(home, args.vehicles)
+        # The ingest worker first, so that its subscription stands before the first agent publishes.
         children["ingest"] = subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)])
+        _demo_dealer_data(home, demo_dms(scenario, fleet=fleet), fleet)
         children["analytics"] = subprocess.Popen(
             [*base, "cloud", "analytics", "--home", str(home), "--every", "1m"], stdout=subprocess.DEVNULL
-        )
-        children["fleet"] = subprocess.Popen(
-            [
-                *base,
-                "edge",
-                "simulate",
-                "--home",
-                str(home),
-                "--vehicles",
-                str(args.vehicles),
-                "--days-back",
-                "14",
-                "--speedup",
-                "5000",
-            ]
         )
         argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
         children["dashboard"] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{args.port}"
         _wait_http(url, stop)
-        print(f"\nPrognos demo running. Dashboard: {url}\nPress Ctrl-C to stop.\n", flush=True)
+        run.start(stop)
+        print(
+            f"fleet {fleet!r} ({scenario.origin}): {len(scenario.vehicles)} vehicles, {days:g} days up to "
+            "now, each through its own gateway agent (virtual CAN, sensor-node UART, spool, MQTT)",
+            f"\nPrognos demo running. Dashboard: {url}\nPress Ctrl-C to stop.\n",
+            sep="\n",
+            flush=True,
+        )
+        reported = False
         while not stop.wait(1.0):
             failed = [name for name, child in children.items() if child.poll() is not None]
             if failed:
                 raise PrognosError(f"the demo's {failed[0]} process exited; see its log above")
+            if run.done and not reported:
+                reported = True
+                if run.error is not None:
+                    raise PrognosError(f"the demo's fleet run failed: {run.error}")
+                assert run.result is not None
+                judgement, summary = run.result
+                print(f"\nfleet run finished in {run.wall_s / 60:.1f} min: {summary['verdict'].upper()}")
+                for check in judgement.checks:
+                    print(f"{'PASS' if check.passed else 'FAIL'}  {check.description}: {check.detail}")
+                print(
+                    f"HIL report: {report}\nThe dashboard stays up at {url}; press Ctrl-C to stop.\n",
+                    flush=True,
+                )
     finally:
+        stop.set()
+        # The agents flush their spools while the ingest worker still runs.
+        if not run.join(DEMO_FLEET_JOIN_S):
+            print(f"prognos: the fleet run did not end within {DEMO_FLEET_JOIN_S:.0f} s", file=sys.stderr)
         for child in children.values():
             child.send_signal(signal.SIGTERM)
         for child in children.values():
@@ -1128,26 +1300,33 @@ def _demo(args: argparse.Namespace) -> int:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+        agents_log.setLevel(level)
+    if run.interrupted:
+        print(f"fleet run stopped early; its report: {report}")
     print("demo stopped; the stack still runs (prognos stack down stops it)")
     return 0
 
 
-def _demo_dealer_data(home: Path, vehicles: int) -> None:
-    """Dealer-system exports and the vehicle registry of the demo fleet, imported once."""
+def _demo_dealer_data(home: Path, rows: dict[str, list[dict[str, str]]], fleet: str) -> None:
+    """The fleet's dealer-system exports and vehicle registry, written to HOME/demo-dms and imported."""
+    from cloud.access import stack_influx
     from cloud.dms_import import import_files
-    from cloud.influx import InfluxClient
-    from hil.dealers import make_dms, write_dms
+    from hil.dealers import write_dms
     from prognos.stack import load_stack
 
     out = home / "demo-dms"
-    files = write_dms(make_dms(vehicles=vehicles, fleet_seed=1, fleet=DEFAULT_FLEET), out)
-    influx = InfluxClient(load_stack(home).influx_url)
+    files = write_dms(rows, out)
+    influx = stack_influx(load_stack(home), "analytics")
     try:
-        influx.create_database(DEFAULT_DATABASE)
+        influx.ensure_database(DEFAULT_DATABASE)
         import_files(influx, DEFAULT_DATABASE, list(files.values()))
     finally:
         influx.close()
-    print(f"dealer data: {len(files)} exports from {out} imported", flush=True)
+    print(
+        f"dealer data: {len(files)} exports from {out} imported, with the registry of the "
+        f"{len(rows['vehicle'])} vehicles of fleet {fleet!r}",
+        flush=True,
+    )
 
 
 def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prognos.errors import ConfigError
+from prognos.security import BrokerAuth, Credentials
 from prognos.topics import topic
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -26,6 +27,24 @@ class BrokerConfig:
     host: str = "localhost"
     port: int = 1883
     keepalive_s: int = 30
+    ca_file: Path | None = None  # TLS, trusting this CA only
+    username: str | None = None
+    password_file: Path | None = None
+
+    def auth(self) -> BrokerAuth:
+        """TLS and login as configured; the password is read now (a ConfigError names the file)."""
+        credentials = None
+        if self.password_file is not None:
+            try:
+                password = self.password_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"cannot read the broker password file {self.password_file}: {exc}"
+                ) from exc
+            if not password:
+                raise ConfigError(f"the broker password file {self.password_file} is empty")
+            credentials = Credentials(self.username or "", password)
+        return BrokerAuth(str(self.ca_file) if self.ca_file is not None else None, credentials)
 
 
 @dataclass(frozen=True)
@@ -108,11 +127,19 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
     catalog = gateway.path("catalog", base)
 
     broker_table = top.table("broker")
-    broker_table.only("host", "port", "keepalive_s")
+    broker_table.only("host", "port", "keepalive_s", "ca_file", "username", "password_file")
+    ca_file = broker_table.path("ca_file", base)
+    password_file = broker_table.path("password_file", base)
+    for key, file in (("ca_file", ca_file), ("password_file", password_file)):
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{broker_table.where(key)}: no such file {file}")
     broker = BrokerConfig(
         host=broker_table.text("host") or "localhost",
-        port=broker_table.integer("port", 1883, 1, 65535),
+        port=broker_table.integer("port", 8883 if ca_file is not None else 1883, 1, 65535),
         keepalive_s=broker_table.integer("keepalive_s", 30, 5, 3600),
+        ca_file=ca_file,
+        username=(broker_table.text("username") or vin) if password_file is not None else None,
+        password_file=password_file,
     )
 
     spool_table = top.table("spool", required=True)
@@ -188,9 +215,7 @@ class _Table:
         for key in self.data:
             if key not in keys:
                 place = f"[{self.name}]" if self.name else "top level"
-                raise ConfigError(
-                    f"{self.origin}: unknown key {key!r} in {place} (known: {', '.join(keys)})"
-                )
+                raise ConfigError(f"{self.origin}: unknown key {key!r} in {place} (known: {', '.join(keys)})")
 
     def table(self, key: str, *, required: bool = False) -> _Table:
         value = self.data.get(key)
@@ -258,4 +283,3 @@ class _Table:
 def _resolve(value: str, base: Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
-

@@ -3,6 +3,11 @@
 Each stack lives in one home directory (PROGNOS_HOME, default ./.prognos) that holds its
 configs, data, logs and stack.json, the file other commands read to find the stack. Data
 directories survive `stack down`, so bringing the stack up again keeps what was stored.
+
+A stack is secure unless started with `secure=False` (`prognos stack up --insecure`, for
+development only): the broker speaks TLS with a certificate from the stack's fleet CA and lets
+in only known users under the ACL of prognos.security; InfluxDB requires a login, and each
+cloud role gets its own user with least privilege (docs/security.md).
 """
 
 from __future__ import annotations
@@ -22,8 +27,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prognos.errors import ConfigError, MissingDependencyError, TransientError
+from prognos.security import (
+    BROKER_ROLES,
+    DATABASE_ROLES,
+    INFLUX_ADMIN,
+    BrokerAuth,
+    BrokerUsers,
+    Credentials,
+    ensure_pki,
+    role_credentials,
+)
 
 STATE_FILE = "stack.json"
+DEFAULT_DATABASE = "prognos"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 BINARIES = {
@@ -42,10 +58,33 @@ class StackInfo:
     influx_rpc_port: int
     mosquitto_pid: int
     influxd_pid: int
+    secure: bool = False
+    ca_file: str | None = None  # the fleet CA the broker's certificate chains to (secure stacks)
 
     @property
     def mqtt_address(self) -> str:
-        return f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
+        return f"{'mqtts' if self.secure else 'mqtt'}://{self.mqtt_host}:{self.mqtt_port}"
+
+    def broker_auth(self, role: str) -> BrokerAuth:
+        """How a cloud role (ingest, operator, observer) logs in to this stack's broker."""
+        if not self.secure:
+            return BrokerAuth()
+        if role not in BROKER_ROLES:
+            raise ConfigError(f"unknown broker role {role!r} (known: {', '.join(BROKER_ROLES)})")
+        return BrokerAuth(self.ca_file, role_credentials(self.credentials_dir, f"mqtt-{role}"))
+
+    def influx_credentials(self, role: str) -> Credentials | None:
+        """The database login of a role (ingest, analytics, dashboard, admin); None on an
+        insecure stack."""
+        if not self.secure:
+            return None
+        if role != INFLUX_ADMIN and role not in DATABASE_ROLES:
+            raise ConfigError(f"unknown database role {role!r} (known: {', '.join(DATABASE_ROLES)})")
+        return role_credentials(self.credentials_dir, f"influx-{role}")
+
+    @property
+    def credentials_dir(self) -> Path:
+        return Path(self.home) / "credentials"
 
 
 def default_home() -> Path:
@@ -95,12 +134,18 @@ def stack_status(home: Path) -> dict[str, bool]:
     }
 
 
-def stack_up(home: Path) -> tuple[StackInfo, bool]:
-    """Start the stack in `home`, or find it running. Returns the stack and whether it was started."""
+def stack_up(
+    home: Path, *, secure: bool = True, databases: tuple[str, ...] = (DEFAULT_DATABASE,)
+) -> tuple[StackInfo, bool]:
+    """Start the stack in `home`, or find it running. Returns the stack and whether it was
+    started. A running stack of the other kind (secure or not) is restarted as asked. On a
+    secure stack, `databases` are created with every role's grant (roles cannot create them)."""
     mosquitto_bin = find_binary("mosquitto")
     influxd_bin = find_binary("influxd")
     previous = read_state(home)
-    if previous is not None and all(stack_status(home).values()):
+    if previous is not None and previous.secure == secure and all(stack_status(home).values()):
+        if secure:
+            _ensure_database_users(previous, databases)
         return previous, False
     if previous is not None:
         _stop_services(previous)  # one service may still run; never leave a half stack behind
@@ -108,8 +153,11 @@ def stack_up(home: Path) -> tuple[StackInfo, bool]:
     mqtt_port = _reuse_or_free_port(previous.mqtt_port if previous else None)
     influx_port = _reuse_or_free_port(previous.influx_port if previous else None)
     rpc_port = _reuse_or_free_port(previous.influx_rpc_port if previous else None)
-    mosquitto_conf = _write_mosquitto_config(home, mqtt_port)
-    influx_conf = _write_influx_config(home, influx_port, rpc_port)
+    if secure:
+        ensure_pki(home / "pki")
+        _render_broker_users(home)
+    mosquitto_conf = _write_mosquitto_config(home, mqtt_port, secure)
+    influx_conf = _write_influx_config(home, influx_port, rpc_port, secure)
     mosquitto = _spawn([mosquitto_bin, "-c", str(mosquitto_conf)], home / "mosquitto" / "stdout.log")
     influxd = _spawn([influxd_bin, "-config", str(influx_conf)], home / "influxdb" / "stdout.log")
     info = StackInfo(
@@ -121,6 +169,8 @@ def stack_up(home: Path) -> tuple[StackInfo, bool]:
         influx_rpc_port=rpc_port,
         mosquitto_pid=mosquitto.pid,
         influxd_pid=influxd.pid,
+        secure=secure,
+        ca_file=str(home / "pki" / "ca.pem") if secure else None,
     )
     tmp = home / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(asdict(info), indent=2))
@@ -135,10 +185,42 @@ def stack_up(home: Path) -> tuple[StackInfo, bool]:
         _wait_until(
             lambda: _influx_ping(info.influx_url), influxd, "influxd", home / "influxdb" / "stdout.log"
         )
+        if secure:
+            _ensure_database_users(info, databases)
     except TransientError:
         _stop_services(info)
         raise
     return info, True
+
+
+def reload_broker_users(info: StackInfo) -> None:
+    """Write the broker's password and ACL files from the registry and make the running
+    broker read them (SIGHUP); connections of removed users are closed by the broker."""
+    _render_broker_users(Path(info.home))
+    if _alive(info.mosquitto_pid, "mosquitto"):
+        os.kill(info.mosquitto_pid, signal.SIGHUP)
+
+
+def broker_users(info_or_home: StackInfo | Path) -> BrokerUsers:
+    home = Path(info_or_home.home) if isinstance(info_or_home, StackInfo) else info_or_home
+    return BrokerUsers(home / "identities.json")
+
+
+def _render_broker_users(home: Path) -> None:
+    users = broker_users(home)
+    for role in BROKER_ROLES:
+        users.add_role(role_credentials(home / "credentials", f"mqtt-{role}"), role)
+    users.save()
+    users.render(home / "mosquitto" / "passwd", home / "mosquitto" / "acl")
+
+
+def _ensure_database_users(info: StackInfo, databases: tuple[str, ...]) -> None:
+    """The database users and `databases` with their grants."""
+    from cloud.access import ensure_users, prepare_database  # the database layer lives in cloud/
+
+    ensure_users(info)
+    for database in databases:
+        prepare_database(info, database)
 
 
 def stack_down(home: Path) -> bool:
@@ -167,14 +249,28 @@ def _stop_services(info: StackInfo) -> None:
                 time.sleep(0.05)
 
 
-def _write_mosquitto_config(home: Path, port: int) -> Path:
+def _write_mosquitto_config(home: Path, port: int, secure: bool) -> Path:
     data = home / "mosquitto"
     data.mkdir(parents=True, exist_ok=True)
     conf = data / "mosquitto.conf"
+    pki = home / "pki"
+    access = (
+        [
+            f"cafile {pki}/ca.pem",
+            f"certfile {pki}/server.pem",
+            f"keyfile {pki}/server.key",
+            "tls_version tlsv1.2",
+            "allow_anonymous false",
+            f"password_file {data}/passwd",
+            f"acl_file {data}/acl",
+        ]
+        if secure
+        else ["allow_anonymous true"]
+    )
     lines = [
         "# Written by `prognos stack up`; rewritten at every start.",
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
+        *access,
         "persistence true",
         f"persistence_location {data}/",
         "autosave_interval 5",
@@ -191,7 +287,7 @@ def _write_mosquitto_config(home: Path, port: int) -> Path:
     return conf
 
 
-def _write_influx_config(home: Path, http_port: int, rpc_port: int) -> Path:
+def _write_influx_config(home: Path, http_port: int, rpc_port: int, secure: bool) -> Path:
     data = home / "influxdb"
     data.mkdir(parents=True, exist_ok=True)
     conf = data / "influxdb.conf"
@@ -209,6 +305,7 @@ def _write_influx_config(home: Path, http_port: int, rpc_port: int) -> Path:
         f'  bind-address = "127.0.0.1:{http_port}"\n'
         "  log-enabled = false\n"
         "  max-body-size = 25000000\n"
+        f"  auth-enabled = {'true' if secure else 'false'}\n"
         "[monitor]\n"
         "  store-enabled = false\n"
         "[logging]\n"

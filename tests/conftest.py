@@ -23,7 +23,8 @@ SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     home = tmp_path_factory.mktemp("stack")
     try:
-        info, _ = stack_up(home)
+        # The development stack (anonymous, plain); tests/test_security.py runs the secure one.
+        info, _ = stack_up(home, secure=False)
     except MissingDependencyError as exc:
         if os.environ.get("CI"):
             pytest.fail(str(exc))

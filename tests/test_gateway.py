@@ -51,6 +51,7 @@ class Listener:
     def __init__(self, stack: StackInfo, fleet: str, vin: str) -> None:
         self.records: list[DiagnosticRecord] = []
         self.status: dict[str, object] = {}
+        self.statuses: list[dict[str, object]] = []  # every status message, in order
         self._diag, self._status = diag_topic(fleet, vin), status_topic(fleet, vin)
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5
@@ -65,6 +66,7 @@ class Listener:
             self.records.append(decode_record(message.payload))
         else:
             self.status = json.loads(message.payload)
+            self.statuses.append(self.status)
 
     def close(self) -> None:
         self._client.disconnect()
@@ -145,6 +147,11 @@ def test_a_replayed_log_becomes_records_on_the_broker(
     assert records[-1].counters["frames_seen"] <= frames
     wait_for(lambda: listener.status.get("state") == "offline", what="the offline status after the run")
     assert gateway_spool_is_empty(tmp_path)
+    # The final status goes out after the last spool flush: everything was delivered, so it says 0.
+    final = [status for status in listener.statuses if status.get("state") == "online"][-1]
+    counters = final["counters"]
+    assert final["records"] == stats.records and isinstance(counters, dict) and counters["spool_depth"] == 0
+    assert stats.counters["spool_depth"] == 0
 
 
 def gateway_spool_is_empty(tmp_path: Path) -> bool:

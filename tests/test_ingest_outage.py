@@ -114,7 +114,7 @@ def start_influxd(info: StackInfo) -> subprocess.Popen[bytes]:
 def test_records_published_while_the_database_is_down_are_all_stored_once(tmp_path: Path, fleet: str) -> None:
     home = tmp_path / "stack"
     try:
-        info, _ = stack_up(home)
+        info, _ = stack_up(home, secure=False)
     except MissingDependencyError as exc:
         pytest.skip(str(exc))
     influx = InfluxClient(info.influx_url)

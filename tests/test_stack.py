@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.influx import InfluxClient
+from cloud.access import stack_influx
 from prognos import stack as stack_module
 from prognos.errors import MissingDependencyError
 from prognos.stack import read_state, stack_down, stack_status, stack_up
@@ -30,7 +30,8 @@ def test_stack_up_twice_keeps_one_stack_and_its_data(tmp_path: Path) -> None:
     info = read_state(home)
     assert info is not None
     try:
-        client = InfluxClient(info.influx_url)
+        assert info.secure, "a stack is secure unless asked otherwise"
+        client = stack_influx(info, "admin")
         client.create_database("keep")
         client.write("keep", ["m,vin=A x=1.5 1000"])
 
@@ -51,7 +52,7 @@ def test_stack_up_twice_keeps_one_stack_and_its_data(tmp_path: Path) -> None:
         assert prognos("stack", "up", home=home).returncode == 0
         again = read_state(home)
         assert again is not None
-        rows = InfluxClient(again.influx_url).query("SELECT x FROM m", database="keep")
+        rows = stack_influx(again, "admin").query("SELECT x FROM m", database="keep")
         assert rows[0].values == [[1000, 1.5]], "data written before `down` must survive"
     finally:
         stack_down(home)

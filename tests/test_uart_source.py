@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,8 @@ def catalog() -> Catalog:
     return default_catalog()
 
 
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
+@contextlib.contextmanager
+def pty_pair() -> Iterator[tuple[int, str]]:
     """(master fd, slave device name) of a fresh pseudo-terminal."""
     master, slave = os.openpty()
     try:
@@ -51,6 +52,12 @@ def pty() -> Iterator[tuple[int, str]]:
         os.close(slave)
         with contextlib.suppress(OSError):  # a test may have closed it already
             os.close(master)
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, str]]:
+    with pty_pair() as pair:
+        yield pair
 
 
 def flip_last_data_bit(frame: bytes) -> bytes:
@@ -173,6 +180,59 @@ def test_a_port_that_goes_away_is_a_transient_error(pty: tuple[int, str], catalo
         os.close(master)  # the adapter is unplugged: the slave side reads EIO
         with pytest.raises(TransientError, match=f"reading sensor-node UART {port} failed"):
             source.read(1.0)
+
+
+@pytest.fixture
+def low_descriptors_taken() -> Iterator[None]:
+    """Every file descriptor below 1024 in use, as in a process running dozens of agents, so
+    the next ones opened are numbered above 1023 (out of select()'s reach)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"this process may open only {hard} files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    taken: list[int] = []
+    try:
+        while not taken or taken[-1] < 1023:
+            taken.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_port_numbered_above_1023_is_read(low_descriptors_taken: None, catalog: Catalog) -> None:
+    with pty_pair() as (master, port), UartSource(port=port, catalog=catalog, clock=lambda: NOW_S) as source:
+        assert source._serial.fileno() > 1023
+        assert source.read(0.01) == []  # nothing there: waits and returns, no ValueError from select()
+        os.write(master, encode_features(1, 0, 1_000, [(RMS, 0.5)]))
+        assert read_until(source, done=1) == [Sample(f"{LEFT_FRONT}.VibrationRMS", NOW_S, 0.5)]
+        os.close(master)  # and a failure there is still the documented one
+        with pytest.raises(TransientError, match=f"reading sensor-node UART {port} failed"):
+            source.read(1.0)
+
+
+def test_any_failure_of_a_read_is_a_transient_error(pty: tuple[int, str], catalog: Catalog) -> None:
+    _, port = pty
+    with UartSource(port=port, catalog=catalog) as source:
+        # The port's descriptor now names a directory: reading it fails with IsADirectoryError.
+        directory = os.open(os.path.dirname(__file__), os.O_RDONLY)
+        try:
+            os.dup2(directory, source._serial.fileno())
+        finally:
+            os.close(directory)
+        with pytest.raises(TransientError, match="Is a directory"):
+            source.read(1.0)
+
+        class BrokenWait:  # a failure that is no OSError, as select() raised for a descriptor > 1023
+            def poll(self, timeout_ms: int | None = None) -> list[tuple[int, int]]:
+                raise ValueError("filedescriptor out of range in select()")
+
+        source._poll = BrokenWait()  # type: ignore[assignment]
+        with pytest.raises(TransientError, match="out of range"):
+            source.read(0.01)
+    assert source.read(0.01) == []  # closed: nothing, and no error
 
 
 # --- the decoding half, without a port --------------------------------------------------------

@@ -48,7 +48,10 @@ if campaigns.empty:
     st.stop()
 cohort = st.selectbox("Campaign", list(campaigns["cohort_id"]), key="campaign_cohort")
 chosen = campaigns[campaigns["cohort_id"] == cohort].iloc[0]
-st.markdown(f"**Check:** {chosen['check']}  \n**Part to have ready:** {chosen['part']} {chosen['part_name']}")
+st.markdown(
+    f"**Check:** {widgets.plain(chosen['check'])}  \n"
+    f"**Part to have ready:** {widgets.plain(chosen['part'])} {widgets.plain(chosen['part_name'])}"
+)
 vehicles = widgets.load(data.campaign_vehicles, snapshot.at, cohort)
 if vehicles.empty:
     st.write("No registered vehicle on this campaign's list.")

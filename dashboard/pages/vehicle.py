@@ -43,10 +43,12 @@ profile = registry[registry["vin"] == vin]
 if not profile.empty:
     row = profile.iloc[0]
     facts = [
-        f"{label}: {row[column]}" for column, label in charts.FILTER_COLUMNS.items() if pd.notna(row[column])
+        f"{label}: {widgets.plain(row[column])}"
+        for column, label in charts.FILTER_COLUMNS.items()
+        if pd.notna(row[column])
     ]
     if pd.notna(row["owner_name"]):
-        facts.append(f"Owner: {row['owner_name']} ({row['owner_contact']})")
+        facts.append(f"Owner: {widgets.plain(row['owner_name'])} ({widgets.plain(row['owner_contact'])})")
     st.caption(" · ".join(facts))
 else:
     st.caption("Not in the vehicle registry: no model, lot, owner or home service center known.")

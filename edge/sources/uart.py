@@ -8,11 +8,18 @@ A sample's time is the gateway's clock when its bytes arrived. A node counts tim
 that wrap and start again at every boot, so its `window_start_ms` orders its windows but does
 not date them; the frame goes out as its window closes, so arrival time is the window's end
 within the UART's transfer time.
+
+pyserial opens and configures the port; the source waits for bytes with poll() and reads them
+itself. pyserial's own read waits with select(), which refuses a file descriptor numbered above
+1023 (ValueError), as a process with many ports, files and connections open gets them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import select
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -30,6 +37,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.1
 SEQ_MODULO = 1 << 16
+READ_BYTES = 4096  # at most per read; a 115200-baud line brings about 11.5 kB/s
 
 
 class NodeDecoder:
@@ -130,7 +138,8 @@ class UartSource:
 
     The port is opened exclusively, so a second reader cannot split the byte stream with this
     one. A port that cannot be opened is a ConfigError; a read that fails later (an adapter
-    unplugged) is a TransientError. `clock` gives sample times (seconds since the epoch)."""
+    unplugged, any other failure of the port) is a TransientError, and the gateway's reader
+    tries again with backoff. `clock` gives sample times (seconds since the epoch)."""
 
     def __init__(
         self,
@@ -145,13 +154,15 @@ class UartSource:
         self.finished = False
         self.nodes = NodeDecoder(catalog=catalog)
         self._clock = clock
-        self._timeout_s: float | None = POLL_S
         try:
-            self._serial = serial.Serial(port, baudrate, timeout=self._timeout_s, exclusive=True)
+            self._serial = serial.Serial(port, baudrate, timeout=0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ConfigError(
                 f"cannot open sensor-node UART {port} at {baudrate} baud: {describe_error(exc)}"
             ) from exc
+        self._fd: int = self._serial.fileno()  # pyserial opens it non-blocking
+        self._poll = select.poll()  # any descriptor number, unlike select()
+        self._poll.register(self._fd, select.POLLIN)
         log.info("reading sensor nodes on %s at %d baud", port, baudrate)
 
     def read(self, timeout_s: float | None = None) -> list[Sample]:
@@ -161,16 +172,31 @@ class UartSource:
         if self.finished:
             return []
         try:
-            if timeout_s != self._timeout_s:
-                self._serial.timeout = self._timeout_s = timeout_s
-            data: bytes = self._serial.read(max(1, self._serial.in_waiting))
-        except (serial.SerialException, OSError) as exc:
+            data = self._read_bytes(timeout_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            if self.finished:  # closed while waiting
+                return []
             raise TransientError(
                 f"reading sensor-node UART {self.port} failed: {describe_error(exc)}"
             ) from exc
         if not data:
             return []
         return self.nodes.feed(data, self._clock())
+
+    def _read_bytes(self, timeout_s: float | None) -> bytes:
+        """What has arrived, after waiting up to `timeout_s` for it; b"" if nothing came."""
+        timeout_ms = None if timeout_s is None else max(0, math.ceil(timeout_s * 1000.0))
+        if not self._poll.poll(timeout_ms):
+            return b""
+        try:
+            data = os.read(self._fd, READ_BYTES)
+        except BlockingIOError:
+            return b""  # woken, but the bytes went elsewhere
+        if not data:  # readable without bytes: the device went away (pyserial says the same)
+            raise serial.SerialException(
+                "the port reports bytes to read but returns none (device disconnected?)"
+            )
+        return data
 
     def __iter__(self) -> Iterator[Sample]:
         """Every sample until the source is closed."""
