@@ -970,15 +970,19 @@ def run_once(
     horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
     keep_days: float | None = DEFAULT_KEEP_DAYS,
     settings: AnalyticsSettings = DEFAULT_SETTINGS,
+    now_ms: int | None = None,
 ) -> RunSummary:
-    """One run: read, analyse, write the snapshot at `as_of_ms` (default: now, to the second)."""
+    """One run: read, analyse, write the snapshot at `as_of_ms` (default: now, to the second).
+    Days count as settled (rolled up) by `now_ms`, default the clock."""
     if lookback_days <= 0:
         raise ConfigError(f"the lookback must be a positive number of days, not {lookback_days:g}")
     if horizon_weeks <= 0:
         raise ConfigError(f"the horizon must be a positive number of weeks, not {horizon_weeks}")
     started = time.monotonic()
     now = as_of_ms if as_of_ms is not None else int(time.time()) * 1000
-    inputs = read_inputs(influx, database, now, lookback_days=lookback_days, settings=settings)
+    inputs = read_inputs(
+        influx, database, now, lookback_days=lookback_days, settings=settings, now_ms=now_ms
+    )
     if inputs.registry.empty:
         log.warning(
             "the vehicle registry is empty: no cohorts, owners or parts plan (import it with import-dms)"

@@ -84,7 +84,7 @@ class InfluxClient:
         """Write points; gzip-compressed. Raises by the rules in the module docstring."""
         if not lines:
             return
-        body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=5)
+        body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1)  # ~3x faster than 5
         try:
             answer = self._session.post(
                 f"{self.url}/write",

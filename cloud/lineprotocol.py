@@ -11,6 +11,7 @@ overwrites itself instead of counting twice:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from prognos.record import DiagnosticRecord
@@ -33,6 +34,7 @@ COUNTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_STRING_FIELD = 60_000  # InfluxDB 1.x refuses string fields over 64 KiB
 
 
+@functools.lru_cache(maxsize=65_536)  # names, VINs and codes repeat in every batch
 def escape_key(text: str) -> str:
     """Measurement names, tag keys, tag values and field keys."""
     return (

@@ -6,7 +6,8 @@ time, and deletes each from the spool when its PUBACK arrives. When the connecti
 publish fails or a PUBACK is overdue, it forgets what was in flight and starts again from the
 oldest record still spooled, after a full-jitter backoff. Delivery is at least once: a record
 whose PUBACK was lost is published again, and the cloud's deterministic point keys absorb the
-duplicate. See docs/spool.md.
+duplicate. A record the broker refuses (not authorised, say) stays spooled and is sent again
+after a backoff, counted in `refused`. See docs/spool.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge.backoff import Backoff
-from edge.spool import Priority, Spool
+from edge.spool import Priority, Spool, SpoolFull
 from prognos.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 class AckOutcome(enum.Enum):
     ACCEPTED = "accepted"  # the broker has the record: delete it from the spool
     RETRY = "retry"  # the broker could not take it now: publish it again later
-    REJECTED = "rejected"  # the broker refused it for good: delete and count, never retry
+    # The broker refused it (not authorised, topic invalid, ...): keep it spooled, back off, send
+    # it again and count it in `refused`; an ACL being fixed must not have cost the records.
+    REJECTED = "rejected"
 
 
 class LinkListener(Protocol):
@@ -54,6 +57,9 @@ class RecordLink(Protocol):
     def send_record(self, payload: bytes) -> tuple[int, int]: ...
 
     def drop_connection(self, reason: str) -> None: ...
+
+
+ACKED_RETRY_S = 1.0  # how often to try again to delete acknowledged records the spool kept
 
 
 class FlushTimeout(TransientError, TimeoutError):
@@ -103,8 +109,10 @@ class Forwarder:
         self._inflight: dict[int, _InFlight] = {}
         self._last_sent_id = 0
         self._retry_at_s = 0.0
+        self._acked: set[int] = set()  # spool ids the broker has, not yet deleted (the spool failed)
+        self._delete_failed = False
         self.published = 0
-        self.rejected = 0
+        self.refused = 0
         self.retries = 0
         link.set_listener(self)
         self._thread = threading.Thread(target=self._run, name=f"prognos-{name}", daemon=True)
@@ -112,9 +120,17 @@ class Forwarder:
 
     # The agent's side.
 
-    def submit(self, record_payload: bytes, priority: Priority) -> int:
-        """Spool one encoded record (durably, before anything is sent) and wake the forwarder."""
-        spool_id = self._spool.put(record_payload, priority)
+    def submit(self, record_payload: bytes, priority: Priority) -> int | None:
+        """Spool one encoded record (durably, before anything is sent) and wake the forwarder.
+
+        Returns the spool id, or None when the file system is full and the spool had nothing it
+        could drop to make room: the record is lost, counted in `spool_unstored`, and the agent
+        goes on (the spool logs it). Other spool failures raise TransientError.
+        """
+        try:
+            spool_id: int | None = self._spool.put(record_payload, priority)
+        except SpoolFull:
+            spool_id = None
         self._wake.set()
         return spool_id
 
@@ -145,12 +161,13 @@ class Forwarder:
         """The counters for the status message; docs/spool.md says what a non-zero value means."""
         return {
             "published": self.published,
-            "rejected": self.rejected,
+            "refused": self.refused,
             "retries": self.retries,
             "reconnects": self.reconnects,
             "spool_depth": self.spool_depth,
             "spool_dropped": self.spool_dropped,
             "spool_overfull": self._spool.overfull,
+            "spool_unstored": self._spool.unstored,
         }
 
     def close(self) -> None:
@@ -200,6 +217,9 @@ class Forwarder:
         room = self._max_inflight - len(self._inflight)
         if room > 0:
             for record in self._spool.peek(room, after_id=self._last_sent_id):
+                if record.id in self._acked:
+                    self._last_sent_id = record.id  # the broker has it; only the delete is pending
+                    continue
                 try:
                     sent_on, mid = self._link.send_record(record.payload)
                 except TransientError as exc:
@@ -211,6 +231,8 @@ class Forwarder:
                 self._last_sent_id = record.id
         if self._inflight:
             return self._ack_deadline_s() - time.monotonic()
+        if self._acked:
+            return ACKED_RETRY_S  # try the delete again even if nothing else happens
         return None
 
     def _ack_deadline_s(self) -> float:
@@ -230,19 +252,36 @@ class Forwarder:
                 done.append(entry.spool_id)
                 self.published += 1
             elif ack.outcome is AckOutcome.REJECTED:
-                done.append(entry.spool_id)
-                self.rejected += 1
-                log.warning("broker rejected spooled record %d (%s); dropped", entry.spool_id, ack.reason)
+                self.refused += 1
+                retry_reason = f"broker refused record {entry.spool_id} ({ack.reason}); it stays spooled"
+                log.warning("forwarder: %s", retry_reason)
             else:
                 retry_reason = f"broker asked to retry record {entry.spool_id} ({ack.reason})"
         if done:
-            self._spool.delete(done)
+            self._acked.update(done)
             self._backoff.reset()
-            with self._drained:
-                self._drained.notify_all()
+        if self._acked:
+            self._delete_acked()
         if retry_reason:
             self._link.drop_connection(retry_reason)
             self._fail(retry_reason)
+
+    def _delete_acked(self) -> None:
+        """Delete what the broker has. If the spool cannot (a full disk), the records stay marked
+        as acknowledged: they are not sent again, and the delete is tried again later."""
+        try:
+            self._spool.delete(self._acked)
+        except TransientError as exc:
+            level = logging.DEBUG if self._delete_failed else logging.WARNING
+            log.log(level, "forwarder: %d acknowledged records not deleted yet: %s", len(self._acked), exc)
+            self._delete_failed = True
+            return
+        if self._delete_failed:
+            log.info("forwarder: the acknowledged records are deleted")
+            self._delete_failed = False
+        self._acked.clear()
+        with self._drained:
+            self._drained.notify_all()
 
     def _restart_window(self, session: int | None) -> None:
         """A new connection (or none): nothing is in flight on it; start from the oldest record."""

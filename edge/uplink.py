@@ -34,6 +34,7 @@ GOODBYE_TIMEOUT_S = 5.0
 # PUBACK reason codes (MQTT 5, section 3.4.2.1) worth retrying: the broker may take the same
 # message later. Every other failure code is a refusal of this message for good.
 RETRY_PUBACK_CODES = frozenset({0x80, 0x97})  # unspecified error, quota exceeded
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 class MqttUplink:
@@ -290,8 +291,12 @@ def _on_paho_log(client: mqtt.Client, userdata: Any, level: int, message: str) -
 
 
 def _ack_outcome(reason_code: Any) -> AckOutcome:
+    if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+        # The broker took it but will hand it to nobody: after a broker restart Mosquitto 2.0
+        # routes nothing to the ingest group until a worker subscribes again (docs/chaos.md).
+        return AckOutcome.RETRY
     if not reason_code.is_failure:
-        return AckOutcome.ACCEPTED  # includes 0x10 "no matching subscribers": the broker has it
+        return AckOutcome.ACCEPTED
     if reason_code.value in RETRY_PUBACK_CODES:
         return AckOutcome.RETRY
     return AckOutcome.REJECTED

@@ -278,6 +278,7 @@ _WATCHED = (
     "samples_dropped",
     "samples_bad_time",
     "spool_dropped",
-    "rejected",
+    "spool_unstored",
+    "refused",
     "reconnects",
 )

@@ -32,14 +32,16 @@ class BrokerConfig:
     password_file: Path | None = None
 
     def auth(self) -> BrokerAuth:
-        """TLS and login as configured; the password is read now (a ConfigError names the file)."""
+        """TLS and login as configured; the files are read now (a ConfigError names the key)."""
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ConfigError(f"[broker] ca_file: no such file {self.ca_file}")
         credentials = None
         if self.password_file is not None:
             try:
                 password = self.password_file.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(
-                    f"cannot read the broker password file {self.password_file}: {exc}"
+                    f"[broker] password_file: cannot read {self.password_file}: {exc.__class__.__name__}"
                 ) from exc
             if not password:
                 raise ConfigError(f"the broker password file {self.password_file} is empty")
@@ -130,9 +132,6 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
     broker_table.only("host", "port", "keepalive_s", "ca_file", "username", "password_file")
     ca_file = broker_table.path("ca_file", base)
     password_file = broker_table.path("password_file", base)
-    for key, file in (("ca_file", ca_file), ("password_file", password_file)):
-        if file is not None and not file.is_file():
-            raise ConfigError(f"{broker_table.where(key)}: no such file {file}")
     broker = BrokerConfig(
         host=broker_table.text("host") or "localhost",
         port=broker_table.integer("port", 8883 if ca_file is not None else 1883, 1, 65535),

@@ -325,8 +325,8 @@ def test_gateway_broker_files_are_checked(tmp_path: Path) -> None:
     path.write_text(base + '[broker]\npassword_file = "missing"\n')
     from prognos.config import load_gateway_config
 
-    with pytest.raises(ConfigError, match=r"\[broker\] password_file: no such file"):
-        load_gateway_config(path)
+    with pytest.raises(ConfigError, match=r"\[broker\] password_file: cannot read"):
+        load_gateway_config(path).broker.auth()
     (tmp_path / "password").write_text("\n")
     path.write_text(base + '[broker]\npassword_file = "password"\n')
     config = load_gateway_config(path)

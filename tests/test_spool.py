@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from edge.backoff import Backoff
-from edge.spool import Priority, Spool, priority_for
+from edge.spool import RESERVE_BYTES, Priority, Spool, SpoolFull, priority_for
 from prognos.errors import ConfigError
 from prognos.record import Trigger
+from tests.chaos_rig import MountRefused, fill, small_file_system
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOW, HIGH = Priority.LOW, Priority.HIGH
@@ -170,6 +171,76 @@ def test_a_stream_of_heartbeats_keeps_the_newest_that_fit(tmp_path: Path) -> Non
         kept = [ids[r.id] for r in spool.peek(1000)]
         assert kept == list(range(180, 200))
         assert spool.dropped == 180 and spool.size_bytes == 1000
+
+
+# A full disk (docs/spool.md, "Full disk")
+
+
+def payload(i: int, size: int = 200) -> bytes:
+    return f"{i:08d}".encode() * (size // 8)
+
+
+def test_a_full_database_drops_the_oldest_heartbeats_to_keep_alerts_and_counts_what_it_cannot_keep(
+    tmp_path: Path,
+) -> None:
+    """SQLite's max_page_count gives the SQLITE_FULL of a full disk without mounting one."""
+    path = tmp_path / "spool.db"
+    with Spool(path, max_bytes=10**8, reserve_bytes=0) as spool:
+        spool._db.execute("PRAGMA max_page_count = 20")
+        heartbeats = [spool.put(payload(i), LOW) for i in range(600)]  # more than 20 pages hold
+        assert spool.dropped > 0 and spool.unstored == 0
+        kept = [r.id for r in spool.peek(1000)]
+        assert kept == heartbeats[-len(kept) :], "the newest heartbeats are kept, the oldest dropped"
+        alerts = []
+        with pytest.raises(SpoolFull):
+            for i in range(10_000):
+                alerts.append(spool.put(payload(i), HIGH))
+        assert alerts, "alerts are stored as long as heartbeats can be dropped"
+        left = spool.peek(10_000)
+        assert set(alerts) <= {r.id for r in left}, "every alert stored is kept"
+        # An alert goes unstored only when dropping every heartbeat left would not make room:
+        # what is left of them shares its pages with alerts.
+        assert sum(len(r.payload) for r in left if r.priority is LOW) < 4096
+        assert spool.unstored == 1
+        assert spool.delete(alerts[:50]) == 50, "deleting works on a full database"
+        spool.put(b"room again", HIGH)
+        depth = spool.depth
+    with Spool(path, max_bytes=10**8, reserve_bytes=0) as spool:
+        assert spool.depth == depth, "nothing already spooled was lost"
+        assert spool.unstored == 0, "unstored counts since the spool was opened"
+
+
+def test_a_full_file_system_gives_back_the_reserve_keeps_what_it_has_and_recovers(tmp_path: Path) -> None:
+    """A real ENOSPC on a small tmpfs, filled up by something else."""
+    try:
+        with small_file_system(tmp_path / "fs", "8m") as fs:
+            path = fs / "spool.db"
+            with Spool(path, max_bytes=10**8) as spool:
+                assert (fs / "spool.db.reserve").stat().st_size == RESERVE_BYTES
+                early = [spool.put(payload(i), HIGH if i % 5 == 0 else LOW) for i in range(100)]
+                fill(fs / "ballast")
+                later = []
+                for i in range(100, 400):
+                    later.append(spool.put(payload(i), HIGH if i % 5 == 0 else LOW))
+                assert spool.disk_full, "the spool found its file system full"
+                assert not (fs / "spool.db.reserve").exists(), "and gave back its reserve"
+                assert spool.dropped > 0 and spool.unstored == 0
+                ids = {r.id for r in spool.peek(10_000)}
+                alerts = [spool_id for n, spool_id in enumerate(early + later) if n % 5 == 0]
+                assert set(alerts) <= ids, "no alert dropped while heartbeats could go"
+                fill(fs / "ballast-2")  # the room it gave back is taken too
+                with pytest.raises(SpoolFull):
+                    for i in range(10_000):
+                        spool.put(payload(i), HIGH)
+                assert spool.unstored == 1
+                kept = spool.depth
+                for ballast in ("ballast", "ballast-2"):
+                    (fs / ballast).unlink()
+                spool.put(b"room again", LOW)
+                assert not spool.disk_full and (fs / "spool.db.reserve").stat().st_size == RESERVE_BYTES
+                assert spool.delete(r.id for r in spool.peek(10_000)) == kept + 1
+    except MountRefused as exc:
+        pytest.skip(f"{exc}; the max_page_count test covers SQLITE_FULL")
 
 
 # Durability
