@@ -980,9 +980,7 @@ def run_once(
         raise ConfigError(f"the horizon must be a positive number of weeks, not {horizon_weeks}")
     started = time.monotonic()
     now = as_of_ms if as_of_ms is not None else int(time.time()) * 1000
-    inputs = read_inputs(
-        influx, database, now, lookback_days=lookback_days, settings=settings, now_ms=now_ms
-    )
+    inputs = read_inputs(influx, database, now, lookback_days=lookback_days, settings=settings, now_ms=now_ms)
     if inputs.registry.empty:
         log.warning(
             "the vehicle registry is empty: no cohorts, owners or parts plan (import it with import-dms)"

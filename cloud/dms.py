@@ -43,6 +43,7 @@ PART_COUNT = "part_count"  # stored beside `parts`: how many part units the orde
 EPOCH_NS = 0  # the time of points that describe a thing rather than an event (the registry)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # from a JSON escape such as \ud800: not a character
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
@@ -449,6 +450,8 @@ def _text(column: Column, raw: object) -> str:
         raise _Bad(f"{column.name} is longer than {MAX_TEXT} characters")
     if _CONTROL.search(text):
         raise _Bad(f"{column.name} {_shown(text)} holds a control character (a line break, tab, ...)")
+    if _SURROGATE.search(text):
+        raise _Bad(f"{column.name} {_shown(text)} holds half of a UTF-16 surrogate pair, which is not text")
     if column.tag and "\\" in text:
         raise _Bad(f"{column.name} {_shown(text)} holds a backslash, which InfluxDB tags cannot keep")
     return text
@@ -695,7 +698,9 @@ def _delimiter(header: str) -> str:
 
 
 def _decode_csv(text: str, name: str) -> Table:
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    # The header ends at the first line break of any kind: a file with \r alone between its lines
+    # would otherwise choose its separator from every cell of every row.
+    first_line = re.split(r"[\r\n]", text.lstrip("\r\n"), maxsplit=1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line), strict=True)
     rows: list[RawRow] = []
     problems: list[Problem] = []
@@ -737,7 +742,19 @@ def _header_problems(header: list[str], line: int) -> list[Problem]:
 
 
 def _load_json(text: str) -> object:
-    return json.loads(text)
+    """json.loads, with Python's own limits (nesting deeper than the recursion limit, integers
+    of more than 4300 digits) told in words of the file rather than in Python's."""
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except RecursionError:
+        raise ValueError("arrays or objects nested too deeply") from None
+
+
+def _json_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"a number of {len(text.lstrip('-'))} digits is too long") from None
 
 
 def _decode_json_array(text: str, name: str) -> Table:
@@ -762,7 +779,9 @@ def _decode_json_array(text: str, name: str) -> Table:
 
 def _decode_json_lines(text: str, name: str) -> Table:
     rows, problems = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n (a \r before it is white space to JSON); str.splitlines() would also
+    # cut at U+2028, U+0085 and the like, which JSON strings may hold.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         location = f"line {number}"
@@ -785,7 +804,9 @@ def _keys(rows: Sequence[RawRow]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for row in rows:
         for key in row.values:
-            seen.setdefault(str(key).strip().lower(), None)
+            # a JSON key may hold half a surrogate pair, which cannot be printed: shown as \ud800
+            name = str(key).strip().lower().encode("utf-8", "backslashreplace").decode("utf-8")
+            seen.setdefault(name, None)
     return tuple(seen)
 
 

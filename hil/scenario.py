@@ -173,6 +173,8 @@ def parse_scenario(text: str, *, origin: str = "<scenario>", base: Path = Path("
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+    except ValueError:  # tomllib lets Python's limit through: an integer of more than 4300 digits
+        raise ConfigError(f"{origin}: not valid TOML: an integer with too many digits") from None
     except RecursionError:
         raise ConfigError(f"{origin}: not valid TOML: nested too deeply") from None
     top = _Table(doc, origin, "")
@@ -267,7 +269,7 @@ def _interfaces(table: _Table, base: Path, time_plan: TimePlan) -> Interfaces:
     if log is not None:
         if can != "replay":
             raise ConfigError(f'{table.where("log")}: only for can = "replay"')
-        if not log.is_file():
+        if not _is_file(log, table.where("log")):
             raise ConfigError(f"{table.where('log')}: no such file {log}")
     if can == "replay" and uart != "none":
         raise ConfigError(
@@ -366,13 +368,13 @@ def _agent(table: _Table, base: Path, time_plan: TimePlan) -> AgentPlan:
         models = SHIPPED_MODELS
     else:
         models = _resolve(models_text, base)
-        if not (models / "bundle.json").is_file():
+        if not _is_file(models / "bundle.json", table.where("models")):
             raise ConfigError(f"{table.where('models')}: {models} is not a model bundle (no bundle.json)")
     catalog = BENCH_CATALOG if table.text("catalog") in ("", "bench") else table.path("catalog", base)
     dbc = BENCH_DBC if table.text("dbc") in ("", "bench") else table.path("dbc", base)
     assert catalog is not None and dbc is not None
     for key, path in (("catalog", catalog), ("dbc", dbc)):
-        if not path.is_file():
+        if not _is_file(path, table.where(key)):
             raise ConfigError(f"{table.where(key)}: no such file {path}")
     heartbeat_s = table.number("heartbeat_s", 3600.0, low=time_plan.window_s, high=30 * 86_400.0)
     return AgentPlan(models, catalog, dbc, heartbeat_s)
@@ -526,7 +528,10 @@ class _Table:
         value = self._get(key, (int, float), "a number", False)
         if value is None:
             return None
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a float's range
+            number = math.inf if value > 0 else -math.inf
         if not math.isfinite(number) or number < low or number > high or (above_low and number == low):
             bound = ">" if above_low else ">="
             raise ConfigError(
@@ -552,8 +557,19 @@ class _Table:
 
 
 def _resolve(value: str, base: Path) -> Path:
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~name" of no such user: taken as written, as a shell does
+        path = Path(value)
     return path if path.is_absolute() else base / path
+
+
+def _is_file(path: Path, where: str) -> bool:
+    """path.is_file(), with the OSError it may raise (a name too long, ...) as a ConfigError."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot use {path}: {exc.strerror or exc}") from None
 
 
 def _type_name(value: object) -> str:

@@ -1173,9 +1173,7 @@ def make_fleet(
     return specs
 
 
-def _batch_fault(
-    spec: VehicleSpec, defects: Sequence[BatchDefect], rng: np.random.Generator
-) -> Fault | None:
+def _batch_fault(spec: VehicleSpec, defects: Sequence[BatchDefect], rng: np.random.Generator) -> Fault | None:
     for defect in defects:
         if defect.hits(spec) and rng.random() < defect.share:
             onset = float(rng.uniform(*defect.onset_days))

@@ -180,7 +180,9 @@ def _from_wire(body: object) -> DiagnosticRecord:
         raise ValueError(f"record must be a CBOR map, not {type(body).__name__}")
     version = body.get(K_VERSION)
     if type(version) is not int or version != RECORD_VERSION:
-        raise ValueError(f"unsupported record version {version!r} (this decoder reads {RECORD_VERSION})")
+        raise ValueError(
+            f"unsupported record version {_shown(version)} (this decoder reads {RECORD_VERSION})"
+        )
     for key in (K_VIN, K_SEQ, K_WINDOW_START_MS, K_WINDOW_MS, K_MODEL, K_TRIGGER):
         if key not in body:
             raise ValueError(f"missing field {key}")
@@ -197,7 +199,7 @@ def _from_wire(body: object) -> DiagnosticRecord:
     subsystems = {}
     for name, pair in subsystems_wire.items():
         if not (isinstance(pair, list) and len(pair) == 2):
-            raise ValueError(f"subsystem {name!r} must be [health, anomaly_score]")
+            raise ValueError(f"subsystem {_shown(name)} must be [health, anomaly_score]")
         subsystems[name] = SubsystemState(_float(pair[0], "health"), _float(pair[1], "anomaly_score"))
     faults_wire = body.get(K_FAULTS, [])
     if not isinstance(faults_wire, list):
@@ -206,7 +208,7 @@ def _from_wire(body: object) -> DiagnosticRecord:
     counters_wire = body.get(K_COUNTERS, {})
     if not isinstance(counters_wire, dict):
         raise ValueError("counters must be a map")
-    counters = {name: _uint(value, f"counter {name!r}") for name, value in counters_wire.items()}
+    counters = {name: _uint(value, f"counter {_shown(name)}") for name, value in counters_wire.items()}
     return DiagnosticRecord(
         vin=body[K_VIN],
         seq=_uint(body[K_SEQ], "seq"),
@@ -232,19 +234,32 @@ def _fault_from_wire(item: object) -> FaultHypothesis:
 
 def _uint(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
-        raise ValueError(f"{what} must be an integer in [0, 2**63), got {value!r}")
+        raise ValueError(f"{what} must be an integer in [0, 2**63), got {_shown(value)}")
     return value
 
 
 def _float(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what} must be a number, got {type(value).__name__}")
+    if isinstance(value, int) and abs(value) > FLOAT32_MAX:
+        return math.inf if value > 0 else -math.inf  # float() refuses integers beyond a double's range
     return float(value)
+
+
+def _shown(value: object) -> str:
+    """A value as an error message shows it: short, whatever the input held. repr() alone would
+    copy 64 KiB of text into a dead letter, or fail on an integer of more than 4300 digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if not isinstance(value, str | bytes | int | float) and value is not None:
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _text(value: object, what: str, pattern: re.Pattern[str], max_len: int) -> None:
     if not isinstance(value, str) or len(value) > max_len or not pattern.fullmatch(value):
-        raise ValueError(f"{what} {value!r} does not match {pattern.pattern} (max {max_len} chars)")
+        raise ValueError(f"{what} {_shown(value)} does not match {pattern.pattern} (max {max_len} chars)")
 
 
 def _finite(value: float, what: str, low: float = 0.0, high: float = math.inf) -> None:

@@ -377,6 +377,8 @@ def _influx_ping(url: str) -> bool:
 def _reuse_or_free_port(previous: int | None) -> int:
     if previous is not None:
         with socket.socket() as sock:
+            # As the services bind: connections of the previous run in TIME_WAIT do not block it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", previous))
                 return previous

@@ -19,12 +19,20 @@ from prognos.catalog import (
 from prognos.errors import ConfigError
 
 SPEED: dict[str, Any] = {
-    "path": "Vehicle.Speed", "unit": "km/h", "rate_hz": 1.0, "min": 0.0, "max": 250.0,
+    "path": "Vehicle.Speed",
+    "unit": "km/h",
+    "rate_hz": 1.0,
+    "min": 0.0,
+    "max": 250.0,
     "subsystem": "drive",
 }
 PRESSURE: dict[str, Any] = {
-    "path": "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure", "unit": "kPa", "rate_hz": 1.0,
-    "min": 0.0, "max": 600.0, "subsystem": "tires",
+    "path": "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure",
+    "unit": "kPa",
+    "rate_hz": 1.0,
+    "min": 0.0,
+    "max": 600.0,
+    "subsystem": "tires",
     "dbc": {"message": "TPMS11", "signal": "PRESSURE_FL", "scale": 0.5, "offset": -10.0},
 }
 

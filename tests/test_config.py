@@ -51,7 +51,9 @@ def test_the_shipped_example_is_valid() -> None:
 
 
 def test_can_and_replay_sources() -> None:
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [[source]]
 kind = "can"
 interface = "virtual"
@@ -65,6 +67,7 @@ path = "trace.asc"
 dbc = "car.dbc"
 realtime = true
 """
+    )
     config = parse_gateway_config(text, base=Path("/srv"))
     assert config.sources[1] == CanSourceConfig(Path("/data/car.dbc"), "virtual", "bench", 500_000)
     assert config.sources[2] == ReplaySourceConfig(Path("/srv/trace.asc"), Path("/srv/car.dbc"), True)

@@ -46,8 +46,9 @@ def test_a_late_fault_scores_above_threshold_and_healthy_vehicles_below(subsyste
     detector = detectors[subsystem]
     catalog = default_catalog()
     kind = FAULT_OF_SUBSYSTEM[subsystem]
-    faulty = VehicleSpec(vin="LATEFAULT00000001",
-                         faults=(Fault(kind, -25.0, 3.0, target=TARGETS[subsystem]),))
+    faulty = VehicleSpec(
+        vin="LATEFAULT00000001", faults=(Fault(kind, -25.0, 3.0, target=TARGETS[subsystem]),)
+    )
     healthy = [s for s in make_fleet(12, seed=777, fault_share=0.0) if not s.faults][:4]
     data = simulate_fleet([faulty, *healthy], catalog, seed=777, days=3, windows_per_day=96)
     scores = detector.anomaly_scores(assemble(data.features, detector.meta.inputs))
@@ -66,8 +67,9 @@ def test_agent_with_the_bundle_raises_the_fault_and_names_the_model() -> None:
     catalog = default_catalog()
     spec = VehicleSpec(vin="AGENTDRIFT0000001", faults=(Fault("battery_drift", -20.0, 2.0, target=1),))
     simulator = VehicleSimulator(spec, catalog, seed=5, epoch_ms=EPOCH_MS)
-    agent = VehicleAssessor(vin=spec.vin, detectors=bundle.detectors, model_id=bundle.bundle_id,
-                            model_version=bundle.version)
+    agent = VehicleAssessor(
+        vin=spec.vin, detectors=bundle.detectors, model_id=bundle.bundle_id, model_version=bundle.version
+    )
     records = []
     for k in range(144):
         start = EPOCH_MS + k * 600_000

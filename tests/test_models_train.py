@@ -58,7 +58,10 @@ def test_autoencoder_trains_exports_int8_and_keeps_parity(
     # Calibrated on healthy vehicles, the detector stays quiet on them and fires on a drifting module.
     drifting = simulate_fleet(
         [VehicleSpec(vin="DRIFT000000000001", faults=(Fault("battery_drift", -20.0, 4.0, target=2),))],
-        catalog, seed=33, days=4, windows_per_day=24,
+        catalog,
+        seed=33,
+        days=4,
+        windows_per_day=24,
     )
     drift_scores = loaded.anomaly_scores(assemble(drifting.features, loaded.meta.inputs))
     healthy_scores = loaded.anomaly_scores(x)
@@ -77,8 +80,9 @@ def test_classifier_trains_and_keeps_parity(fleets: tuple[FleetWindows, FleetWin
     from models.train import CLASSES, parity, train_classifier
 
     catalog = default_catalog()
-    faulty = simulate_fleet(make_fleet(10, seed=34, fault_share=1.0), catalog, seed=34, days=8,
-                            windows_per_day=24)
+    faulty = simulate_fleet(
+        make_fleet(10, seed=34, fault_share=1.0), catalog, seed=34, days=8, windows_per_day=24
+    )
     trained = train_classifier(catalog, faulty, seed=1, version="test", epochs=5)
     assert trained.meta.classes == CLASSES
     check = parity(trained, assemble(fleets[1].features, trained.meta.inputs))

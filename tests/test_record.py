@@ -38,8 +38,12 @@ VECTORS = Path(__file__).parent / "vectors"
 VALID = json.loads((VECTORS / "records.json").read_text(encoding="utf-8"))
 INVALID = json.loads((VECTORS / "records_invalid.json").read_text(encoding="utf-8"))
 GOOD = DiagnosticRecord(
-    vin="YV1SIM00000000042", seq=1, window_start_ms=1000, window_end_ms=2000,
-    model_id="prognos-health", model_version="1.0.0",
+    vin="YV1SIM00000000042",
+    seq=1,
+    window_start_ms=1000,
+    window_end_ms=2000,
+    model_id="prognos-health",
+    model_version="1.0.0",
 )
 
 
