@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +66,7 @@ from prognos import stack as stack_module  # noqa: E402
 from prognos.errors import RejectedError  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
 from prognos.stack import StackInfo, stack_down, stack_up  # noqa: E402
+from tests.test_analytics_job import assert_same_inputs  # noqa: E402
 
 DATABASE = "bench"
 FLEET = "bench"
@@ -396,15 +396,8 @@ def verify(info: StackInfo) -> None:
     print(
         f"verify: inputs with rollups {middle - started:.1f} s, from raw points only {ended - middle:.1f} s"
     )
-    for name in ("states", "last_seen", "faults", "fault_counts", "peaks", "baseline", "wear"):
-        ours, theirs = getattr(rolled, name), getattr(raw, name)
-        keys = [k for k in ("fleet", "vin", "subsystem", "code", "time") if k in ours.columns]
-        if name in ("baseline", "peaks", "fault_counts"):
-            keys = [k for k in keys if k != "time"]
-        ours = ours.sort_values(keys).reset_index(drop=True)
-        theirs = theirs[ours.columns].sort_values(keys).reset_index(drop=True)
-        pd.testing.assert_frame_equal(ours, theirs, check_dtype=False, rtol=1e-9, atol=1e-12)
-        print(f"   {name}: {len(ours):,} rows, equal")
+    for name, rows in assert_same_inputs(rolled, raw).items():
+        print(f"   {name}: {rows:,} rows, equal")
 
 
 def drop_rollups(info: StackInfo) -> None:

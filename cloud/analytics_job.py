@@ -380,10 +380,12 @@ ROLLUP_QUERIES = (
 ROLLUP_MARKER = "analytics_rollup_day"  # one point per rolled-up day, in the default policy
 Q_MARKERS = f'SELECT "done" FROM {ROLLUP_MARKER} WHERE time >= $lo AND time < $hi'
 
-# Each input as (raw query, rollup query); {where} is a piece's time condition.
+# Each input as (raw query, rollup query); {where} is a piece's time condition. Queries of
+# vehicle_health name one subsystem: InfluxDB 1.x's cost grows faster than the number of series
+# a query groups, and five queries of 10,000 series each take a third of one of 50,000.
 Q_STATES = (
-    'SELECT last("health") AS health, "anomaly_score" FROM vehicle_health WHERE {where} '
-    "GROUP BY fleet, vin, subsystem"
+    'SELECT last("health") AS health, "anomaly_score" FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY fleet, vin, subsystem'
 )
 Q_LAST_SEEN = (
     'SELECT last("seq") AS seq FROM diag WHERE {where} GROUP BY fleet, vin',
@@ -404,12 +406,14 @@ Q_FAULT_COUNTS = (
     'SELECT sum("points") AS points FROM "rollup"."fault_day" WHERE {where} GROUP BY vin, code',
 )
 Q_PEAKS = (
-    'SELECT max("anomaly_score") AS max_score FROM vehicle_health WHERE {where} GROUP BY vin, subsystem',
-    'SELECT max("score_max") AS max_score FROM "rollup"."health_day" WHERE {where} GROUP BY vin, subsystem',
+    'SELECT max("anomaly_score") AS max_score FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin, subsystem',
+    'SELECT max("score_max") AS max_score FROM "rollup"."health_day" '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin, subsystem',
 )
-Q_BASELINE = (  # a week of raw points costs InfluxDB about what a week of rollups does
+Q_BASELINE = (  # one query of raw points: rolled days would come with a raw query for each partial day
     'SELECT mean("health") AS health FROM vehicle_health '
-    "WHERE time > $start AND time <= $baseline_end GROUP BY vin, subsystem"
+    'WHERE "subsystem" = $subsystem AND time > $start AND time <= $baseline_end GROUP BY vin, subsystem'
 )
 Q_WEAR = (
     'SELECT sum("health") AS health_sum, count("health") AS points FROM vehicle_health '
@@ -523,7 +527,7 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
     span = {"lo": rfc3339(days[0]), "hi": rfc3339(days[-1] + DAY_MS)}
     done = {int(row["time"]) for row in _rows(influx, database, Q_MARKERS, span)}
     missing = [day for day in days if day not in done]
-    subsystems = [str(row["value"]) for row in _rows(influx, database, Q_SUBSYSTEMS, {})] if missing else []
+    subsystems = _subsystems(influx, database) if missing else ()
     step = 1
     while missing:
         chunk = [missing[0]]
@@ -549,6 +553,10 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
     return {day for day in days if day in done}
 
 
+def _subsystems(influx: InfluxClient, database: str) -> tuple[str, ...]:
+    return tuple(sorted(str(row["value"]) for row in _rows(influx, database, Q_SUBSYSTEMS, {})))
+
+
 def _each_piece(
     influx: InfluxClient,
     database: str,
@@ -572,6 +580,7 @@ class Window:
     pieces: tuple[Piece, ...]
     latest: tuple[Piece, ...]
     rolled: frozenset[int]
+    subsystems: tuple[str, ...]  # those vehicle_health has points of
 
 
 def _latest(
@@ -637,17 +646,23 @@ def _states(
 
     for piece in tail:
         where, bounds = piece.where()
-        for row in _rows(influx, database, Q_STATES.format(where=where), bounds):
-            take(row)
-    if len(tail) < len(window.pieces):
-        vins = sorted({vin for vin, subsystem in known if (vin, subsystem) not in found})
-        bounds = {"lo": rfc3339(window.start_ms), "hi": rfc3339(window.end_ms)}
-        for at in range(0, len(vins), VIN_CHUNK):
-            names = {f"v{i}": vin for i, vin in enumerate(vins[at : at + VIN_CHUNK])}
-            who = " OR ".join(f'"vin" = ${name}' for name in names)
-            where = f"({who}) AND time > $lo AND time <= $hi"
-            for row in _rows(influx, database, Q_STATES.format(where=where), {**names, **bounds}):
+        for name in window.subsystems:
+            for row in _rows(influx, database, Q_STATES.format(where=where), {**bounds, "subsystem": name}):
                 take(row)
+    if len(tail) < len(window.pieces):
+        bounds = {"lo": rfc3339(window.start_ms), "hi": rfc3339(window.end_ms)}
+        unseen: dict[str, list[str]] = defaultdict(list)
+        for vin, subsystem in sorted(known):
+            if (vin, subsystem) not in found:
+                unseen[subsystem].append(vin)
+        for subsystem, vins in unseen.items():
+            for at in range(0, len(vins), VIN_CHUNK):
+                names = {f"v{i}": vin for i, vin in enumerate(vins[at : at + VIN_CHUNK])}
+                who = " OR ".join(f'"vin" = ${name}' for name in names)
+                where = f"({who}) AND time > $lo AND time <= $hi"
+                params = {**names, **bounds, "subsystem": subsystem}
+                for row in _rows(influx, database, Q_STATES.format(where=where), params):
+                    take(row)
     return _table(list(found.values()), columns)
 
 
@@ -666,6 +681,12 @@ def _summed(
     if frame.empty:
         return frame
     return frame.groupby(list(keys), as_index=False, sort=False).agg(dict(how))
+
+
+def _stacked(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """The frames one under the other (an empty table of `columns` when there are none)."""
+    filled = [frame for frame in frames if not frame.empty]
+    return pd.concat(filled, ignore_index=True) if filled else _table([], columns)
 
 
 def _mean(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
@@ -693,6 +714,7 @@ def read_window(
         tuple(window_pieces(start_ms, end_ms, rolled)),
         tuple(window_pieces(start_ms, end_ms, rolled, head_rolled=True)),
         rolled,
+        _subsystems(influx, database),
     )
 
 
@@ -805,7 +827,21 @@ def read_inputs(
     start, end = _window(as_of_ms, lookback_days)
     baseline_end = as_of_ms - int(max(lookback_days - BASELINE_DAYS, 0.0) * DAY_MS)
     window = read_window(influx, database, start, end, now_ms=now_ms)
-    peaks = _summed(influx, database, Q_PEAKS, window.pieces, ("vin", "subsystem"), {"max_score": "max"})
+    peaks = _stacked(
+        [
+            _summed(
+                influx,
+                database,
+                Q_PEAKS,
+                window.pieces,
+                ("vin", "subsystem"),
+                {"max_score": "max"},
+                {"subsystem": name},
+            )
+            for name in window.subsystems
+        ],
+        ("vin", "subsystem", "max_score"),
+    )
     known = set(zip(peaks["vin"].astype(str), peaks["subsystem"].astype(str), strict=True))
     wear = [
         _mean(
@@ -831,11 +867,17 @@ def read_inputs(
             influx, database, Q_FAULT_COUNTS, window.pieces, ("vin", "code"), {"points": "sum"}
         ),
         peaks=peaks,
-        baseline=_frame(
-            influx,
-            database,
-            Q_BASELINE,
-            {"start": rfc3339(start), "baseline_end": rfc3339(baseline_end)},
+        baseline=_stacked(
+            [
+                _frame(
+                    influx,
+                    database,
+                    Q_BASELINE,
+                    {"start": rfc3339(start), "baseline_end": rfc3339(baseline_end), "subsystem": name},
+                    ("vin", "subsystem", "health"),
+                )
+                for name in window.subsystems
+            ],
             ("vin", "subsystem", "health"),
         ),
         wear=pd.concat(wear, ignore_index=True)

@@ -1,10 +1,15 @@
 """Ingest worker: diagnostic records from MQTT into InfluxDB, acknowledged only once stored.
 
 The worker holds an MQTT 5 shared subscription with a persistent session, so N workers split
-the stream and messages wait in the broker while none runs. paho's callbacks only enqueue;
-the worker thread decodes a batch, writes it, and only then sends the PUBACKs (manual ack).
-A message is acknowledged after its points are in InfluxDB or it is stored as a dead letter
-with its reason; a database outage therefore stalls ingest and loses nothing.
+the stream and messages wait in the broker while none runs. Three threads share the work:
+paho's network thread receives and decodes each message into its points; the calling thread of
+`run` cuts what arrived into batches; a writer thread writes each batch and then queues its
+PUBACKs (manual ack), which the network thread sends, in the order the messages came. Decoding
+overlaps the writes (the broker's in-flight window, 1,000 in the stack, holds two default
+batches), and every per-message step stays in one thread: handing each message or each ack to
+another thread halves what paho can receive. A message is acknowledged after its points are in
+InfluxDB or it is stored as a dead letter with its reason; a database outage therefore stalls
+ingest and loses nothing.
 
 QoS 1 delivers at least once. A redelivered record overwrites its own points (their keys are
 deterministic) and is counted as a duplicate, not as a new record. Every `metrics_interval_s`
@@ -14,6 +19,7 @@ measurement (docs/ingest.md).
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import queue
@@ -23,9 +29,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -39,6 +46,8 @@ from prognos.topics import ingest_subscription, parse_topic
 log = logging.getLogger(__name__)
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason
 
+NETWORK_POLL_S = 0.01  # the longest a queued ack waits for paho's network thread
+INBOX_POLL_S = 0.005
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 RECENT_KEYS = 100_000  # records remembered to recognise a redelivery
@@ -61,6 +70,7 @@ class _Decoded:
     message: mqtt.MQTTMessage
     lines: list[str]
     key: tuple[str, str, int, int] | None  # fleet, vin, seq, window end (ms); None for a status
+    error: str | None = None  # why it is a dead letter
 
 
 class IngestWorker:
@@ -88,7 +98,9 @@ class IngestWorker:
         self.stats = IngestStats()
         self.subscription = ingest_subscription(group, fleet)
         self.status_subscription = ingest_subscription(group, fleet, "status")
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=queue_size)
+        self._inbox: collections.deque[_Decoded] = collections.deque()  # from the network thread
+        self._inbox_limit = queue_size
+        self._halted = threading.Event()
         self._subscribed = threading.Event()
         self._last_dead_letter_ns = 0
         self._last_status_ms = 0
@@ -98,7 +110,7 @@ class IngestWorker:
         self._metrics_base: tuple[float, int] = (time.monotonic(), 0)
         self._host, self._port, self._session_expiry_s = host, port, session_expiry_s
         self.worker_id = client_id or f"prognos-ingest-{group}-{random.getrandbits(32):08x}"
-        self._client = mqtt.Client(
+        self._client = _AckingClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.worker_id,
             protocol=MQTTProtocolVersion.MQTTv5,
@@ -126,21 +138,61 @@ class IngestWorker:
 
     def run(self, stop: threading.Event) -> IngestStats:
         """Process batches until `stop` is set, then disconnect; unacknowledged messages stay
-        with the broker for the next worker."""
+        with the broker for the next worker. An error of the writer thread is raised here."""
+        decoded: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        failure: list[BaseException] = []
+        halt = threading.Event()  # the writer's stop: set once this thread leaves, however it leaves
+        writer = threading.Thread(
+            target=self._write_batches, args=(decoded, halt, failure), name="ingest-writer", daemon=True
+        )
         try:
             self._ensure_database(stop)
-            while not stop.is_set():
+            writer.start()
+            while not stop.is_set() and writer.is_alive():
                 batch = self._next_batch(stop)
-                if batch:
-                    self._process(batch, stop)
-                if time.monotonic() >= self._metrics_due_s:
-                    self._write_metrics(stop)
+                item = self._decode_batch(batch) if batch else None
+                while item is not None and writer.is_alive() and not stop.is_set():
+                    try:
+                        decoded.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
         except _Stopped:
             pass
         finally:
+            halt.set()
+            self._halted.set()
+            if writer.is_alive():
+                decoded.put(None)  # the writer may still be writing: room comes when it takes its next
+                writer.join()
             self._client.disconnect()
             self._client.loop_stop()
+        if failure:
+            raise failure[0]
         return self.stats
+
+    def _write_batches(
+        self, decoded: queue.Queue[_Batch | None], stop: threading.Event, failure: list[BaseException]
+    ) -> None:
+        """The writer thread: each batch written, then acknowledged; metrics when they are due.
+        Ends at the None that `run` puts, or on stop while a write keeps failing."""
+        try:
+            while True:
+                try:
+                    item = decoded.get(timeout=0.2)
+                except queue.Empty:
+                    item = _NO_BATCH
+                if item is None:
+                    return
+                if item is not _NO_BATCH:
+                    self._write_batch(item, stop)
+                if time.monotonic() >= self._metrics_due_s:
+                    self._write_metrics(stop)
+        except _Stopped:
+            while decoded.get() is not None:  # nothing more is acknowledged: the broker redelivers
+                pass
+        except BaseException as exc:  # handed to run(), which raises it in the caller's thread
+            failure.append(exc)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, reason_code: object, properties: object
@@ -166,42 +218,44 @@ class IngestWorker:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(message)  # blocks paho's thread when full: back-pressure to the broker
-
-    def _next_batch(self, stop: threading.Event) -> list[mqtt.MQTTMessage]:
         try:
-            batch = [self._queue.get(timeout=0.2)]
-        except queue.Empty:
-            return []
+            item = _decode(message, self._status_stamp_ms)
+        except DecodeError as exc:
+            item = _Decoded(message, [], None, f"undecodable: {exc}")
+        # The broker's window bounds what arrives unacknowledged; QoS 0 status messages are not
+        # bounded by it, so a full inbox holds paho's thread back: back-pressure to the broker.
+        while len(self._inbox) >= self._inbox_limit and not self._halted.wait(INBOX_POLL_S):
+            pass
+        self._inbox.append(item)
+
+    def _next_batch(self, stop: threading.Event) -> list[_Decoded]:
+        """Up to batch_size messages: as soon as that many arrived, or batch_wait_s after the
+        first; [] after 0.2 s without any."""
+        idle_until = time.monotonic() + 0.2
+        while not self._inbox:
+            if time.monotonic() >= idle_until or stop.wait(INBOX_POLL_S):
+                return []
         deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.batch_size and not stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while len(self._inbox) < self.batch_size and time.monotonic() < deadline:
+            if stop.wait(INBOX_POLL_S):
                 break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+        return [self._inbox.popleft() for _ in range(min(self.batch_size, len(self._inbox)))]
 
-    def _process(self, batch: list[mqtt.MQTTMessage], stop: threading.Event) -> None:
+    def _decode_batch(self, batch: list[_Decoded]) -> _Batch:
         self.stats.received += len(batch)
-        decoded: list[_Decoded] = []
-        dead: list[tuple[mqtt.MQTTMessage, str]] = []
-        for message in batch:
-            try:
-                decoded.append(_decode(message, self._status_stamp_ms))
-            except DecodeError as exc:
-                dead.append((message, f"undecodable: {exc}"))
-        try:
-            dead += self._write_records(decoded, stop)
-            if dead:
-                self._write_dead_letters(dead, stop)
-        except _Stopped:
-            return  # nothing acknowledged: the broker redelivers this batch
-        for message in batch:
-            if message.qos > 0:
-                self._client.ack(message.mid, message.qos)
+        return _Batch(
+            [item.message for item in batch],
+            [item for item in batch if item.error is None],
+            [(item.message, item.error) for item in batch if item.error is not None],
+        )
+
+    def _write_batch(self, item: _Batch, stop: threading.Event) -> None:
+        """Store the batch (records, then dead letters) and acknowledge all its messages; raises
+        _Stopped, with nothing acknowledged, when stop comes while a write keeps failing."""
+        dead = item.dead + self._write_records(item.decoded, stop)
+        if dead:
+            self._write_dead_letters(dead, stop)
+        self._client.queue_acks([(m.mid, m.qos) for m in item.messages if m.qos > 0])
         self.stats.batches += 1
 
     def _write_records(
@@ -269,7 +323,7 @@ class IngestWorker:
             "dead_letters": self.stats.dead_letters,
             "write_retries": self.stats.write_retries,
             "lag_s": round(self.stats.lag_s, 3),
-            "queue_depth": self._queue.qsize(),
+            "queue_depth": len(self._inbox),
         }
         line = ingest_metrics_line(self.worker_id, fields, time.time_ns())
         self._retrying(lambda: self.influx.write(self.database, [line], precision="ns"), stop)
@@ -305,8 +359,42 @@ class IngestWorker:
                     raise _Stopped from exc
 
 
+class _AckingClient(mqtt.Client):
+    """paho's client with acknowledgements queued by other threads and sent by its own network
+    thread, which looks for them at least every NETWORK_POLL_S. An ack() from another thread
+    wakes the network thread once per message."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._acks: collections.deque[tuple[int, int]] = collections.deque()
+
+    def queue_acks(self, acks: list[tuple[int, int]]) -> None:
+        """(mid, qos) of messages to acknowledge, in the order they were received."""
+        self._acks.extend(acks)
+
+    def loop_forever(self, timeout: float = 1.0, retry_first_connection: bool = False) -> MQTTErrorCode:
+        return super().loop_forever(min(timeout, NETWORK_POLL_S), retry_first_connection)
+
+    def loop_misc(self) -> MQTTErrorCode:
+        while self._acks:
+            self.ack(*self._acks.popleft())
+        return super().loop_misc()
+
+
 class _Stopped(Exception):
     """Stop was requested while a write was still failing."""
+
+
+@dataclass
+class _Batch:
+    """Messages in the order they came, decoded; those that did not decode, with the reason."""
+
+    messages: list[mqtt.MQTTMessage]
+    decoded: list[_Decoded]
+    dead: list[tuple[mqtt.MQTTMessage, str]]
+
+
+_NO_BATCH = _Batch([], [], [])  # the writer's wake-up to check whether metrics are due
 
 
 def _decode(message: mqtt.MQTTMessage, status_stamp_ms: Callable[[], int]) -> _Decoded:

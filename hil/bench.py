@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import logging
 import multiprocessing
 import queue
@@ -60,7 +59,7 @@ from hil.scenario import BENCH_CATALOG, BENCH_DBC, Scenario
 from hil.simulator import VehicleSimulator, VehicleSpec
 from hil.vehicle_bus import Frames, NodeFrame, SampleCounter, VehicleBus, WakeSchedule, empty_frames
 from prognos.catalog import load_catalog
-from prognos.config import load_gateway_config
+from prognos.config import broker_toml, load_gateway_config, toml_string
 from prognos.errors import ConfigError, PrognosError
 from prognos.security import FleetLogins, write_secret
 from prognos.topics import check_fleet
@@ -170,37 +169,35 @@ class _Rig:
         logins: FleetLogins,
     ) -> str:
         agent = scenario.agent
-        access = []
-        if logins.ca_file is not None:
-            access.append(f"ca_file = {_toml_string(logins.ca_file)}")
         credentials = logins.vehicles.get(self.spec.vin)
+        password_file = None
         if credentials is not None:
-            write_secret(home / "broker-password", credentials.password + "\n")
-            access += [
-                f"username = {_toml_string(credentials.username)}",
-                f"password_file = {_toml_string(home / 'broker-password')}",
-            ]
+            password_file = home / "broker-password"
+            write_secret(password_file, credentials.password + "\n")
+        broker = broker_toml(
+            host,
+            port,
+            ca_file=logins.ca_file,
+            username=credentials.username if credentials is not None else None,
+            password_file=password_file,
+        )
         lines = [
             "# Written by the HIL bench for one simulated vehicle (docs/hil.md).",
             "[gateway]",
-            f'fleet = "{fleet}"',
-            f'vin = "{self.spec.vin}"',
-            f"catalog = {_toml_string(agent.catalog)}",
+            f"fleet = {toml_string(fleet)}",
+            f"vin = {toml_string(self.spec.vin)}",
+            f"catalog = {toml_string(agent.catalog)}",
             f"window_s = {scenario.time.window_s!r}",
             f"heartbeat_s = {agent.heartbeat_s!r}",
             f"status_interval_s = {STATUS_INTERVAL_S!r}",
             "",
-            "[broker]",
-            f"host = {_toml_string(host)}",
-            f"port = {port}",
-            *access,
-            "",
+            broker,
             "[spool]",
-            f"path = {_toml_string(home / 'spool.db')}",
+            f"path = {toml_string(home / 'spool.db')}",
             "",
         ]
         if models_dir is not None:
-            lines += ["[models]", f"dir = {_toml_string(models_dir)}", ""]
+            lines += ["[models]", f"dir = {toml_string(models_dir)}", ""]
         if self.can is not None:
             lines.append(self.can.source_toml(agent.dbc))
         if self.uart is not None:
@@ -298,10 +295,6 @@ class _Event(NamedTuple):
     time_s: float
     rig: _Rig
     item: can.Message | bytes  # a CAN frame, or the node frames of one instant
-
-
-def _toml_string(value: object) -> str:
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
 class StopFlag(Protocol):

@@ -3,9 +3,10 @@ develop, through which interfaces their signals reach the agent, how the agent i
 and what the bench expects of it. docs/hil.md documents every key.
 
 `load_scenario(path)` reads and checks a file completely before anything runs; every mistake is
-a ConfigError that names the file, the table and the key, as prognos/config.py does for the
-gateway (`tire.toml: [[fault]] 1: onset_day: must be a number, not str`). The loader does no
-other I/O than reading the file and checking that the files it names exist.
+a ConfigError that names the file, the table and the key (`tire.toml: [[fault]] 1 onset_day:
+must be a number, not str`), from the TomlTable that checks the gateway's configuration too
+(prognos/config.py). The loader does no other I/O than reading the file and checking that the
+files it names exist.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hil.simulator import (
     FAULT_KINDS,
@@ -29,6 +29,7 @@ from hil.simulator import (
     VehicleSpec,
     make_fleet,
 )
+from prognos.config import TomlTable
 from prognos.errors import ConfigError
 from prognos.topics import SEGMENT_PATTERN, VIN_SEGMENT_PATTERN
 
@@ -177,7 +178,7 @@ def parse_scenario(text: str, *, origin: str = "<scenario>", base: Path = Path("
         raise ConfigError(f"{origin}: not valid TOML: an integer with too many digits") from None
     except RecursionError:
         raise ConfigError(f"{origin}: not valid TOML: nested too deeply") from None
-    top = _Table(doc, origin, "")
+    top = TomlTable(doc, origin, "", entry_label="[[{key}]] {number}")
     top.only(
         "name",
         "description",
@@ -227,7 +228,7 @@ def parse_scenario(text: str, *, origin: str = "<scenario>", base: Path = Path("
     )
 
 
-def _time(table: _Table) -> TimePlan:
+def _time(table: TomlTable) -> TimePlan:
     table.only("start", "start_days_ago", "duration_days", "window_s", "speedup")
     start: dt.datetime | None = DEFAULT_START
     if "start" in table.data:
@@ -258,7 +259,7 @@ def _time(table: _Table) -> TimePlan:
     return TimePlan(start, days_ago, duration, window_s, speedup)
 
 
-def _interfaces(table: _Table, base: Path, time_plan: TimePlan) -> Interfaces:
+def _interfaces(table: TomlTable, base: Path, time_plan: TimePlan) -> Interfaces:
     table.only("can", "can_channel", "log", "uart", "bus_sleep")
     can = table.choice("can", CAN_KINDS, "virtual")
     uart = table.choice("uart", UART_KINDS, "pty")
@@ -286,7 +287,7 @@ def _interfaces(table: _Table, base: Path, time_plan: TimePlan) -> Interfaces:
     return Interfaces(can, channel, log, uart, table.boolean("bus_sleep", True))
 
 
-def _vehicles(top: _Table, seed: int) -> list[VehicleSpec]:
+def _vehicles(top: TomlTable, seed: int) -> list[VehicleSpec]:
     explicit = top.tables("vehicle")
     if "vehicles" in top.data:
         if explicit:
@@ -336,7 +337,7 @@ def _vehicles(top: _Table, seed: int) -> list[VehicleSpec]:
     return specs
 
 
-def _faults(tables: list[_Table], specs: list[VehicleSpec]) -> list[VehicleSpec]:
+def _faults(tables: list[TomlTable], specs: list[VehicleSpec]) -> list[VehicleSpec]:
     faults: dict[str, list[Fault]] = {spec.vin: list(spec.faults) for spec in specs}
     for table in tables:
         table.only("kind", "vehicles", "onset_day", "failure_day", "growth", "target")
@@ -358,7 +359,7 @@ def _faults(tables: list[_Table], specs: list[VehicleSpec]) -> list[VehicleSpec]
     return [dataclasses.replace(spec, faults=tuple(faults[spec.vin])) for spec in specs]
 
 
-def _agent(table: _Table, base: Path, time_plan: TimePlan) -> AgentPlan:
+def _agent(table: TomlTable, base: Path, time_plan: TimePlan) -> AgentPlan:
     table.only("models", "catalog", "dbc", "heartbeat_s")
     models_text = table.text("models") or "default"
     models: Path | None
@@ -367,7 +368,8 @@ def _agent(table: _Table, base: Path, time_plan: TimePlan) -> AgentPlan:
     elif models_text == "default":
         models = SHIPPED_MODELS
     else:
-        models = _resolve(models_text, base)
+        models = table.path("models", base)
+        assert models is not None
         if not _is_file(models / "bundle.json", table.where("models")):
             raise ConfigError(f"{table.where('models')}: {models} is not a model bundle (no bundle.json)")
     catalog = BENCH_CATALOG if table.text("catalog") in ("", "bench") else table.path("catalog", base)
@@ -380,7 +382,7 @@ def _agent(table: _Table, base: Path, time_plan: TimePlan) -> AgentPlan:
     return AgentPlan(models, catalog, dbc, heartbeat_s)
 
 
-def _expectation(table: _Table, specs: list[VehicleSpec]) -> Expectation:
+def _expectation(table: TomlTable, specs: list[VehicleSpec]) -> Expectation:
     kind = table.choice("kind", EXPECT_KINDS, None)
     where = table.label
     if kind == "detect":
@@ -412,7 +414,7 @@ def _expectation(table: _Table, specs: list[VehicleSpec]) -> Expectation:
     return Expectation(kind, where, max_bytes_per_vehicle_day=limit)
 
 
-def _vehicle_refs(table: _Table, specs: list[VehicleSpec], *, required: bool) -> tuple[str, ...] | None:
+def _vehicle_refs(table: TomlTable, specs: list[VehicleSpec], *, required: bool) -> tuple[str, ...] | None:
     """`vehicles`: "all", or a list of VINs and 0-based vehicle numbers; the VINs."""
     where = table.where("vehicles")
     if "vehicles" not in table.data:
@@ -441,138 +443,9 @@ def _vehicle_refs(table: _Table, specs: list[VehicleSpec], *, required: bool) ->
     return tuple(vins)
 
 
-class _Table:
-    """One TOML table with its place in the file, for messages such as
-    `tire.toml: [time] window_s: must be a number, not str`."""
-
-    def __init__(self, data: dict[str, Any], origin: str, label: str) -> None:
-        self.data, self.origin, self.label = data, origin, label
-
-    def where(self, key: str) -> str:
-        return f"{self.origin}: {self.label} {key}" if self.label else f"{self.origin}: {key}"
-
-    def fail(self, message: str) -> ConfigError:
-        return ConfigError(
-            f"{self.origin}: {self.label} {message}" if self.label else f"{self.origin}: {message}"
-        )
-
-    def only(self, *keys: str) -> None:
-        for key in self.data:
-            if key not in keys:
-                place = self.label or "top level"
-                raise ConfigError(f"{self.origin}: unknown key {key!r} in {place} (known: {', '.join(keys)})")
-
-    def table(self, key: str, *, required: bool = False) -> _Table:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise ConfigError(f"{self.origin}: missing table [{key}]")
-            return _Table({}, self.origin, f"[{key}]")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{self.origin}: {key} must be a table ([{key}])")
-        return _Table(value, self.origin, f"[{key}]")
-
-    def tables(self, key: str) -> list[_Table]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise ConfigError(f"{self.origin}: {key} must be an array of tables ([[{key}]])")
-        return [_Table(v, self.origin, f"[[{key}]] {i + 1}") for i, v in enumerate(value)]
-
-    def _get(self, key: str, kind: type | tuple[type, ...], what: str, required: bool) -> Any:
-        if key not in self.data:
-            if required:
-                raise ConfigError(f"{self.where(key)}: missing")
-            return None
-        value = self.data[key]
-        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-            raise ConfigError(f"{self.where(key)}: must be {what}, not {_type_name(value)}")
-        return value
-
-    def text(self, key: str, *, required: bool = False) -> str:
-        value = self._get(key, str, "a string", required)
-        if value is not None and not value.strip():
-            raise ConfigError(f"{self.where(key)}: must not be empty")
-        return "" if value is None else str(value)
-
-    def choice(self, key: str, options: tuple[str, ...], default: str | None) -> str:
-        """One of `options`; `default` if absent (None: required)."""
-        value = self.text(key, required=default is None)
-        if not value:
-            return default or ""
-        if value not in options:
-            raise ConfigError(f"{self.where(key)}: {value!r} is not one of {', '.join(options)}")
-        return value
-
-    def strings(self, key: str, options: tuple[str, ...]) -> list[str]:
-        value = self._get(key, list, "a list of strings", True)
-        if not value or not all(isinstance(v, str) and v in options for v in value):
-            raise ConfigError(f"{self.where(key)}: must be a non-empty list of {', '.join(options)}")
-        return list(dict.fromkeys(value))
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key, bool, "true or false", False)
-        return default if value is None else bool(value)
-
-    def integer(self, key: str, default: int | None, low: int, high: int) -> int:
-        """An integer in [low, high]; `default` if absent (None: required)."""
-        value = self._get(key, int, "an integer", default is None)
-        if value is None:
-            assert default is not None
-            return default
-        if not low <= value <= high:
-            raise ConfigError(f"{self.where(key)}: must be between {low} and {high}, not {value}")
-        return int(value)
-
-    def optional_number(self, key: str, *, low: float, high: float, above_low: bool = False) -> float | None:
-        """A finite number in [low, high] ((low, high] with above_low), or None if absent."""
-        value = self._get(key, (int, float), "a number", False)
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond a float's range
-            number = math.inf if value > 0 else -math.inf
-        if not math.isfinite(number) or number < low or number > high or (above_low and number == low):
-            bound = ">" if above_low else ">="
-            raise ConfigError(
-                f"{self.where(key)}: must be a number {bound} {low:g} and <= {high:g}, not {value}"
-            )
-        return number
-
-    def number(
-        self, key: str, default: float | None, *, low: float, high: float, above_low: bool = False
-    ) -> float:
-        """The same with a default; None: required."""
-        if default is None and key not in self.data:
-            raise ConfigError(f"{self.where(key)}: missing")
-        number = self.optional_number(key, low=low, high=high, above_low=above_low)
-        if number is None:
-            assert default is not None
-            return default
-        return number
-
-    def path(self, key: str, base: Path) -> Path | None:
-        value = self.text(key)
-        return _resolve(value, base) if value else None
-
-
-def _resolve(value: str, base: Path) -> Path:
-    try:
-        path = Path(value).expanduser()
-    except RuntimeError:  # "~name" of no such user: taken as written, as a shell does
-        path = Path(value)
-    return path if path.is_absolute() else base / path
-
-
 def _is_file(path: Path, where: str) -> bool:
     """path.is_file(), with the OSError it may raise (a name too long, ...) as a ConfigError."""
     try:
         return path.is_file()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot use {path}: {exc.strerror or exc}") from None
-
-
-def _type_name(value: object) -> str:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return "a date or time"
-    return type(value).__name__

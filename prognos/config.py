@@ -7,6 +7,7 @@ is a complete example.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import tomllib
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
-    top = _Table(doc, origin, "")
+    top = TomlTable(doc, origin, "", entry_label="[{key} {number}]")
     top.only("gateway", "broker", "spool", "models", "source", "log")
     gateway = top.table("gateway", required=True)
     gateway.only("fleet", "vin", "catalog", "window_s", "heartbeat_s", "status_interval_s")
@@ -121,11 +122,11 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
         topic(fleet, vin, "diag")
     except ConfigError as exc:
         raise ConfigError(f"{origin}: [gateway] {exc}") from exc
-    window_s = gateway.number("window_s", 600.0, minimum=1.0)
-    heartbeat_s = gateway.number("heartbeat_s", 3600.0, minimum=1.0)
+    window_s = gateway.number("window_s", 600.0, low=1.0)
+    heartbeat_s = gateway.number("heartbeat_s", 3600.0, low=1.0)
     if heartbeat_s < window_s:
         raise ConfigError(f"{gateway.where('heartbeat_s')}: must be at least window_s ({window_s:g} s)")
-    status_interval_s = gateway.number("status_interval_s", 60.0, minimum=1.0)
+    status_interval_s = gateway.number("status_interval_s", 60.0, low=1.0)
     catalog = gateway.path("catalog", base)
 
     broker_table = top.table("broker")
@@ -145,7 +146,7 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
     spool_table.only("path", "max_mb")
     spool_path = spool_table.path("path", base, required=True)
     assert spool_path is not None
-    spool = SpoolConfig(spool_path, int(spool_table.number("max_mb", 64.0, minimum=1.0) * 1024 * 1024))
+    spool = SpoolConfig(spool_path, int(spool_table.number("max_mb", 64.0, low=1.0) * 1024 * 1024))
 
     models_table = top.table("models")
     models_table.only("dir", "trusted_keys")
@@ -177,7 +178,36 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
     )
 
 
-def _source(table: _Table, base: Path) -> SourceConfig:
+def broker_toml(
+    host: str,
+    port: int,
+    *,
+    ca_file: Path | str | None = None,
+    username: str | None = None,
+    password_file: Path | str | None = None,
+) -> str:
+    """The [broker] table of a gateway.toml, as text ending in a newline."""
+    lines = ["[broker]", f"host = {toml_string(host)}", f"port = {port}"]
+    if ca_file is not None:
+        lines.append(f"ca_file = {toml_string(ca_file)}")
+    if username is not None:
+        lines.append(f"username = {toml_string(username)}")
+    if password_file is not None:
+        lines.append(f"password_file = {toml_string(password_file)}")
+    return "\n".join(lines) + "\n"
+
+
+# The quote, the backslash and the control characters, escaped. Not json.dumps: it writes
+# characters beyond U+FFFF as surrogate-pair escapes, which TOML refuses.
+_TOML_ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\"} | {c: f"\\u{c:04x}" for c in (*range(0x20), 0x7F)}
+
+
+def toml_string(value: str | Path) -> str:
+    """`value` as a TOML basic string (in double quotes)."""
+    return '"' + str(value).translate(_TOML_ESCAPES) + '"'
+
+
+def _source(table: TomlTable, base: Path) -> SourceConfig:
     kind = table.text("kind", required=True)
     if kind == "can":
         table.only("kind", "dbc", "interface", "channel", "bitrate")
@@ -200,37 +230,46 @@ def _source(table: _Table, base: Path) -> SourceConfig:
     raise ConfigError(f"{table.where('kind')}: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
 
 
-class _Table:
+class TomlTable:
     """One TOML table with its place in the file, for messages such as
-    `gateway.toml: [broker] port: must be an integer`."""
+    `gateway.toml: [broker] port: must be an integer` or `tire.toml: [[fault]] 2 onset_day:
+    must be a number, not str`. `entry_label` names an entry of an array of tables in messages:
+    a format string of its key and its number from 1."""
 
-    def __init__(self, data: dict[str, Any], origin: str, name: str) -> None:
-        self.data, self.origin, self.name = data, origin, name
+    def __init__(self, data: dict[str, Any], origin: str, label: str, *, entry_label: str) -> None:
+        self.data, self.origin, self.label, self.entry_label = data, origin, label, entry_label
 
     def where(self, key: str) -> str:
-        return f"{self.origin}: [{self.name}] {key}" if self.name else f"{self.origin}: {key}"
+        return f"{self.origin}: {self.label} {key}" if self.label else f"{self.origin}: {key}"
+
+    def fail(self, message: str) -> ConfigError:
+        """A ConfigError placed in this table."""
+        return ConfigError(self.where(message))
 
     def only(self, *keys: str) -> None:
         for key in self.data:
             if key not in keys:
-                place = f"[{self.name}]" if self.name else "top level"
+                place = self.label or "top level"
                 raise ConfigError(f"{self.origin}: unknown key {key!r} in {place} (known: {', '.join(keys)})")
 
-    def table(self, key: str, *, required: bool = False) -> _Table:
+    def _child(self, data: dict[str, Any], label: str) -> TomlTable:
+        return TomlTable(data, self.origin, label, entry_label=self.entry_label)
+
+    def table(self, key: str, *, required: bool = False) -> TomlTable:
         value = self.data.get(key)
         if value is None:
             if required:
                 raise ConfigError(f"{self.origin}: missing table [{key}]")
-            return _Table({}, self.origin, key)
+            return self._child({}, f"[{key}]")
         if not isinstance(value, dict):
             raise ConfigError(f"{self.origin}: {key} must be a table ([{key}])")
-        return _Table(value, self.origin, key)
+        return self._child(value, f"[{key}]")
 
-    def tables(self, key: str) -> list[_Table]:
+    def tables(self, key: str) -> list[TomlTable]:
         value = self.data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise ConfigError(f"{self.origin}: {key} must be an array of tables ([[{key}]])")
-        return [_Table(v, self.origin, f"{key} {i + 1}") for i, v in enumerate(value)]
+        return [self._child(v, self.entry_label.format(key=key, number=i + 1)) for i, v in enumerate(value)]
 
     def _get(self, key: str, kind: type | tuple[type, ...], what: str, required: bool) -> Any:
         if key not in self.data:
@@ -239,7 +278,7 @@ class _Table:
             return None
         value = self.data[key]
         if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-            raise ConfigError(f"{self.where(key)}: must be {what}, not {type(value).__name__}")
+            raise ConfigError(f"{self.where(key)}: must be {what}, not {_type_name(value)}")
         return value
 
     def text(self, key: str, *, required: bool = False) -> str:
@@ -248,27 +287,67 @@ class _Table:
             raise ConfigError(f"{self.where(key)}: must not be empty")
         return "" if value is None else str(value)
 
+    def choice(self, key: str, options: tuple[str, ...], default: str | None) -> str:
+        """One of `options`; `default` if absent (None: required)."""
+        value = self.text(key, required=default is None)
+        if not value:
+            return default or ""
+        if value not in options:
+            raise ConfigError(f"{self.where(key)}: {value!r} is not one of {', '.join(options)}")
+        return value
+
+    def strings(self, key: str, options: tuple[str, ...]) -> list[str]:
+        value = self._get(key, list, "a list of strings", True)
+        if not value or not all(isinstance(v, str) and v in options for v in value):
+            raise ConfigError(f"{self.where(key)}: must be a non-empty list of {', '.join(options)}")
+        return list(dict.fromkeys(value))
+
     def boolean(self, key: str, default: bool) -> bool:
         value = self._get(key, bool, "true or false", False)
         return default if value is None else bool(value)
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self._get(key, int, "an integer", False)
+    def integer(self, key: str, default: int | None, low: int, high: int) -> int:
+        """An integer in [low, high]; `default` if absent (None: required)."""
+        value = self._get(key, int, "an integer", default is None)
         if value is None:
+            assert default is not None
             return default
         if not low <= value <= high:
             raise ConfigError(f"{self.where(key)}: must be between {low} and {high}, not {value}")
         return int(value)
 
-    def number(self, key: str, default: float, *, minimum: float) -> float:
+    def optional_number(
+        self, key: str, *, low: float, high: float = math.inf, above_low: bool = False
+    ) -> float | None:
+        """A finite number in [low, high] ((low, high] with above_low), or None if absent."""
         value = self._get(key, (int, float), "a number", False)
         if value is None:
+            return None
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a float's range
+            number = math.inf if value > 0 else -math.inf
+        if not math.isfinite(number) or number < low or number > high or (above_low and number == low):
+            bounds = f"{'>' if above_low else '>='} {low:g}"
+            if high < math.inf:
+                bounds += f" and <= {high:g}"
+            raise ConfigError(f"{self.where(key)}: must be a number {bounds}, not {value}")
+        return number
+
+    def number(
+        self, key: str, default: float | None, *, low: float, high: float = math.inf, above_low: bool = False
+    ) -> float:
+        """The same with a default; None: required."""
+        if default is None and key not in self.data:
+            raise ConfigError(f"{self.where(key)}: missing")
+        number = self.optional_number(key, low=low, high=high, above_low=above_low)
+        if number is None:
+            assert default is not None
             return default
-        if not math.isfinite(value) or value < minimum:
-            raise ConfigError(f"{self.where(key)}: must be a number >= {minimum:g}, not {value}")
-        return float(value)
+        return number
 
     def path(self, key: str, base: Path, *, required: bool = False) -> Path | None:
+        """A path; relative ones are relative to `base`, the directory of the file."""
         value = self.text(key, required=required)
         return _resolve(value, base) if value else None
 
@@ -280,5 +359,14 @@ class _Table:
 
 
 def _resolve(value: str, base: Path) -> Path:
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~name" of no such user: taken as written, as a shell does
+        path = Path(value)
     return path if path.is_absolute() else base / path
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return "a date or time"
+    return type(value).__name__

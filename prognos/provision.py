@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from prognos.config import broker_toml
 from prognos.errors import ConfigError
 from prognos.security import BrokerUsers, Credentials, FleetLogins, write_secret
 from prognos.stack import StackInfo, broker_users, reload_broker_users
@@ -56,20 +57,20 @@ def provision_vehicles(info: StackInfo, fleet: str, vins: Sequence[str], out: Pa
 
 
 def write_broker_files(info: StackInfo, credentials: Credentials, directory: Path) -> None:
-    """ca.pem, password (owner-only) and broker.toml, the [broker] table of a gateway.toml whose
-    paths are relative to this directory."""
+    """ca.pem, password (owner-only) and broker.toml, the [broker] table of a gateway.toml that
+    names the other two by their absolute paths."""
     assert info.ca_file is not None
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ca.pem").write_bytes(Path(info.ca_file).read_bytes())
     write_secret(directory / "password", credentials.password + "\n")
-    (directory / "broker.toml").write_text(
-        "[broker]\n"
-        f'host = "{info.mqtt_host}"\n'
-        f"port = {info.mqtt_port}\n"
-        f'ca_file = "{(directory / "ca.pem").resolve()}"\n'
-        f'username = "{credentials.username}"\n'
-        f'password_file = "{(directory / "password").resolve()}"\n'
+    broker = broker_toml(
+        info.mqtt_host,
+        info.mqtt_port,
+        ca_file=(directory / "ca.pem").resolve(),
+        username=credentials.username,
+        password_file=(directory / "password").resolve(),
     )
+    (directory / "broker.toml").write_text(broker, encoding="utf-8")
 
 
 def revoke_vehicles(info: StackInfo, vins: Sequence[str]) -> set[str]:

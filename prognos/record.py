@@ -53,11 +53,14 @@ class Trigger(enum.IntEnum):
     ANOMALY = 2
 
 
+_FLOAT32 = struct.Struct("<f")
+
+
 def to_float32(value: float) -> float:
     """The nearest single-precision value: what a float becomes on the wire."""
     if math.isfinite(value) and abs(value) > FLOAT32_MAX:
         return math.copysign(math.inf, value)
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+    return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
 
 
 @dataclass(frozen=True)

@@ -283,7 +283,7 @@ def _write_mosquitto_config(home: Path, port: int, secure: bool) -> Path:
         "log_type warning",
         "log_type notice",
         "max_queued_messages 1000000",
-        "max_inflight_messages 100",
+        "max_inflight_messages 1000",
     ]
     if os.geteuid() == 0:
         lines.append("user root")  # otherwise mosquitto drops to a user that cannot write `data`

@@ -11,11 +11,11 @@ The agent is the gateway's store-and-forward path (edge.spool.Spool, edge.forwar
 edge.uplink.MqttUplink and the retained status message, wired as edge/gateway.py wires them)
 fed by a deterministic record source in simulated time: record `seq` of a vehicle covers the
 10-minute window number `seq`, and every `alert_every`-th record is an alert. Its stdout says
-what happened to each record, one line each: `spooled SEQ A|H` once submit() stored it,
-`unstored SEQ A|H` when the spool could not, `acked SEQ...` once the spool deleted them on the
-broker's PUBACK; `counters JSON` now and then. A restarted agent goes on at the seq after the
-last one it reported spooled (the record in progress at a kill, if it landed, is sent twice with
-the same content, so it is stored once).
+what happened to each record, one line each: `spooled SEQ A|H T` once submit() stored it,
+`unstored SEQ A|H T` when the spool could not (T: time.monotonic() when it was made),
+`acked SEQ...` once the spool deleted them on the broker's PUBACK; `counters JSON` now and then.
+A restarted agent goes on at the seq after the last one it reported spooled (the record in
+progress at a kill, if it landed, is sent twice with the same content, so it is stored once).
 
 The ingest worker is cloud.ingest.IngestWorker (what `prognos cloud ingest` runs) with a fixed
 MQTT client id, so that a worker started again after a kill resumes its persistent session and the
@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -438,9 +438,9 @@ class Vehicle:
         word, _, rest = line.strip().partition(" ")
         with self.lock:
             if word in ("spooled", "unstored"):
-                seq_text, kind = rest.split()
+                seq_text, kind, made_at = rest.split()
                 seq = int(seq_text)
-                (self.spooled if word == "spooled" else self.unstored)[seq] = (now, kind == "A")
+                (self.spooled if word == "spooled" else self.unstored)[seq] = (float(made_at), kind == "A")
                 self.last_seq = max(self.last_seq, seq)
             elif word == "acked":
                 for seq_text in rest.split():
@@ -808,6 +808,7 @@ def run_chaos(
         for vehicle, relay in zip(vehicles, relays, strict=True)
     ]
     workers = [IngestProcess(stack, fleet=fleet, name=str(i), log_dir=logs) for i in range(plan.workers)]
+    actions = _fault_actions(stack, agents, workers, relays)
     influx = stack.influx()
     applied: list[tuple[float, Fault]] = []
     broker_kills: list[float] = []
@@ -835,14 +836,14 @@ def run_chaos(
                     continue
                 down.add(key)
                 now = time.monotonic()
-                _fail(fault, stack, agents, workers, relays)
+                actions[fault.kind].fail(fault.target)
                 applied.append((now, fault))
                 if fault.kind == "broker":
                     broker_kills.append(now)
                 say(f"{now - started:6.1f} s: {fault.kind} {fault.target} down for {fault.down_s:.1f} s")
                 pending.append((at_s + fault.down_s, index, "recover", fault))
             else:
-                _recover(fault, stack, agents, workers, relays)
+                actions[fault.kind].recover(fault.target)
                 if fault.kind == "broker":
                     broker_restarts.append(time.monotonic())
                 down.discard(key)
@@ -886,38 +887,28 @@ def run_chaos(
     )
 
 
-def _fail(
-    fault: Fault,
+class FaultActions(NamedTuple):
+    """How a fault of one kind fails its target and recovers it (an agent, worker or link number;
+    the broker and the database are one each)."""
+
+    fail: Callable[[int], None]
+    recover: Callable[[int], None]
+
+
+def _fault_actions(
     stack: ChaosStack,
     agents: Sequence[AgentProcess],
     workers: Sequence[IngestProcess],
     relays: Sequence[Relay],
-) -> None:
-    if fault.kind in ChaosStack.SERVICES:
-        stack.kill(fault.kind)
-    elif fault.kind == "ingest":
-        workers[fault.target].kill()
-    elif fault.kind == "agent":
-        agents[fault.target].kill()
-    else:
-        relays[fault.target].partition()
-
-
-def _recover(
-    fault: Fault,
-    stack: ChaosStack,
-    agents: Sequence[AgentProcess],
-    workers: Sequence[IngestProcess],
-    relays: Sequence[Relay],
-) -> None:
-    if fault.kind in ChaosStack.SERVICES:
-        stack.start_again(fault.kind)
-    elif fault.kind == "ingest":
-        workers[fault.target].start()
-    elif fault.kind == "agent":
-        agents[fault.target].start()
-    else:
-        relays[fault.target].heal()
+) -> dict[str, FaultActions]:
+    """Each of KINDS: a SIGKILL and a start again, or a network partition and its end."""
+    return {
+        "broker": FaultActions(lambda _: stack.kill("broker"), lambda _: stack.start_again("broker")),
+        "database": FaultActions(lambda _: stack.kill("database"), lambda _: stack.start_again("database")),
+        "ingest": FaultActions(lambda i: workers[i].kill(), lambda i: workers[i].start()),
+        "agent": FaultActions(lambda i: agents[i].kill(), lambda i: agents[i].start()),
+        "partition": FaultActions(lambda i: relays[i].partition(), lambda i: relays[i].heal()),
+    }
 
 
 def wait_stored(
@@ -1267,12 +1258,16 @@ def _agent_main(argv: Sequence[str]) -> int:
             stop.wait(min(next_at, next_status) - now)
             continue
         alert = alerts_only.is_set() or seq % args.alert_every == 0
+        made_at = time.monotonic()
         record = chaos_record(args.vin, seq, alert)
         with lock:
             spool_id = forwarder.submit(encode_record(record), priority_for(record.trigger))
             if spool_id is not None:
                 seqs[spool_id] = seq
-        out.say(f"{'spooled' if spool_id is not None else 'unstored'} {seq} {'A' if alert else 'H'}")
+        # Stamped by the agent: the rig reads the line later, later still under load.
+        # time.monotonic() is one clock for all processes on Linux.
+        verdict = "spooled" if spool_id is not None else "unstored"
+        out.say(f"{verdict} {seq} {'A' if alert else 'H'} {made_at:.6f}")
         seq += 1
         produced += 1
         next_at = math.inf if produced == args.count else next_at + 1.0 / args.rate

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cloud.analytics import DAY_MS
-from cloud.analytics_job import SCHEMA, rfc3339, run_every, run_once
+from cloud.analytics import DAY_MS, Inputs
+from cloud.analytics_job import SCHEMA, read_inputs, rfc3339, run_every, run_once
 from cloud.dms import KINDS, parse_row, point_line
 from cloud.influx import InfluxClient
 from cloud.lineprotocol import record_lines
@@ -82,6 +82,47 @@ def all_points(influx: InfluxClient, database: str) -> dict[str, int]:
         series = influx.query(f'SELECT count("{key}") FROM "{name}"', database=database)
         found[name] = int(series[0].values[0][1]) if series else 0
     return found
+
+
+def assert_same_inputs(ours: Inputs, theirs: Inputs) -> dict[str, int]:
+    """The frames that come from stored records are equal, whatever order their rows came in;
+    the rows of each, by name."""
+    rows = {}
+    for name in ("states", "last_seen", "faults", "fault_counts", "peaks", "baseline", "wear"):
+        mine, other = getattr(ours, name), getattr(theirs, name)
+        keys = [k for k in ("fleet", "vin", "subsystem", "code", "time") if k in mine.columns]
+        if name in ("baseline", "peaks", "fault_counts"):
+            keys = [k for k in keys if k != "time"]
+        mine = mine.sort_values(keys).reset_index(drop=True)
+        other = other[mine.columns].sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, other, check_dtype=False, rtol=1e-9, atol=1e-12, obj=name)
+        rows[name] = len(mine)
+    return rows
+
+
+def test_daily_rollups_give_the_inputs_the_raw_points_give(influx: InfluxClient, database: str) -> None:
+    """Twelve days of records of a few vehicles, read once with every settled day rolled up
+    and once from the raw points alone (nothing settled): the same inputs, to the last digit."""
+    rng = np.random.default_rng(7)
+    as_of = AS_OF - 5 * HOUR_MS - 123_456  # not at midnight: a partial day at each end
+    records = []
+    for v in range(6):
+        for hour in range(12 * 24, 0, -3):
+            end = as_of - hour * HOUR_MS + int(rng.integers(0, HOUR_MS))
+            states = {
+                name: (float(rng.uniform(0.2, 1.0)), float(rng.uniform(0.0, 1.5)))
+                for name in ("battery", "brakes", "tires")[: 1 + v % 3]
+            }
+            faults: list[Fault] = [(DRIFT, float(rng.uniform(5, 40)), None, None)] if hour % 7 == v else []
+            records.append(record(f"VIN{v:014d}", end, states, faults))
+    write_records(influx, database, records)
+    rolled = read_inputs(influx, database, as_of, lookback_days=11)  # the clock: every day settled
+    raw = read_inputs(influx, database, as_of, lookback_days=11, now_ms=0)
+    rows = assert_same_inputs(rolled, raw)
+    assert rows["states"] == rows["peaks"] == rows["baseline"] == sum(1 + v % 3 for v in range(6))
+    assert rows["last_seen"] == 6 and rows["faults"] > 0 and rows["wear"] > 6
+    days = influx.query('SELECT count("done") FROM analytics_rollup_day', database=database)
+    assert int(days[0].values[0][1]) >= 10, "the settled days were rolled up"
 
 
 # ---------------------------------------------------------------- cohorts

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from prognos.config import (
+    BrokerConfig,
     CanSourceConfig,
     ReplaySourceConfig,
     UartSourceConfig,
+    broker_toml,
     load_gateway_config,
     parse_gateway_config,
 )
@@ -88,6 +90,8 @@ realtime = true
         (("[spool]", "[log]\nlevel = 'loud'\n[spool]"), "[log] level: must be one of"),
         (("[spool]", "[brokr]\nhost = 'x'\n[spool]"), "unknown key 'brokr' in top level"),
         (("[spool]", "[broker]\nport = true\n[spool]"), "[broker] port: must be an integer, not bool"),
+        (('kind = "uart"', 'kind = "uart"\nparity = "N"'), "unknown key 'parity' in [source 1]"),
+        (("[gateway]", "[gateway]\nwindow_s = 1979-05-27"), "window_s: must be a number, not a date or time"),
     ],
 )
 def test_each_mistake_is_named(change: tuple[str, str], message: str) -> None:
@@ -97,6 +101,25 @@ def test_each_mistake_is_named(change: tuple[str, str], message: str) -> None:
         parse_gateway_config(MINIMAL.replace(old, new, 1), origin="gw.toml")
     assert message in str(caught.value)
     assert str(caught.value).startswith("gw.toml")
+
+
+def test_the_broker_table_written_for_a_gateway_reads_back() -> None:
+    odd = 'a "quoted" back\\slash, tab\t, control\x01\x7f, é and 😀'
+    text = MINIMAL + broker_toml(
+        "broker.example",
+        8883,
+        ca_file=f"/ca/{odd}.pem",
+        username=f"V{odd}",
+        password_file=Path(f"/secrets/{odd}"),
+    )
+    assert parse_gateway_config(text).broker == BrokerConfig(
+        "broker.example",
+        8883,
+        ca_file=Path(f"/ca/{odd}.pem"),
+        username=f"V{odd}",
+        password_file=Path(f"/secrets/{odd}"),
+    )
+    assert parse_gateway_config(MINIMAL + broker_toml("h", 1884)).broker == BrokerConfig("h", 1884)
 
 
 def test_a_gateway_needs_a_source() -> None:
