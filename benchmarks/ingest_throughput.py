@@ -1,7 +1,7 @@
 """Ingest throughput: the two ceilings and what IngestWorker achieves between them.
 
     .venv/bin/python benchmarks/ingest_throughput.py [--records 20000] [--vehicles 2000]
-        [--batch-size 100] [--default-records 5000] [--home DIR]
+        [--batch-size 500] [--default-records 0] [--home DIR]
 
 On a stack of its own (prognos.stack.stack_up on a temporary directory, stack_down at the end):
 
@@ -16,8 +16,9 @@ c. end to end, broker -> IngestWorker -> InfluxDB, with one worker and with two 
    the broker holds them; the clock starts when the workers connect and stops when the last
    record is stored (checked with a count in InfluxDB).
 
-The end-to-end runs use --batch-size (default 100, the broker's in-flight window of the stack's
-mosquitto.conf), and, with --default-records > 0, also the worker's default batch size (500).
+The end-to-end runs use --batch-size (default 500, the worker's default: two batches fill the
+broker's in-flight window of 1,000 in the stack's mosquitto.conf), and, with --default-records
+> 0, also the worker's default batch size on that many records.
 Records are realistic DiagnosticRecords (five subsystems, frame counters, a fault on a share)
 of --vehicles vehicles. Results are recorded in docs/benchmarks.md.
 """
@@ -25,8 +26,10 @@ of --vehicles vehicles. Results are recorded in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
+import queue
 import random
 import signal
 import sys
@@ -196,18 +199,31 @@ def _connect(client: mqtt.Client, host: str, port: int, *, persistent: bool) -> 
 
 
 def _subscriber(
-    host: str, port: int, topic: str, expected: int, client_id: str, go: Any, ready: Any, result: Any
+    host: str,
+    port: int,
+    topic: str,
+    expected: int,
+    client_id: str,
+    go: Any,
+    ready: Any,
+    result: Any,
+    acks_from_thread: bool = False,
 ) -> None:
     """Process: wait for `go`, connect (a persistent session when `client_id` is given),
     subscribe at QoS 1 and receive `expected` messages; reports (received, connect time, time
-    of the last message). paho acknowledges each message as it arrives."""
+    of the last message). paho acknowledges each message as it arrives, or, with
+    `acks_from_thread`, each message goes through a queue to another thread that acknowledges
+    it (manual ack), as a worker that acknowledges after its write would."""
     got = 0
     last = 0.0
     done = threading.Event()
+    handed: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         nonlocal got, last
         got += 1
+        if acks_from_thread:
+            handed.put(message)
         if got >= expected:
             last = time.monotonic()
             done.set()
@@ -215,7 +231,16 @@ def _subscriber(
     def on_subscribe(*args: object) -> None:
         ready.set()
 
+    def acknowledge() -> None:
+        while not done.is_set() or not handed.empty():
+            with contextlib.suppress(queue.Empty):
+                message = handed.get(timeout=0.05)
+                client.ack(message.mid, message.qos)
+
     client = _client(client_id)
+    if acks_from_thread:
+        client.manual_ack_set(True)
+        threading.Thread(target=acknowledge, daemon=True).start()
     client.on_message = on_message
     client.on_subscribe = on_subscribe
     go.wait()
@@ -273,11 +298,13 @@ def broker_live(info: StackInfo, messages: Sequence[tuple[str, bytes]], topic_fi
     return len(messages) / (last - started)
 
 
-def broker_held(info: StackInfo, messages: Sequence[tuple[str, bytes]], fleet: str) -> float:
+def broker_held(
+    info: StackInfo, messages: Sequence[tuple[str, bytes]], fleet: str, *, acks_from_thread: bool = False
+) -> float:
     """Messages/s the broker delivers to a QoS 1 subscriber (another process) that connects to
     its persistent session, shared subscription, after the messages were published: what an
     ingest worker receives, without the worker's work."""
-    topic, client_id = ingest_subscription("benchraw", fleet), "bench-raw-subscriber"
+    topic, client_id = ingest_subscription("benchraw", fleet), f"bench-raw-subscriber-{fleet}"
     registered = threading.Event()
     client = _client(client_id)
     client.on_subscribe = lambda *args: registered.set()
@@ -293,7 +320,17 @@ def broker_held(info: StackInfo, messages: Sequence[tuple[str, bytes]], fleet: s
     go, ready, result = context.Event(), context.Event(), context.Queue()
     process = context.Process(
         target=_subscriber,
-        args=(info.mqtt_host, info.mqtt_port, topic, len(messages), client_id, go, ready, result),
+        args=(
+            info.mqtt_host,
+            info.mqtt_port,
+            topic,
+            len(messages),
+            client_id,
+            go,
+            ready,
+            result,
+            acks_from_thread,
+        ),
     )
     process.start()
     time.sleep(2.0)  # let the interpreter start before the clock does
@@ -350,13 +387,15 @@ def _worker(
             time.sleep(0.005)
 
     go.wait()
+    cpu_at_go = time.process_time()
     watcher = threading.Thread(target=watch, name="bench-watch")
     watcher.start()
     worker.start()
     stats = worker.run(halt)
     watcher.join()
     influx.close()
-    result.put((client_id, stats.records_written, stats.batches, stats.duplicates, last_change[0]))
+    cpu_s = time.process_time() - cpu_at_go
+    result.put((client_id, stats.records_written, stats.batches, stats.duplicates, last_change[0], cpu_s))
 
 
 def register_sessions(setup: Setup, client_ids: Sequence[str]) -> None:
@@ -381,11 +420,34 @@ def register_sessions(setup: Setup, client_ids: Sequence[str]) -> None:
     influx.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds each party used during an end-to-end run, and the run's wall time."""
+
+    workers: float
+    mosquitto: float
+    influxd: float
+    wall: float
+
+    def summary(self) -> str:
+        busy = (self.workers + self.mosquitto + self.influxd) / self.wall
+        return (
+            f"CPU: workers {self.workers:.1f} s, mosquitto {self.mosquitto:.1f} s, influxd "
+            f"{self.influxd:.1f} s in {self.wall:.1f} s = {busy:.2f} of {os.cpu_count()} cores busy"
+        )
+
+
 def end_to_end(
     info: StackInfo, records: Sequence[DiagnosticRecord], *, workers: int, batch_size: int, tag: str
-) -> tuple[float, list[tuple[str, int, int, int]]]:
-    """Records/s from the workers' connect to the last record stored, and per worker
-    (client id, records, batches, duplicates)."""
+) -> tuple[float, list[tuple[str, int, int, int]], CpuUse]:
+    """Records/s from the workers' connect to the last record stored, per worker (client id,
+    records, batches, duplicates), and the CPU time the run took."""
     setup = Setup(
         info.mqtt_host,
         info.mqtt_port,
@@ -408,11 +470,14 @@ def end_to_end(
     for process in processes:
         process.start()
     time.sleep(2.0)  # let the interpreters start before the clock does
+    services = (info.mosquitto_pid, info.influxd_pid)
+    cpu_before = [cpu_seconds(pid) for pid in services]
     started = time.monotonic()
     go.set()
     deadline = started + RUN_TIMEOUT_S
     while sum(int(c.value) for c in counters) < len(records) and time.monotonic() < deadline:
         time.sleep(0.01)
+    cpu_after = [cpu_seconds(pid) for pid in services]
     stop.set()
     reports = [result.get(timeout=120) for _ in processes]
     for process in processes:
@@ -423,7 +488,13 @@ def end_to_end(
     influx.close()
     if stored != len(records):
         raise SystemExit(f"{workers} worker(s) stored {stored} of {len(records)} records")
-    return len(records) / (finished - started), [report[:4] for report in reports]
+    cpu = CpuUse(
+        workers=sum(report[5] for report in reports),
+        mosquitto=cpu_after[0] - cpu_before[0],
+        influxd=cpu_after[1] - cpu_before[1],
+        wall=finished - started,
+    )
+    return len(records) / (finished - started), [report[:4] for report in reports], cpu
 
 
 # ---------------------------------------------------------------- main
@@ -438,19 +509,19 @@ def main() -> None:
     )
     parser.add_argument("--vehicles", type=int, default=2_000, help="distinct VINs (default: 2000)")
     parser.add_argument(
-        "--batch-size", type=int, default=100, help="IngestWorker batch size for the main runs (default: 100)"
+        "--batch-size", type=int, default=500, help="IngestWorker batch size for the main runs (default: 500)"
     )
     parser.add_argument(
         "--default-records",
         type=int,
-        default=5_000,
-        help="records for the runs with the worker's default batch size, 500 (0: skip; default: 5000)",
+        default=0,
+        help="records for extra runs with the worker's default batch size, 500 (default: 0, none)",
     )
     parser.add_argument(
         "--inflight",
         type=int,
         default=None,
-        help="set the broker's max_inflight_messages (reloaded with SIGHUP) instead of the stack's 100",
+        help="set the broker's max_inflight_messages (reloaded with SIGHUP) instead of the stack's 1,000",
     )
     parser.add_argument("--home", type=Path, default=None, help="stack directory (default: a temporary one)")
     args = parser.parse_args()
@@ -504,12 +575,19 @@ def run(info: StackInfo, args: argparse.Namespace) -> None:
         [(diag_topic("benchheld", r.vin), p) for r, p in zip(records, payloads, strict=True)],
         "benchheld",
     )
+    handed = broker_held(
+        info,
+        [(diag_topic("benchhanded", r.vin), p) for r, p in zip(records, payloads, strict=True)],
+        "benchhanded",
+        acks_from_thread=True,
+    )
     print("b. broker, QoS 1, paho publisher and subscriber (another process):")
     print(f"   publish -> receive, both at once  {live:10,.0f} messages/s")
     print(
         f"   held messages -> a subscriber     {held:10,.0f} messages/s "
         "(persistent session, shared subscription)"
     )
+    print(f"   the same, acked by another thread {handed:10,.0f} messages/s (not a ceiling)")
     lower = min(one_rate, held)
     which = "InfluxDB, one writer" if one_rate <= held else "broker, held messages"
     print(f"   lower ceiling: {lower:,.0f} records/s ({which})")
@@ -517,7 +595,7 @@ def run(info: StackInfo, args: argparse.Namespace) -> None:
     print(f"c. end to end, broker -> IngestWorker -> InfluxDB, batch size {args.batch_size}:")
     rates = {}
     for workers in (1, 2):
-        rate, reports = end_to_end(
+        rate, reports, cpu = end_to_end(
             info,
             [shifted(r, 200 + workers) for r in records],
             workers=workers,
@@ -530,12 +608,13 @@ def run(info: StackInfo, args: argparse.Namespace) -> None:
             f"   {workers} worker(s): {rate:10,.0f} records/s = {rate / lower:.0%} of the lower ceiling "
             f"({split})"
         )
+        print(f"      {cpu.summary()}")
     print(f"   second worker: x{rates[2] / rates[1]:.2f}")
     if args.default_records > 0:
         few = records[: args.default_records]
         print(f"   with the worker's default batch size 500 ({len(few)} records):")
         for workers in (1, 2):
-            rate, _ = end_to_end(
+            rate, _, _ = end_to_end(
                 info,
                 [shifted(r, 300 + workers) for r in few],
                 workers=workers,
