@@ -97,7 +97,17 @@ def test_unknown_keys_are_ignored() -> None:
     heartbeat = next(v for v in VALID if v["name"] == "heartbeat_minimal")
     body = cbor2.loads(bytes.fromhex(heartbeat["cbor_hex"]))
     body.update({10: "future field", 31: [1, 2], 1000: {"x": 1}, "note": b"\x00"})
+    body[11] = cbor2.CBORTag(40_000, "a tag the decoder does not know")
     assert decode_record(cbor2.dumps(body)) == record_from_json(heartbeat["record"])
+
+
+def test_an_unknown_key_holding_a_broken_standard_tag_is_refused() -> None:
+    """docs/wire-format.md: the decoder checks standard tags as it reads the map."""
+    heartbeat = next(v for v in VALID if v["name"] == "heartbeat_minimal")
+    body = cbor2.loads(bytes.fromhex(heartbeat["cbor_hex"]))
+    body[11] = cbor2.CBORTag(1, "an epoch time must be a number")
+    with pytest.raises(DecodeError, match="not CBOR"):
+        decode_record(cbor2.dumps(body))
 
 
 def test_oversized_input_is_refused() -> None:
