@@ -211,7 +211,10 @@ def _from_wire(body: object) -> DiagnosticRecord:
     counters_wire = body.get(K_COUNTERS, {})
     if not isinstance(counters_wire, dict):
         raise ValueError("counters must be a map")
-    counters = {name: _uint(value, f"counter {_shown(name)}") for name, value in counters_wire.items()}
+    counters = {
+        name: value if _is_uint(value) else _uint(value, f"counter {_shown(name)}")
+        for name, value in counters_wire.items()
+    }
     return DiagnosticRecord(
         vin=body[K_VIN],
         seq=_uint(body[K_SEQ], "seq"),
@@ -233,6 +236,11 @@ def _fault_from_wire(item: object) -> FaultHypothesis:
     days = floats[1] if len(floats) > 1 else None
     low, high = (floats[2], floats[3]) if len(floats) == 4 else (None, None)
     return FaultHypothesis(item[0], floats[0], days, low, high)
+
+
+def _is_uint(value: object) -> bool:
+    """_uint's test alone, for the loops: their messages are built only for a value that fails."""
+    return type(value) is int and 0 <= value <= INT64_MAX
 
 
 def _uint(value: object, what: str) -> int:
@@ -291,8 +299,10 @@ def _check(record: DiagnosticRecord) -> None:
         raise ValueError(f"at most {MAX_ITEMS} counters")
     for name, state in record.subsystems.items():
         _text(name, "subsystem", NAME_PATTERN, 32)
-        _finite(state.health, f"{name} health", 0.0, 1.0)
-        _finite(state.anomaly_score, f"{name} anomaly_score")
+        if not 0.0 <= state.health <= 1.0:  # NaN fails too
+            _finite(state.health, f"{name} health", 0.0, 1.0)
+        if not 0.0 <= state.anomaly_score < math.inf:
+            _finite(state.anomaly_score, f"{name} anomaly_score")
     for fault in record.faults:
         _text(fault.code, "fault code", FAULT_CODE_PATTERN, MAX_FAULT_CODE)
         _finite(fault.confidence, f"{fault.code} confidence", 0.0, 1.0)
@@ -309,4 +319,5 @@ def _check(record: DiagnosticRecord) -> None:
                 raise ValueError(f"{fault.code}: days_low <= days_to_threshold <= days_high is broken")
     for name, value in record.counters.items():
         _text(name, "counter", NAME_PATTERN, 32)
-        _uint(value, f"counter {name!r}")
+        if not _is_uint(value):
+            _uint(value, f"counter {name!r}")
