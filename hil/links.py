@@ -17,7 +17,6 @@ opens its end.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tty
 import uuid
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 
 import can
 
+from prognos.config import toml_string
 from prognos.errors import ConfigError, TransientError
 
 
@@ -63,10 +63,6 @@ class CanLink(Protocol):
     def close(self) -> None: ...
 
 
-def _string(value: str | Path) -> str:
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
 class VirtualCan:
     def __init__(self) -> None:
         self.channel = f"hil-{uuid.uuid4().hex[:16]}"
@@ -77,8 +73,8 @@ class VirtualCan:
 
     def source_toml(self, dbc: Path) -> str:
         return (
-            f'[[source]]\nkind = "can"\ninterface = "virtual"\nchannel = {_string(self.channel)}\n'
-            f"dbc = {_string(dbc)}\n"
+            f'[[source]]\nkind = "can"\ninterface = "virtual"\nchannel = {toml_string(self.channel)}\n'
+            f"dbc = {toml_string(dbc)}\n"
         )
 
     def close(self) -> None:
@@ -101,8 +97,8 @@ class SocketCan:
 
     def source_toml(self, dbc: Path) -> str:
         return (
-            f'[[source]]\nkind = "can"\ninterface = "socketcan"\nchannel = {_string(self.channel)}\n'
-            f"dbc = {_string(dbc)}\n"
+            f'[[source]]\nkind = "can"\ninterface = "socketcan"\nchannel = {toml_string(self.channel)}\n'
+            f"dbc = {toml_string(dbc)}\n"
         )
 
     def close(self) -> None:
@@ -163,8 +159,8 @@ class SlcanPty:
 
     def source_toml(self, dbc: Path) -> str:
         return (
-            f'[[source]]\nkind = "can"\ninterface = "slcan"\nchannel = {_string(self.port)}\n'
-            f"bitrate = 500000\ndbc = {_string(dbc)}\n"
+            f'[[source]]\nkind = "can"\ninterface = "slcan"\nchannel = {toml_string(self.port)}\n'
+            f"bitrate = 500000\ndbc = {toml_string(dbc)}\n"
         )
 
     def drain(self) -> bytes:
@@ -190,7 +186,7 @@ class LogRecorder:
         self._writer.on_message_received(frame)
 
     def source_toml(self, dbc: Path) -> str:
-        return f'[[source]]\nkind = "replay"\npath = {_string(self.path)}\ndbc = {_string(dbc)}\n'
+        return f'[[source]]\nkind = "replay"\npath = {toml_string(self.path)}\ndbc = {toml_string(dbc)}\n'
 
     def close(self) -> None:
         if self._open:
@@ -209,7 +205,7 @@ class UartPty:
         self._pty.write(payload)
 
     def source_toml(self) -> str:
-        return f'[[source]]\nkind = "uart"\nport = {_string(self.port)}\n'
+        return f'[[source]]\nkind = "uart"\nport = {toml_string(self.port)}\n'
 
     def close(self) -> None:
         self._pty.close()
@@ -225,7 +221,7 @@ class ReplayLog:
         raise TypeError("a recorded log is replayed as it is")
 
     def source_toml(self, dbc: Path) -> str:
-        return f'[[source]]\nkind = "replay"\npath = {_string(self.path)}\ndbc = {_string(dbc)}\n'
+        return f'[[source]]\nkind = "replay"\npath = {toml_string(self.path)}\ndbc = {toml_string(dbc)}\n'
 
     def close(self) -> None:
         pass

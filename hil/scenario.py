@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from hil.simulator import (
     VehicleSpec,
     make_fleet,
 )
-from prognos.config import TomlTable
+from prognos.config import TomlTable, parse_toml
 from prognos.errors import ConfigError
 from prognos.topics import SEGMENT_PATTERN, VIN_SEGMENT_PATTERN
 
@@ -170,15 +169,7 @@ def load_scenario(path: Path) -> Scenario:
 
 def parse_scenario(text: str, *, origin: str = "<scenario>", base: Path = Path(".")) -> Scenario:
     """Relative paths in the text are relative to `base`, the scenario file's directory."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
-    except ValueError:  # tomllib lets Python's limit through: an integer of more than 4300 digits
-        raise ConfigError(f"{origin}: not valid TOML: an integer with too many digits") from None
-    except RecursionError:
-        raise ConfigError(f"{origin}: not valid TOML: nested too deeply") from None
-    top = TomlTable(doc, origin, "", entry_label="[[{key}]] {number}")
+    top = TomlTable(parse_toml(text, origin), origin, "", entry_label="[[{key}]] {number}")
     top.only(
         "name",
         "description",

@@ -106,13 +106,21 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     return parse_gateway_config(text, origin=str(path), base=path.parent)
 
 
-def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Path(".")) -> GatewayConfig:
-    """Relative paths in the file are relative to `base`, the directory the file is in."""
+def parse_toml(text: str, origin: str) -> dict[str, Any]:
+    """A TOML document; ConfigError naming `origin` for anything that is not one."""
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
-    top = TomlTable(doc, origin, "", entry_label="[{key} {number}]")
+    except ValueError:  # tomllib lets Python's limit through: an integer of more than 4300 digits
+        raise ConfigError(f"{origin}: not valid TOML: an integer with too many digits") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: not valid TOML: nested too deeply") from None
+
+
+def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Path(".")) -> GatewayConfig:
+    """Relative paths in the file are relative to `base`, the directory the file is in."""
+    top = TomlTable(parse_toml(text, origin), origin, "", entry_label="[{key} {number}]")
     top.only("gateway", "broker", "spool", "models", "source", "log")
     gateway = top.table("gateway", required=True)
     gateway.only("fleet", "vin", "catalog", "window_s", "heartbeat_s", "status_interval_s")

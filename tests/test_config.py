@@ -135,3 +135,9 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[gateway\nfleet=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_gateway_config(bad)
+    bad.write_text("[gateway]\nwindow_s = " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="too many digits"):
+        load_gateway_config(bad)
+    bad.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_gateway_config(bad)
