@@ -1,10 +1,14 @@
 """The chaos rig: a stack of its own, gateway agents and ingest workers as processes that can be
 SIGKILLed, faults at seeded random times, and the count of records sent against records stored.
 
-tests/test_chaos.py and benchmarks/chaos.py both run on it. Its two child programs:
+tests/test_chaos.py and benchmarks/chaos.py both run on it. The stack is the secure one users
+run: TLS with the stack's fleet CA, a broker login and ACL per vehicle (issued as `prognos fleet
+provision` issues them) and per cloud role, and least-privilege InfluxDB users. Its two child
+programs:
 
-    python -m tests.chaos_rig agent --port P --fleet F --vin V --spool PATH --first-seq N [...]
-    python -m tests.chaos_rig ingest --port P --influx-url U --database D --group G --fleet F
+    python -m tests.chaos_rig agent --port P --fleet F --vin V --ca-file CA --username U
+        --password-file PATH --spool PATH --first-seq N [...]
+    python -m tests.chaos_rig ingest --home STACK_HOME --database D --group G --fleet F
         --client-id C
 
 The agent is the gateway's store-and-forward path (edge.spool.Spool, edge.forwarder.Forwarder,
@@ -17,14 +21,15 @@ what happened to each record, one line each: `spooled SEQ A|H T` once submit() s
 A restarted agent goes on at the seq after the last one it reported spooled (the record in
 progress at a kill, if it landed, is sent twice with the same content, so it is stored once).
 
-The ingest worker is cloud.ingest.IngestWorker (what `prognos cloud ingest` runs) with a fixed
+The ingest worker is cloud.ingest.IngestWorker as `prognos cloud ingest` runs it (the stack's
+ingest logins: it may read the diag and status topics and write to the database) with a fixed
 MQTT client id, so that a worker started again after a kill resumes its persistent session and the
 messages the broker kept for it; it says `subscribed` each time the broker confirms its
 subscription, which tells when records published after a broker restart have a reader again.
 
-Services are restarted from the configuration files `prognos stack up` wrote, on the same ports
-and with the same data (ChaosStack.start_again): stack_up() itself would also stop the service
-that still runs, and may move a service to another port.
+Services are restarted from the configuration files `prognos stack up` wrote, on the same ports,
+with the same data and the same TLS, password and ACL files (ChaosStack.start_again): stack_up()
+itself would also stop the service that still runs, and may move a service to another port.
 """
 
 from __future__ import annotations
@@ -57,11 +62,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cloud.access import stack_influx
 from cloud.influx import InfluxClient
 from edge.backoff import Backoff
 from edge.forwarder import FlushTimeout, Forwarder
 from edge.spool import RESERVE_BYTES, Spool, priority_for
 from edge.uplink import MqttUplink
+from prognos.config import BrokerConfig
+from prognos.provision import provision_vehicles
 from prognos.record import (
     DiagnosticRecord,
     FaultHypothesis,
@@ -70,7 +78,7 @@ from prognos.record import (
     decode_record,
     encode_record,
 )
-from prognos.stack import StackInfo, find_binary, stack_down, stack_up
+from prognos.stack import StackInfo, find_binary, load_stack, stack_down, stack_up
 from prognos.topics import ROOT, parse_topic
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -111,10 +119,27 @@ def simulated_hours(records: int) -> float:
 
 
 def start_stack(home: Path) -> StackInfo:
-    """The rig's stack: the development stack (plain MQTT, anonymous). The one place that says how
-    the rig's stack starts; agents and workers connect to `info.mqtt_host:mqtt_port`."""
-    info, _ = stack_up(home, secure=False)
+    """The rig's stack: the secure stack, with the rig's database and every role's grant on it.
+    The one place that says how the rig's stack starts; agents and workers connect to
+    `info.mqtt_host:mqtt_port`."""
+    info, _ = stack_up(home, secure=True, databases=(DATABASE,))
     return info
+
+
+@dataclass(frozen=True)
+class VehicleLogin:
+    """A provisioned vehicle's broker login as files, for an agent's command line: a password
+    goes into an owner-only file, never onto a command line."""
+
+    ca_file: Path
+    username: str
+    password_file: Path
+
+    def argv(self) -> list[str]:
+        return [
+            *("--ca-file", str(self.ca_file), "--username", self.username),
+            *("--password-file", str(self.password_file)),
+        ]
 
 
 class ChaosStack:
@@ -128,30 +153,41 @@ class ChaosStack:
         """`broker_lines`: more Mosquitto settings, appended to the stack's broker configuration
         (a later line wins), and the broker restarted with them: for measuring a setting."""
         self.home = home
-        self.info = start(home)
-        self._pids = {"broker": self.info.mosquitto_pid, "database": self.info.influxd_pid}
+        self.info = start(home)  # its pids follow the restarts: provisioning signals the broker
         self._restarted: dict[str, subprocess.Popen[bytes]] = {}
         self._down: set[str] = set()
+        self.broker_saved_at: list[float] = []  # at each broker SIGKILL, when it had last saved
         conf = home / "mosquitto" / "mosquitto.conf"
         if broker_lines:
             conf.write_text(conf.read_text() + "".join(f"{line}\n" for line in broker_lines))
-            os.kill(self._pids["broker"], signal.SIGTERM)
-            _reap(self._pids["broker"])
+            os.kill(self.pid("broker"), signal.SIGTERM)
+            _reap(self.pid("broker"))
             self.start_again("broker")
         self.loss_window_s = broker_loss_window_s(conf)
 
     def influx(self) -> InfluxClient:
-        return InfluxClient(self.info.influx_url)
+        """A client for reading back what was stored: the dashboard's login, which may only read."""
+        return stack_influx(self.info, "dashboard")
+
+    def provision(self, fleet: str, vins: Sequence[str]) -> dict[str, VehicleLogin]:
+        """Broker logins for `vins` of `fleet`, issued and written as `prognos fleet provision`
+        does (the broker reloads its users); earlier logins of those VINs stop working."""
+        written = provision_vehicles(self.info, fleet, vins, self.home / "vehicles")
+        # A vehicle's broker username is its VIN.
+        return {vin: VehicleLogin(path / "ca.pem", vin, path / "password") for vin, path in written.items()}
 
     def is_down(self, service: str) -> bool:
         return service in self._down
 
     def pid(self, service: str) -> int:
-        return self._pids[service]
+        return self.info.mosquitto_pid if service == "broker" else self.info.influxd_pid
 
     def kill(self, service: str) -> None:
-        """SIGKILL: no clean shutdown, nothing saved."""
-        pid = self._pids[service]
+        """SIGKILL: no clean shutdown, nothing saved. For the broker, notes when it last saved
+        (time.monotonic()): what it acknowledged since then may be lost."""
+        pid = self.pid(service)
+        if service == "broker":
+            self.broker_saved_at.append(self._broker_saved_at())
         os.kill(pid, signal.SIGKILL)
         process = self._restarted.pop(service, None)
         if process is not None:
@@ -161,7 +197,8 @@ class ChaosStack:
         self._down.add(service)
 
     def start_again(self, service: str) -> None:
-        """The service again, from the configuration the stack wrote: the same port, the same data."""
+        """The service again, from the configuration the stack wrote: the same port, the same data,
+        and for the broker the same TLS certificate, password and ACL files."""
         if service == "broker":
             argv = [find_binary("mosquitto"), "-c", str(self.home / "mosquitto" / "mosquitto.conf")]
             log_path = self.home / "mosquitto" / "restarts.log"
@@ -173,7 +210,10 @@ class ChaosStack:
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
             )
         self._restarted[service] = process
-        self._pids[service] = process.pid
+        if service == "broker":
+            self.info = dataclasses.replace(self.info, mosquitto_pid=process.pid)
+        else:
+            self.info = dataclasses.replace(self.info, influxd_pid=process.pid)
         deadline = time.monotonic() + 30.0
         while not self._answers(service):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -192,6 +232,15 @@ class ChaosStack:
                     process.wait()
         self._restarted.clear()
         stack_down(self.home)
+
+    def _broker_saved_at(self) -> float:
+        """The time of the broker's last save: its persistence file's mtime, on the monotonic clock
+        (-inf if it never saved)."""
+        try:
+            age_s = time.time() - (self.home / "mosquitto" / "mosquitto.db").stat().st_mtime
+        except FileNotFoundError:
+            return -math.inf
+        return time.monotonic() - max(age_s, 0.0)
 
     def _answers(self, service: str) -> bool:
         if service == "broker":
@@ -232,7 +281,9 @@ def _reap(pid: int) -> None:
 class Relay:
     """A TCP relay between gateways and the broker. `swallow` drops what the gateways send;
     `partition()` drops everything both ways, new connections included (a black hole, like a
-    dead radio link: nothing is refused, nothing arrives); `cut()` closes every connection."""
+    dead radio link: nothing is refused, nothing arrives); `cut()` closes every connection.
+    A TLS connection passes through as it is: the relay listens on 127.0.0.1, one of the names
+    in the broker's certificate, so the gateways' hostname check still holds."""
 
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
         self._upstream = (upstream_host, upstream_port)
@@ -351,6 +402,7 @@ class Observer:
             client_id=f"chaos-observer-{fleet}"[:64],
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        info.broker_auth("observer").apply(self._client)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         topics = [(f"{ROOT}/{fleet}/+/diag", 1), (f"{ROOT}/{fleet}/+/status", 1)]
         self._client.on_connect = lambda client, *_: client.subscribe(topics)
@@ -462,6 +514,7 @@ class AgentProcess:
         self,
         vehicle: Vehicle,
         *,
+        login: VehicleLogin,
         port: int,
         fleet: str,
         spool: Path,
@@ -478,6 +531,7 @@ class AgentProcess:
         self.vehicle = vehicle
         self._argv = [
             *("--host", host, "--port", str(port), "--fleet", fleet, "--vin", vehicle.vin),
+            *login.argv(),
             *("--spool", str(spool), "--rate", str(rate_per_s), "--alert-every", str(alert_every)),
             *("--max-bytes", str(max_bytes), "--reserve-bytes", str(reserve_bytes)),
             *(["--hold-unrouted"] if hold_unrouted else []),
@@ -566,11 +620,9 @@ class IngestProcess:
     the broker confirmed its subscription (after each connection)."""
 
     def __init__(self, stack: ChaosStack, *, fleet: str, name: str, log_dir: Path) -> None:
-        info = stack.info
         self._argv = [
-            *("-m", "tests.chaos_rig", "ingest", "--host", info.mqtt_host, "--port", str(info.mqtt_port)),
-            *("--influx-url", info.influx_url, "--database", DATABASE, "--group", f"chaos{fleet}"),
-            *("--fleet", fleet, "--client-id", f"chaos-ingest-{name}"),
+            *("-m", "tests.chaos_rig", "ingest", "--home", str(stack.home), "--database", DATABASE),
+            *("--group", f"chaos{fleet}", "--fleet", fleet, "--client-id", f"chaos-ingest-{name}"),
         ]
         self._log_path = log_dir / f"ingest-{name}.log"
         self.process: subprocess.Popen[str] | None = None
@@ -795,9 +847,11 @@ def run_chaos(
     stack = ChaosStack(home / "stack", start, plan.broker_lines)
     relays = [Relay(stack.info.mqtt_port) for _ in range(plan.vehicles)]
     vehicles = [Vehicle(f"CHAOS{plan.seed % 100_000:05d}{i:03d}") for i in range(plan.vehicles)]
+    logins = stack.provision(fleet, [vehicle.vin for vehicle in vehicles])
     agents = [
         AgentProcess(
             vehicle,
+            login=logins[vehicle.vin],
             port=relay.port,
             fleet=fleet,
             spool=home / f"spool-{vehicle.vin}.db",
@@ -866,7 +920,7 @@ def run_chaos(
         influx.close()
         stack.close()
     resubscribed = sorted(t for worker in workers for t in worker.subscribed_at)
-    windows = _loss_windows(broker_kills, broker_restarts, resubscribed, stack.loss_window_s)
+    windows = _loss_windows(broker_kills, stack.broker_saved_at, broker_restarts, resubscribed)
     rows = [FaultRow(0.0, "start", "", 0.0)]
     for when, fault in applied:
         target = "" if fault.kind in ChaosStack.SERVICES else str(fault.target)
@@ -935,15 +989,18 @@ def wait_stored(
 
 
 def _loss_windows(
-    kills: list[float], restarts: list[float], resubscribed: list[float], crash_window_s: float
+    kills: list[float], saved_at: list[float], restarts: list[float], resubscribed: list[float]
 ) -> list[tuple[float, float, str]]:
     """When an acknowledgement could be lost by the broker, and why:
-    - a SIGKILL loses what the broker acknowledged since it last saved (up to `crash_window_s`);
+    - a SIGKILL loses what the broker acknowledged since it last saved (`saved_at`, one per kill);
     - after a restart, Mosquitto 2.0 routes nothing to the shared subscription of a persistent
       session restored from its file until that session subscribes again: what a gateway
       publishes in between has no subscriber (PUBACK 0x10, or success if another subscriber
       matched), and the gateway deletes it."""
-    windows = [(kill - crash_window_s, kill + ACK_SLACK_S, BROKER_CRASH) for kill in kills]
+    windows = [
+        (saved - ACK_SLACK_S, kill + ACK_SLACK_S, BROKER_CRASH)
+        for kill, saved in zip(kills, saved_at, strict=True)
+    ]
     for restart in restarts:
         again = next((t for t in resubscribed if t >= restart), math.inf)
         windows.append((restart, again + ACK_SLACK_S, BROKER_RESTART))
@@ -1064,6 +1121,7 @@ def measure_broker_crash(
     vehicle = Vehicle("CRASH00000000001")
     agent = AgentProcess(
         vehicle,
+        login=stack.provision(fleet, [vehicle.vin])[vehicle.vin],
         port=stack.info.mqtt_port,
         fleet=fleet,
         spool=home / "spool.db",
@@ -1167,6 +1225,9 @@ def _agent_main(argv: Sequence[str]) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fleet", required=True)
     parser.add_argument("--vin", required=True)
+    parser.add_argument("--ca-file", type=Path, required=True, help="the fleet CA to trust")
+    parser.add_argument("--username", required=True)
+    parser.add_argument("--password-file", type=Path, required=True)
     parser.add_argument("--spool", type=Path, required=True)
     parser.add_argument("--first-seq", type=int, default=1)
     parser.add_argument("--rate", type=float, default=25.0, help="records per second")
@@ -1223,14 +1284,23 @@ def _agent_main(argv: Sequence[str]) -> int:
             seqs.update((r.id, decode_record(r.payload).seq) for r in batch)
             after = batch[-1].id
     fast = Backoff(base_s=0.1, cap_s=2.0)
-    uplink = MqttUplink(
+    # The [broker] table of a provisioned gateway's configuration, read as edge/gateway.py reads it.
+    broker = BrokerConfig(
         host=args.host,
         port=args.port,
+        ca_file=args.ca_file,
+        username=args.username,
+        password_file=args.password_file,
+    )
+    uplink = MqttUplink(
+        host=broker.host,
+        port=broker.port,
         fleet=args.fleet,
         vin=args.vin,
         keepalive_s=2,
         connect_timeout_s=2.0,
         reconnect_backoff=fast,
+        auth=broker.auth(),
     )
     forwarder = Forwarder(
         spool=spool, link=uplink, ack_timeout_s=5.0, retry_backoff=Backoff(base_s=0.1, cap_s=2.0)
@@ -1284,9 +1354,9 @@ def _ingest_main(argv: Sequence[str]) -> int:
     from cloud.ingest import IngestWorker
 
     parser = argparse.ArgumentParser(prog="chaos_rig ingest")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--influx-url", required=True)
+    parser.add_argument(
+        "--home", type=Path, required=True, help="the stack's home: its addresses and the ingest logins"
+    )
     parser.add_argument("--database", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--fleet", required=True)
@@ -1303,10 +1373,12 @@ def _ingest_main(argv: Sequence[str]) -> int:
             super()._on_subscribe(client, userdata, mid, reason_codes, properties)
             print("subscribed", flush=True)  # when the group gets this worker's messages again
 
+    info = load_stack(args.home)
     worker = Worker(
-        host=args.host,
-        port=args.port,
-        influx=InfluxClient(args.influx_url),
+        host=info.mqtt_host,
+        port=info.mqtt_port,
+        auth=info.broker_auth("ingest"),
+        influx=stack_influx(info, "ingest"),
         database=args.database,
         group=args.group,
         fleet=args.fleet,
