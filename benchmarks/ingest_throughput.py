@@ -53,7 +53,7 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402, TID251
 from paho.mqtt.properties import Properties  # noqa: E402, TID251
 
 from cloud.influx import InfluxClient  # noqa: E402
-from cloud.ingest import IngestWorker  # noqa: E402
+from cloud.ingest import IngestWorker, tune_garbage_collection  # noqa: E402
 from cloud.lineprotocol import record_lines  # noqa: E402
 from prognos.record import (  # noqa: E402
     DiagnosticRecord,
@@ -359,8 +359,10 @@ class Setup:
 def _worker(
     setup: Setup, client_id: str, go: ProcessEvent, stop: ProcessEvent, progress: Any, result: Any
 ) -> None:
-    """Process: one IngestWorker; publishes records_written and the time of its latest write."""
+    """Process: one IngestWorker, as `prognos cloud ingest` runs it; publishes records_written
+    and the time of its latest write."""
     influx = InfluxClient(setup.influx_url, timeout_s=60.0)
+    tune_garbage_collection()
     worker = IngestWorker(
         host=setup.host,
         port=setup.port,

@@ -820,10 +820,11 @@ def _cloud_ingest(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
     _require("requests")
     from cloud.access import stack_influx
-    from cloud.ingest import IngestWorker
+    from cloud.ingest import IngestWorker, tune_garbage_collection
     from prognos.stack import load_stack
 
     info = load_stack(_home(args))
+    tune_garbage_collection()
     worker = IngestWorker(
         host=info.mqtt_host,
         port=info.mqtt_port,

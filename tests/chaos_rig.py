@@ -1351,7 +1351,7 @@ def _agent_main(argv: Sequence[str]) -> int:
 
 
 def _ingest_main(argv: Sequence[str]) -> int:
-    from cloud.ingest import IngestWorker
+    from cloud.ingest import IngestWorker, tune_garbage_collection
 
     parser = argparse.ArgumentParser(prog="chaos_rig ingest")
     parser.add_argument(
@@ -1374,6 +1374,7 @@ def _ingest_main(argv: Sequence[str]) -> int:
             print("subscribed", flush=True)  # when the group gets this worker's messages again
 
     info = load_stack(args.home)
+    tune_garbage_collection()  # as `prognos cloud ingest` does
     worker = Worker(
         host=info.mqtt_host,
         port=info.mqtt_port,
