@@ -3,19 +3,20 @@
     .venv/bin/python benchmarks/chaos.py [--minutes 3] [--seed S] [--vehicles 3] [--workers 2]
         [--rate 25] [--faults-per-minute 12] [--fixed] [--crash] [--home DIR]
 
-On a stack of its own (a temporary directory, or --home), with the code tests/test_chaos.py
-runs (tests/chaos_rig.py): agents (the gateway's spool, forwarder and MQTT uplink, each behind a
-relay that can partition it) and ingest workers as processes; faults at seeded random times,
-each lasting 0.5-4 s: SIGKILL of the broker, of the database, of an ingest worker, of an agent,
-and a partition of an agent's link. At the end every agent drains its spool and each record
-the agents produced is looked up in InfluxDB. One row per fault, with the records produced from
-it until the next fault:
+On a stack of its own (a temporary directory, or --home; the secure stack, with TLS, logins and
+ACLs, each vehicle provisioned), with the code tests/test_chaos.py runs (tests/chaos_rig.py):
+agents (the gateway's spool, forwarder and MQTT uplink, each behind a relay that can partition
+it) and ingest workers as processes; faults at seeded random times, each lasting 0.5-4 s:
+SIGKILL of the broker, of the database, of an ingest worker, of an agent, and a partition of an
+agent's link. At the end every agent drains its spool and each record the agents produced is
+looked up in InfluxDB. One row per fault, with the records produced from it until the next
+fault:
 
     sent     produced: the agent's spool stored it (submit() returned)
     acked    the spool deleted it on the broker's PUBACK
     stored   in InfluxDB
-    lost     sent and not stored; split by cause: `crash`, acknowledged by the broker in its save
-             interval before a SIGKILL of it; `restart`, acknowledged after a broker restart and
+    lost     sent and not stored; split by cause: `crash`, acknowledged by the broker after it
+             last saved and before a SIGKILL of it; `restart`, acknowledged after a broker restart and
              before an ingest worker had subscribed again; `other`, anything else (must be 0)
     dup      stored more than once (must be 0)
 
