@@ -40,9 +40,10 @@ from paho.mqtt.properties import Properties
 from cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
 from cloud.lineprotocol import dead_letter_line, gateway_status_line, ingest_metrics_line, record_lines
 from prognos.errors import DecodeError, RejectedError, TransientError
+from prognos.receipt import MAX_SEQS, encode_receipt
 from prognos.record import decode_record
 from prognos.security import BrokerAuth
-from prognos.topics import ingest_subscription, parse_topic
+from prognos.topics import ingest_subscription, parse_topic, stored_topic
 
 log = logging.getLogger(__name__)
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason
@@ -62,6 +63,7 @@ class IngestStats:
     statuses_written: int = 0  # gateway status messages stored
     dead_letters: int = 0
     write_retries: int = 0
+    receipts: int = 0  # receipt messages published to gateways
     batches: int = 0
     lag_s: float = 0.0  # newest stored record: now minus its window end
 
@@ -262,12 +264,15 @@ class IngestWorker:
         )
 
     def _write_batch(self, item: _Batch, stop: threading.Event) -> None:
-        """Store the batch (records, then dead letters) and acknowledge all its messages; raises
-        _Stopped, with nothing acknowledged, when stop comes while a write keeps failing."""
+        """Store the batch (records, then dead letters), send each vehicle its receipt and
+        acknowledge all the messages; raises _Stopped, with nothing acknowledged, when stop
+        comes while a write keeps failing."""
         dead = item.dead + self._write_records(item.decoded, stop)
         if dead:
             self._write_dead_letters(dead, stop)
-        self._client.queue_acks([(m.mid, m.qos) for m in item.messages if m.qos > 0])
+        receipts = storage_receipts([d.key for d in item.decoded if d.key is not None])
+        self._client.queue_messages(receipts, [(m.mid, m.qos) for m in item.messages if m.qos > 0])
+        self.stats.receipts += len(receipts)
         self.stats.batches += 1
 
     def _write_records(
@@ -334,6 +339,7 @@ class IngestWorker:
             "duplicates": self.stats.duplicates,
             "dead_letters": self.stats.dead_letters,
             "write_retries": self.stats.write_retries,
+            "receipts": self.stats.receipts,
             "lag_s": round(self.stats.lag_s, 3),
             "queue_depth": len(self._inbox),
         }
@@ -372,25 +378,45 @@ class IngestWorker:
 
 
 class _AckingClient(mqtt.Client):
-    """paho's client with acknowledgements queued by other threads and sent by its own network
-    thread, which looks for them at least every NETWORK_POLL_S. An ack() from another thread
-    wakes the network thread once per message."""
+    """paho's client with receipts and acknowledgements queued by other threads and sent by its
+    own network thread, which looks for them at least every NETWORK_POLL_S. A publish() or ack()
+    from another thread wakes the network thread once per message."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._acks: collections.deque[tuple[int, int]] = collections.deque()
+        self._outbox: collections.deque[tuple[list[tuple[str, bytes]], list[tuple[int, int]]]] = (
+            collections.deque()
+        )
 
-    def queue_acks(self, acks: list[tuple[int, int]]) -> None:
-        """(mid, qos) of messages to acknowledge, in the order they were received."""
-        self._acks.extend(acks)
+    def queue_messages(self, receipts: list[tuple[str, bytes]], acks: list[tuple[int, int]]) -> None:
+        """(topic, payload) of receipts to publish (QoS 1), then (mid, qos) of messages to
+        acknowledge, in the order they were received."""
+        self._outbox.append((receipts, acks))
 
     def loop_forever(self, timeout: float = 1.0, retry_first_connection: bool = False) -> MQTTErrorCode:
         return super().loop_forever(min(timeout, NETWORK_POLL_S), retry_first_connection)
 
     def loop_misc(self) -> MQTTErrorCode:
-        while self._acks:
-            self.ack(*self._acks.popleft())
+        while self._outbox:
+            receipts, acks = self._outbox.popleft()
+            for name, payload in receipts:
+                self.publish(name, payload, qos=1)
+            for mid, qos in acks:
+                self.ack(mid, qos)
         return super().loop_misc()
+
+
+def storage_receipts(keys: list[tuple[str, str, int, int]]) -> list[tuple[str, bytes]]:
+    """One receipt (topic, payload) per vehicle for the stored records `keys` (fleet, vin, seq,
+    window end), its sequence numbers in the order given."""
+    seqs: dict[tuple[str, str], list[int]] = {}
+    for fleet, vin, seq, _ in keys:
+        seqs.setdefault((fleet, vin), []).append(seq)
+    return [
+        (stored_topic(fleet, vin), encode_receipt(numbers[at : at + MAX_SEQS]))
+        for (fleet, vin), numbers in seqs.items()
+        for at in range(0, len(numbers), MAX_SEQS)
+    ]
 
 
 class _Stopped(Exception):

@@ -31,7 +31,7 @@ from prognos.topics import ROOT, topic
 
 # Broker roles besides the vehicles, and what each may do (MQTT topic filters).
 BROKER_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "ingest": (("read", f"{ROOT}/+/+/diag"), ("read", f"{ROOT}/+/+/status")),
+    "ingest": (("read", f"{ROOT}/+/+/diag"), ("read", f"{ROOT}/+/+/status"), ("write", f"{ROOT}/+/+/stored")),
     "operator": (("write", f"{ROOT}/+/+/model"),),  # model updates
     "observer": (("read", f"{ROOT}/#"),),  # the HIL judge and monitoring: read everything
 }
@@ -143,6 +143,7 @@ class BrokerUser:
                 ("write", topic(self.fleet, self.vin, "diag")),
                 ("write", topic(self.fleet, self.vin, "status")),
                 ("read", topic(self.fleet, self.vin, "model")),
+                ("read", topic(self.fleet, self.vin, "stored")),
             ]
         return list(BROKER_ROLES[self.role])
 

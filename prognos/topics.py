@@ -3,6 +3,7 @@
     prognos/v1/{fleet}/{vin}/diag     diagnostic records, gateway -> cloud, QoS 1
     prognos/v1/{fleet}/{vin}/status   gateway status (JSON), retained; the Last Will is {"state":"offline"}
     prognos/v1/{fleet}/{vin}/model    model updates, cloud -> gateway, QoS 1
+    prognos/v1/{fleet}/{vin}/stored   storage receipts (prognos/receipt.py), cloud -> gateway, QoS 1
 
 Ingest workers share the diag stream through an MQTT 5 shared subscription,
 $share/{group}/prognos/v1/+/+/diag, so each record goes to exactly one worker of the group.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from prognos.errors import ConfigError, DecodeError
 
 ROOT = "prognos/v1"
-KINDS = ("diag", "status", "model")
+KINDS = ("diag", "status", "model", "stored")
 SEGMENT_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 VIN_SEGMENT_PATTERN = re.compile(r"[A-Z0-9]{1,32}")
 
@@ -48,6 +49,10 @@ def status_topic(fleet: str, vin: str) -> str:
 
 def model_topic(fleet: str, vin: str) -> str:
     return topic(fleet, vin, "model")
+
+
+def stored_topic(fleet: str, vin: str) -> str:
+    return topic(fleet, vin, "stored")
 
 
 def check_fleet(fleet: str) -> None:

@@ -25,10 +25,11 @@ from cloud.model_push import push_bundle
 from edge.uplink import MqttUplink
 from prognos.config import parse_gateway_config
 from prognos.errors import ConfigError, MissingDependencyError, RejectedError
+from prognos.receipt import decode_receipt
 from prognos.record import DiagnosticRecord, encode_record
 from prognos.security import BrokerAuth, Credentials, acl_text, mosquitto_hash
 from prognos.stack import StackInfo, stack_down, stack_up
-from prognos.topics import diag_topic, model_topic
+from prognos.topics import diag_topic, model_topic, stored_topic
 from tests.helpers import wait_for
 
 FLEET = "secfleet"
@@ -154,11 +155,25 @@ def test_provisioning_hands_out_a_working_gateway_broker_table(
     uplink = MqttUplink(
         host=config.broker.host, port=config.broker.port, fleet=FLEET, vin=vin, auth=config.broker.auth()
     )
+    # The vehicle hears of its own stored records; another vehicle, listening to every
+    # vehicle's receipts, hears nothing (the ACL lets each read only its own).
+    listeners = [Client(secure_stack, vehicle_auth(provisioned, v)) for v in (vin, VINS[1])]
     try:
+        for listener in listeners:
+            assert listener.wait_connack() == 0
+            listener.client.subscribe(f"prognos/v1/{FLEET}/+/stored", qos=1)
         worker.wait_subscribed(15)
+        time.sleep(0.3)
         uplink.publish_record(encode_record(record(vin, 1)))
         wait_for(lambda: worker.stats.records_written >= 1, what="the record in InfluxDB")
+        wait_for(lambda: listeners[0].messages, what="the vehicle's receipt")
+        time.sleep(0.3)
+        assert [decode_receipt(m.payload) for m in listeners[0].messages] == [[1]]
+        assert [m.topic for m in listeners[0].messages] == [stored_topic(FLEET, vin)]
+        assert listeners[1].messages == []
     finally:
+        for listener in listeners:
+            listener.close()
         uplink.close()
         stop.set()
         thread.join(30)
@@ -343,8 +358,9 @@ def test_password_hashes_are_salted_and_the_acl_names_only_own_topics() -> None:
     text = acl_text([BrokerUser("VIN1", "h", "vehicle", "f", "VIN1")])
     assert "topic write prognos/v1/f/VIN1/diag" in text
     assert "topic read prognos/v1/f/VIN1/model" in text
+    assert "topic read prognos/v1/f/VIN1/stored" in text
     rules = [line for line in text.splitlines() if line.startswith("topic")]
-    assert len(rules) == 3 and not any("+" in r or "#" in r for r in rules), "its own topics only"
+    assert len(rules) == 4 and not any("+" in r or "#" in r for r in rules), "its own topics only"
 
 
 def test_imported_text_is_shown_as_written_not_as_markdown() -> None:

@@ -19,6 +19,7 @@ from cloud.ingest import IngestWorker
 from hil.fleet import FleetClock, run_fleet
 from hil.simulator import Fault, VehicleSpec
 from prognos.catalog import default_catalog
+from prognos.receipt import decode_receipt
 from prognos.record import (
     DiagnosticRecord,
     FaultHypothesis,
@@ -27,7 +28,7 @@ from prognos.record import (
     encode_record,
 )
 from prognos.stack import StackInfo
-from prognos.topics import diag_topic, status_topic
+from prognos.topics import diag_topic, parse_topic, status_topic
 from tests.helpers import wait_for
 
 
@@ -123,6 +124,14 @@ def test_every_record_sent_arrives_intact(
         VehicleSpec(vin="SLICE000000000003", faults=(Fault("tire_leak", -15.0, 10.0, target=2),)),
     ]
     clock = FleetClock(start_ms=int(time.time() * 1000) - 40 * 86_400_000, window_s=600.0, speedup=1e9)
+    receipts: dict[str, list[int]] = defaultdict(list)
+
+    def on_receipt(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        receipts[parse_topic(message.topic).vin] += decode_receipt(message.payload)
+
+    listener = _publisher(stack)
+    listener.on_message = on_receipt
+    listener.subscribe(f"prognos/v1/{fleet}/+/stored", qos=1)
     with ingest_running(stack, influx, database, fleet) as worker:
         stats = run_fleet(
             specs,
@@ -137,7 +146,14 @@ def test_every_record_sent_arrives_intact(
             on_record=sent.append,
         )
         wait_for(lambda: worker.stats.records_written >= len(sent), what="ingest of every record")
+        wait_for(lambda: sum(map(len, receipts.values())) >= len(sent), what="a receipt for every record")
+    listener.disconnect()
+    listener.loop_stop()
     assert stats.publish_failures == 0
+    # Each vehicle hears of its own records, each once (none was delivered twice here).
+    assert {vin: sorted(seqs) for vin, seqs in receipts.items()} == {
+        spec.vin: sorted(r.seq for r in sent if r.vin == spec.vin) for spec in specs
+    }
     assert len(sent) == stats.records_sent > 100
     assert any(r.faults for r in sent), "the simulated faults should raise alerts"
     assert worker.stats.dead_letters == 0
