@@ -12,13 +12,12 @@ know, as the record decoder does.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import cbor2
 
 from prognos.errors import DecodeError
-from prognos.record import INT64_MAX
+from prognos.record import INT64_MAX, decode_cbor
 
 RECEIPT_VERSION = 1
 MAX_SEQS = 10_000
@@ -43,22 +42,7 @@ def decode_receipt(data: bytes | bytearray) -> list[int]:
     DecodeError, nothing else."""
     if len(data) > MAX_RECEIPT_BYTES:
         raise DecodeError(f"receipt is {len(data)} bytes, more than {MAX_RECEIPT_BYTES}")
-    stream = io.BytesIO(bytes(data))
-    try:
-        body = cbor2.CBORDecoder(stream).decode()
-    except (
-        cbor2.CBORDecodeError,
-        ValueError,
-        TypeError,
-        OverflowError,
-        RecursionError,
-        EOFError,
-        LookupError,
-        MemoryError,
-    ) as exc:
-        raise DecodeError(f"not CBOR: {exc}") from exc
-    if stream.tell() != len(data):
-        raise DecodeError(f"{len(data) - stream.tell()} trailing bytes after the receipt")
+    body = decode_cbor(data, "receipt")
     if not isinstance(body, dict):
         raise DecodeError("a receipt is a CBOR map")
     version = body.get(K_VERSION)

@@ -145,6 +145,18 @@ def decode_record(data: bytes) -> DiagnosticRecord:
         raise DecodeError(f"record must be bytes, not {type(data).__name__}")
     if len(data) > MAX_RECORD_BYTES:
         raise DecodeError(f"record is {len(data)} bytes, more than {MAX_RECORD_BYTES}")
+    body = decode_cbor(data, "record")
+    try:
+        record = _from_wire(body)
+        _check(record)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DecodeError(str(exc)) from exc
+    return record
+
+
+def decode_cbor(data: bytes | bytearray | memoryview, what: str) -> object:
+    """The one CBOR item that fills `data`; DecodeError for anything else (what names the item
+    in the message about trailing bytes)."""
     stream = io.BytesIO(bytes(data))
     try:
         body = cbor2.CBORDecoder(stream).decode()
@@ -160,13 +172,8 @@ def decode_record(data: bytes) -> DiagnosticRecord:
     ) as exc:
         raise DecodeError(f"not CBOR: {exc}") from exc
     if stream.tell() != len(data):
-        raise DecodeError(f"{len(data) - stream.tell()} trailing bytes after the record")
-    try:
-        record = _from_wire(body)
-        _check(record)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise DecodeError(str(exc)) from exc
-    return record
+        raise DecodeError(f"{len(data) - stream.tell()} trailing bytes after the {what}")
+    return body
 
 
 def _fault_to_wire(fault: FaultHypothesis) -> list[Any]:
