@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import faulthandler
 import json
 import logging
 import math
@@ -539,6 +540,7 @@ class AgentProcess:
         ]
         self._log_path = log_dir / f"agent-{vehicle.vin}.log"
         self.process: subprocess.Popen[str] | None = None
+        self.exit_summary = "not stopped yet"
         self._reader: threading.Thread | None = None
         self.starts = 0
 
@@ -598,15 +600,23 @@ class AgentProcess:
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGQUIT)  # every thread's stack into its log
+            time.sleep(1.0)
             self.process.kill()
         self._join()
         return self.process.returncode
 
     def stop_drained(self, timeout_s: float = 90.0) -> bool:
-        """stop(); whether the agent exited cleanly with its spool empty."""
+        """stop(); whether the agent exited cleanly with its spool empty (`exit_summary` says how
+        it ended)."""
         status = self.stop(timeout_s)
         final = self.vehicle.final
-        return status == 0 and final is not None and final.get("spool_depth") == 0
+        drained = status == 0 and final is not None and final.get("spool_depth") == 0
+        self.exit_summary = f"exit status {status}, final counters {final}, latest {self.vehicle.counters}"
+        if not drained:
+            tail = self._log_path.read_text(errors="replace").splitlines()[-60:]
+            self.exit_summary += "; the end of its log:\n" + "\n".join(tail)
+        return drained
 
     def _join(self) -> None:
         assert self.process is not None and self._reader is not None
@@ -1220,6 +1230,7 @@ def _hold_unrouted() -> None:
 
 
 def _agent_main(argv: Sequence[str]) -> int:
+    faulthandler.register(signal.SIGQUIT, all_threads=True)  # stacks to the log, for a hung agent
     parser = argparse.ArgumentParser(prog="chaos_rig agent")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -232,7 +232,7 @@ def test_a_partition_of_hours_delivers_every_record_in_order_and_keeps_the_spool
         relay.heal()
         healed_at = time.monotonic()
         for agent in agents:
-            assert agent.stop_drained(), f"{agent.vehicle.vin} did not drain its spool"
+            assert agent.stop_drained(), f"{agent.vehicle.vin} did not drain its spool: {agent.exit_summary}"
         wait_acknowledged_stored(influx, fleet, vehicles)
         stored = stored_keys(influx, fleet)
         health = stored_health_points(influx, fleet)
@@ -347,7 +347,7 @@ def test_a_full_spool_disk_keeps_alerts_counts_what_it_cannot_store_and_recovers
             wait_for(
                 lambda: vehicle.last_seq >= seq_at_resume + 50, what="records spooled after space returned"
             )
-            assert agent.stop_drained(), "the agent did not drain and exit cleanly"
+            assert agent.stop_drained(), f"the agent did not drain and exit cleanly: {agent.exit_summary}"
             produced = vehicle.produced()
             assert vehicle.final is not None
             wait_acknowledged_stored(influx, fleet, [vehicle])
