@@ -20,6 +20,7 @@ measurement (docs/ingest.md).
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import json
 import logging
@@ -153,31 +154,29 @@ class IngestWorker:
     def run(self, stop: threading.Event) -> IngestStats:
         """Process batches until `stop` is set, then disconnect; unacknowledged messages stay
         with the broker for the next worker. An error of the writer thread is raised here."""
-        decoded: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
         failure: list[BaseException] = []
-        halt = threading.Event()  # the writer's stop: set once this thread leaves, however it leaves
         writer = threading.Thread(
-            target=self._write_batches, args=(decoded, halt, failure), name="ingest-writer", daemon=True
+            target=self._write_batches, args=(batches, failure), name="ingest-writer", daemon=True
         )
         try:
             self._ensure_database(stop)
             writer.start()
             while not stop.is_set() and writer.is_alive():
-                batch = self._next_batch(stop)
-                item = self._decode_batch(batch) if batch else None
-                while item is not None and writer.is_alive() and not stop.is_set():
+                received = self._next_batch(stop)
+                batch = self._batch_of(received) if received else None
+                while batch is not None and writer.is_alive() and not stop.is_set():
                     try:
-                        decoded.put(item, timeout=0.2)
+                        batches.put(batch, timeout=0.2)
                         break
                     except queue.Full:
                         continue
         except _Stopped:
             pass
         finally:
-            halt.set()
             self._halted.set()
             if writer.is_alive():
-                decoded.put(None)  # the writer may still be writing: room comes when it takes its next
+                batches.put(None)  # the writer may still be writing: room comes when it takes its next
                 writer.join()
             self._client.disconnect()
             self._client.loop_stop()
@@ -185,25 +184,22 @@ class IngestWorker:
             raise failure[0]
         return self.stats
 
-    def _write_batches(
-        self, decoded: queue.Queue[_Batch | None], stop: threading.Event, failure: list[BaseException]
-    ) -> None:
+    def _write_batches(self, batches: queue.Queue[_Batch | None], failure: list[BaseException]) -> None:
         """The writer thread: each batch written, then acknowledged; metrics when they are due.
-        Ends at the None that `run` puts, or on stop while a write keeps failing."""
+        Ends at the None that `run` puts, or once `run` has left (self._halted) while a write
+        keeps failing."""
+        stop = self._halted
         try:
             while True:
-                try:
-                    item = decoded.get(timeout=0.2)
-                except queue.Empty:
-                    item = _NO_BATCH
-                if item is None:
-                    return
-                if item is not _NO_BATCH:
-                    self._write_batch(item, stop)
+                with contextlib.suppress(queue.Empty):
+                    batch = batches.get(timeout=0.2)
+                    if batch is None:
+                        return
+                    self._write_batch(batch, stop)
                 if time.monotonic() >= self._metrics_due_s:
                     self._write_metrics(stop)
         except _Stopped:
-            while decoded.get() is not None:  # nothing more is acknowledged: the broker redelivers
+            while batches.get() is not None:  # nothing more is acknowledged: the broker redelivers
                 pass
         except BaseException as exc:  # handed to run(), which raises it in the caller's thread
             failure.append(exc)
@@ -255,7 +251,8 @@ class IngestWorker:
                 break
         return [self._inbox.popleft() for _ in range(min(self.batch_size, len(self._inbox)))]
 
-    def _decode_batch(self, batch: list[_Decoded]) -> _Batch:
+    def _batch_of(self, batch: list[_Decoded]) -> _Batch:
+        """Messages decoded by the network thread, split into records and dead letters."""
         self.stats.received += len(batch)
         return _Batch(
             [item.message for item in batch],
@@ -430,9 +427,6 @@ class _Batch:
     messages: list[mqtt.MQTTMessage]
     decoded: list[_Decoded]
     dead: list[tuple[mqtt.MQTTMessage, str]]
-
-
-_NO_BATCH = _Batch([], [], [])  # the writer's wake-up to check whether metrics are due
 
 
 def _decode(message: mqtt.MQTTMessage, status_stamp_ms: Callable[[], int]) -> _Decoded:

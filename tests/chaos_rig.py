@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -919,16 +919,7 @@ def run_chaos(
         stored = stored_keys(influx, fleet)
         health = stored_health_points(influx, fleet)
     finally:
-        for agent in agents:
-            if agent.alive:
-                agent.kill()
-        for worker in workers:
-            if worker.alive:
-                worker.stop()
-        for relay in relays:
-            relay.close()
-        influx.close()
-        stack.close()
+        shut_down(agents, workers, *relays, influx, stack)
     resubscribed = sorted(t for worker in workers for t in worker.subscribed_at)
     windows = _loss_windows(broker_kills, stack.broker_saved_at, broker_restarts, resubscribed)
     rows = [FaultRow(0.0, "start", "", 0.0)]
@@ -949,6 +940,23 @@ def run_chaos(
         agents_unclean=unclean,
         skipped_faults=skipped,
     )
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def shut_down(agents: Sequence[AgentProcess], workers: Sequence[IngestProcess], *others: Closable) -> None:
+    """The end of a run, however it ended: agents still running killed, workers stopped, then
+    the others closed in the order given (the stack last)."""
+    for agent in agents:
+        if agent.alive:
+            agent.kill()
+    for worker in workers:
+        if worker.alive:
+            worker.stop()
+    for other in others:
+        other.close()
 
 
 class FaultActions(NamedTuple):
@@ -1161,12 +1169,7 @@ def measure_broker_crash(
         wait_stored(influx, fleet, expected, say, quiet_s=10.0)
         stored = len(set(stored_keys(influx, fleet)) & expected)
     finally:
-        if agent.alive:
-            agent.kill()
-        if worker.alive:
-            worker.stop()
-        influx.close()
-        stack.close()
+        shut_down([agent], [worker], influx, stack)
     return LossResult(len(vehicle.produced()), len(vehicle.acked), stored, publish_s, cpu_s)
 
 

@@ -52,6 +52,7 @@ from tests.chaos_rig import (
     format_report,
     measure_broker_crash,
     run_chaos,
+    shut_down,
     simulated_hours,
     small_file_system,
     start_stack,
@@ -237,15 +238,7 @@ def test_a_partition_of_hours_delivers_every_record_in_order_and_keeps_the_spool
         stored = stored_keys(influx, fleet)
         health = stored_health_points(influx, fleet)
     finally:
-        for agent in agents:
-            if agent.alive:
-                agent.kill()
-        if worker.alive:
-            worker.stop()
-        observer.close()
-        relay.close()
-        influx.close()
-        stack.close()
+        shut_down(agents, [worker], observer, relay, influx, stack)
     assert set(stored.values()) == {1}, "a record stored twice"
     assert health == len(stored) * SUBSYSTEMS
     for vehicle in vehicles:
@@ -353,14 +346,7 @@ def test_a_full_spool_disk_keeps_alerts_counts_what_it_cannot_store_and_recovers
             wait_acknowledged_stored(influx, fleet, [vehicle])
             stored = {seq for vin, seq in stored_keys(influx, fleet)}
         finally:
-            if agent.alive:
-                agent.kill()
-            if worker.alive:
-                worker.stop()
-            observer.close()
-            relay.close()
-            influx.close()
-            stack.close()
+            shut_down([agent], [worker], observer, relay, influx, stack)
     final = vehicle.final
     assert final is not None
     alerts = {seq for seq, (_, alert) in produced.items() if alert}
