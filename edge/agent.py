@@ -41,17 +41,19 @@ class VehicleAssessor:
         model_version: str = __version__,
         detectors: Mapping[str, Detector] | None = None,
         days_calibration: Mapping[str, DaysCalibration] | None = None,
+        first_seq: int = 1,
     ) -> None:
         """With `detectors` (subsystem -> trained detector) their smoothed scores replace the
         rules' anomaly scores, and their alerts raise faults; the rules still give health and
-        days-to-threshold. Without, the rules decide alone."""
+        days-to-threshold. Without, the rules decide alone. Records are numbered from
+        `first_seq` on."""
         self.vin = vin
         self.heartbeat_ms = int(heartbeat_s * 1000)
         self.change_threshold = change_threshold
         self.model_id = model_id
         self.model_version = model_version
         self._trends: dict[str, Trend] = {}
-        self._seq = 0
+        self._seq = first_seq - 1
         self._last_sent_ms: int | None = None
         self._last_health: dict[str, float] = {}
         self._detectors: dict[str, Detector] = {}

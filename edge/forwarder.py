@@ -7,22 +7,30 @@ publish fails or a PUBACK is overdue, it forgets what was in flight and starts a
 oldest record still spooled, after a full-jitter backoff. Delivery is at least once: a record
 whose PUBACK was lost is published again, and the cloud's deterministic point keys absorb the
 duplicate. A record the broker refuses (not authorised, say) stays spooled and is sent again
-after a backoff, counted in `refused`. See docs/spool.md.
+after a backoff, counted in `refused`.
+
+With `receipt_timeout_s`, a PUBACK is not the end: the record stays spooled until the cloud's
+storage receipt names its seq (prognos/receipt.py), so a broker that dies before it saved the
+record costs nothing. A record whose receipt is overdue is published again, and the wait doubles
+each time up to RECEIPT_BACKOFF_LIMIT times the timeout. See docs/spool.md.
 """
 
 from __future__ import annotations
 
 import collections
 import enum
+import heapq
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from edge.backoff import Backoff
 from edge.spool import Priority, Spool, SpoolFull
 from prognos.errors import TransientError
+from prognos.record import record_seq
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,8 @@ class LinkListener(Protocol):
 
     def acknowledged(self, session: int, mid: int, outcome: AckOutcome, reason: str) -> None: ...
 
+    def stored(self, seqs: Sequence[int]) -> None: ...
+
 
 class RecordLink(Protocol):
     """What the forwarder needs of a connection (edge.uplink.MqttUplink is the real one)."""
@@ -60,6 +70,8 @@ class RecordLink(Protocol):
 
 
 ACKED_RETRY_S = 1.0  # how often to try again to delete acknowledged records the spool kept
+RECEIPT_BACKOFF_LIMIT = 16  # an overdue receipt's wait doubles at each resend, up to this factor
+PEEK_BATCH = 256  # records read at a time while skipping those in flight or awaiting a receipt
 
 
 class FlushTimeout(TransientError, TimeoutError):
@@ -78,6 +90,13 @@ class _Ack:
 class _InFlight:
     spool_id: int
     sent_at_s: float
+    seq: int | None  # the seq its receipt will name; None: the PUBACK settles it
+
+
+@dataclass
+class _Awaiting:
+    seq: int
+    deadline_s: float
 
 
 class Forwarder:
@@ -92,15 +111,25 @@ class Forwarder:
         max_inflight: int = 20,
         ack_timeout_s: float = 30.0,
         retry_backoff: Backoff | None = None,
+        receipt_timeout_s: float | None = None,
+        max_awaiting: int = 10_000,
     ) -> None:
+        """`receipt_timeout_s`: keep each record after its PUBACK until a storage receipt names
+        it, and publish it again when none came within this time (None: the PUBACK settles it).
+        `max_awaiting`: send nothing new while this many records wait for their receipt."""
         if max_inflight < 1:
             raise ValueError(f"max_inflight must be >= 1, got {max_inflight}")
+        if receipt_timeout_s is not None and receipt_timeout_s <= 0:
+            raise ValueError(f"receipt_timeout_s must be > 0, got {receipt_timeout_s}")
         self._spool = spool
         self._link = link
         self._max_inflight = max_inflight
         self._ack_timeout_s = ack_timeout_s
         self._backoff = retry_backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self._receipt_timeout_s = receipt_timeout_s
+        self._max_awaiting = max_awaiting
         self._acks: collections.deque[_Ack] = collections.deque()
+        self._receipts: collections.deque[Sequence[int]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._drained = threading.Condition()
@@ -111,9 +140,18 @@ class Forwarder:
         self._retry_at_s = 0.0
         self._acked: set[int] = set()  # spool ids the broker has, not yet deleted (the spool failed)
         self._delete_failed = False
+        # Records the broker has that wait for their storage receipt: by spool id, by seq, and
+        # their deadlines in a heap (entries whose record got its receipt are skipped when popped).
+        self._awaiting: dict[int, _Awaiting] = {}
+        self._awaiting_ids: dict[int, int] = {}  # seq -> spool id
+        self._deadlines: list[tuple[float, int]] = []
+        self._overdue: dict[int, int] = {}  # spool id -> times its receipt was overdue
+        self._stored_early: set[int] = set()  # seqs a receipt named before their PUBACK came
         self.published = 0
         self.refused = 0
         self.retries = 0
+        self.receipted = 0
+        self.receipts_overdue = 0
         link.set_listener(self)
         self._thread = threading.Thread(target=self._run, name=f"prognos-{name}", daemon=True)
         self._thread.start()
@@ -146,6 +184,11 @@ class Forwarder:
         return len(self._inflight)
 
     @property
+    def awaiting_receipt(self) -> int:
+        """Records the broker acknowledged that wait for the cloud's storage receipt."""
+        return len(self._awaiting)
+
+    @property
     def spool_depth(self) -> int:
         return self._spool.depth
 
@@ -163,6 +206,8 @@ class Forwarder:
             "published": self.published,
             "refused": self.refused,
             "retries": self.retries,
+            "receipted": self.receipted,
+            "receipts_overdue": self.receipts_overdue,
             "reconnects": self.reconnects,
             "spool_depth": self.spool_depth,
             "spool_dropped": self.spool_dropped,
@@ -186,6 +231,11 @@ class Forwarder:
         self._acks.append(_Ack(session, mid, outcome, reason))
         self._wake.set()
 
+    def stored(self, seqs: Sequence[int]) -> None:
+        if self._receipt_timeout_s is not None:
+            self._receipts.append(seqs)
+            self._wake.set()
+
     # The forwarder thread.
 
     def _run(self) -> None:
@@ -201,6 +251,7 @@ class Forwarder:
 
     def _step(self) -> float | None:
         """Do what can be done now; return how long to sleep unless woken (None: until woken)."""
+        self._take_receipts()
         self._take_acks()
         session = self._link.session
         if session != self._session:
@@ -214,32 +265,70 @@ class Forwarder:
             self._link.drop_connection(f"no PUBACK within {self._ack_timeout_s:.1f} s")
             self._fail("PUBACK overdue")
             return self._retry_at_s - now
+        self._expire_receipts(now)
+        if not self._send_more(session):
+            return 0.0  # the connection changed under us: start over on the new one
+        if self._retry_at_s > time.monotonic():
+            return self._retry_at_s - time.monotonic()
+        wake_at = [self._ack_deadline_s()] if self._inflight else []
+        if self._deadlines:
+            wake_at.append(self._deadlines[0][0])
+        if self._acked:
+            wake_at.append(time.monotonic() + ACKED_RETRY_S)  # try the delete again
+        return min(wake_at) - time.monotonic() if wake_at else None
+
+    def _send_more(self, session: int) -> bool:
+        """Publish the oldest spooled records not yet in flight, as many as the window has room
+        for; False when the connection changed under us."""
         room = self._max_inflight - len(self._inflight)
-        if room > 0:
-            for record in self._spool.peek(room, after_id=self._last_sent_id):
-                if record.id in self._acked:
-                    self._last_sent_id = record.id  # the broker has it; only the delete is pending
+        busy = {entry.spool_id for entry in self._inflight.values()}
+        while room > 0 and self._may_await():
+            records = self._spool.peek(max(room, PEEK_BATCH), after_id=self._last_sent_id)
+            if not records:
+                break
+            for record in records:
+                if record.id in self._acked or record.id in self._awaiting or record.id in busy:
+                    self._last_sent_id = record.id  # the broker has it; its delete is pending
                     continue
+                seq = self._receipt_seq(record.payload)
                 try:
                     sent_on, mid = self._link.send_record(record.payload)
                 except TransientError as exc:
                     self._fail(str(exc))
-                    return self._retry_at_s - time.monotonic()
+                    return True
                 if sent_on != session:
-                    return 0.0  # the connection changed under us: start over on the new one
-                self._inflight[mid] = _InFlight(record.id, time.monotonic())
+                    return False
+                self._inflight[mid] = _InFlight(record.id, time.monotonic(), seq)
                 self._last_sent_id = record.id
-        if self._inflight:
-            return self._ack_deadline_s() - time.monotonic()
-        if self._acked:
-            return ACKED_RETRY_S  # try the delete again even if nothing else happens
-        return None
+                room -= 1
+                if room == 0 or not self._may_await():
+                    break
+        return True
+
+    def _may_await(self) -> bool:
+        """Room for one more record waiting for its receipt (counting those waiting for a PUBACK)."""
+        if self._receipt_timeout_s is None:
+            return True
+        return len(self._awaiting) + len(self._inflight) < self._max_awaiting
+
+    def _receipt_seq(self, payload: bytes) -> int | None:
+        """The seq a receipt will name for this record, or None when its PUBACK settles it:
+        receipts are off, the payload has no seq, or a record with the same seq is already out
+        (a receipt could not tell the two apart)."""
+        if self._receipt_timeout_s is None:
+            return None
+        seq = record_seq(payload)
+        if seq is None:
+            return None
+        if seq in self._awaiting_ids or any(entry.seq == seq for entry in self._inflight.values()):
+            log.warning("forwarder: seq %d is out twice; the second is settled by its PUBACK", seq)
+            return None
+        return seq
 
     def _ack_deadline_s(self) -> float:
         return min(entry.sent_at_s for entry in self._inflight.values()) + self._ack_timeout_s
 
     def _take_acks(self) -> None:
-        done: list[int] = []
         retry_reason = ""
         while self._acks:
             ack = self._acks.popleft()
@@ -249,22 +338,69 @@ class Forwarder:
             if entry is None:
                 continue  # not ours (the status message) or already given up
             if ack.outcome is AckOutcome.ACCEPTED:
-                done.append(entry.spool_id)
                 self.published += 1
+                self._backoff.reset()
+                if entry.seq is None:
+                    self._acked.add(entry.spool_id)
+                elif entry.seq in self._stored_early:
+                    self._stored_early.remove(entry.seq)
+                    self._acked.add(entry.spool_id)
+                else:
+                    self._await_receipt(entry.spool_id, entry.seq)
             elif ack.outcome is AckOutcome.REJECTED:
                 self.refused += 1
                 retry_reason = f"broker refused record {entry.spool_id} ({ack.reason}); it stays spooled"
                 log.warning("forwarder: %s", retry_reason)
             else:
                 retry_reason = f"broker asked to retry record {entry.spool_id} ({ack.reason})"
-        if done:
-            self._acked.update(done)
-            self._backoff.reset()
         if self._acked:
             self._delete_acked()
         if retry_reason:
             self._link.drop_connection(retry_reason)
             self._fail(retry_reason)
+
+    # Storage receipts.
+
+    def _await_receipt(self, spool_id: int, seq: int) -> None:
+        assert self._receipt_timeout_s is not None
+        factor = min(RECEIPT_BACKOFF_LIMIT, 2 ** self._overdue.get(spool_id, 0))
+        deadline_s = time.monotonic() + self._receipt_timeout_s * factor
+        self._awaiting[spool_id] = _Awaiting(seq, deadline_s)
+        self._awaiting_ids[seq] = spool_id
+        heapq.heappush(self._deadlines, (deadline_s, spool_id))
+
+    def _take_receipts(self) -> None:
+        """Records a receipt names are stored: delete them. A receipt may overtake the PUBACK of
+        its record; then the PUBACK deletes it."""
+        while self._receipts:
+            in_flight = {entry.seq for entry in self._inflight.values()}
+            for seq in self._receipts.popleft():
+                spool_id = self._awaiting_ids.pop(seq, None)
+                if spool_id is not None:
+                    del self._awaiting[spool_id]
+                    self._overdue.pop(spool_id, None)
+                    self._acked.add(spool_id)
+                    self.receipted += 1
+                elif seq in in_flight:
+                    self._stored_early.add(seq)
+                    self.receipted += 1
+
+    def _expire_receipts(self, now: float) -> None:
+        """Records whose receipt is overdue go out again: the broker may have lost them."""
+        expired: list[int] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline_s, spool_id = heapq.heappop(self._deadlines)
+            entry = self._awaiting.get(spool_id)
+            if entry is None or entry.deadline_s != deadline_s:
+                continue  # it got its receipt, or waits again with a later deadline
+            del self._awaiting[spool_id]
+            del self._awaiting_ids[entry.seq]
+            self._overdue[spool_id] = self._overdue.get(spool_id, 0) + 1
+            expired.append(spool_id)
+        if expired:
+            self.receipts_overdue += len(expired)
+            log.info("forwarder: no storage receipt for %d records; sending them again", len(expired))
+            self._last_sent_id = min(self._last_sent_id, min(expired) - 1)
 
     def _delete_acked(self) -> None:
         """Delete what the broker has. If the spool cannot (a full disk), the records stay marked
@@ -292,6 +428,7 @@ class Forwarder:
             )
         self._session = session
         self._inflight.clear()
+        self._stored_early.clear()
         self._last_sent_id = 0
 
     def _fail(self, reason: str) -> None:
@@ -300,5 +437,6 @@ class Forwarder:
         self.retries += 1
         log.info("forwarder: %s; retrying in %.1f s", reason, delay_s)
         self._inflight.clear()
+        self._stored_early.clear()
         self._last_sent_id = 0
         self._retry_at_s = time.monotonic() + delay_s

@@ -51,6 +51,9 @@ LATENESS_S = 2.0  # samples may arrive this late and still count in their window
 QUEUE_BATCHES = 1024
 READ_TIMEOUT_S = 0.5
 FLUSH_ON_EXIT_S = 10.0
+# Record seqs each start claims from the spool: never used up in one run, and 2**31 starts
+# before the 2**63 of the wire format are.
+SEQS_PER_RUN = 1 << 32
 # Counters every record carries (the status message carries all of them).
 RECORD_COUNTERS = ("frames_seen", "frames_bad", "frames_unknown", "values_out_of_range", "samples_dropped")
 # CAN interfaces whose frames python-can dates with the host's wall clock as it parses them.
@@ -139,10 +142,6 @@ class Gateway:
         self.stats = GatewayStats()
         self._trusted = [load_public_key(path) for path in config.trusted_keys]
         self._store = ModelStore(config.models) if config.models else None
-        bundle = self._initial_bundle()
-        self.assessor = VehicleAssessor(vin=config.vin, heartbeat_s=config.heartbeat_s)
-        if bundle is not None:
-            self._use(bundle)
         self._buffers = SampleBuffers(self.catalog.keys())
         self._queue: queue.Queue[list[Sample]] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._updates: queue.Queue[bytes] = queue.Queue()
@@ -157,6 +156,16 @@ class Gateway:
         except BaseException:
             self._close_sources()
             raise
+        try:
+            first_seq = self._spool.claim_seqs(SEQS_PER_RUN)
+            bundle = self._initial_bundle()
+        except BaseException:
+            self._spool.close()
+            self._close_sources()
+            raise
+        self.assessor = VehicleAssessor(vin=config.vin, heartbeat_s=config.heartbeat_s, first_seq=first_seq)
+        if bundle is not None:
+            self._use(bundle)
         self._uplink = MqttUplink(
             host=config.broker.host,
             port=config.broker.port,
@@ -165,8 +174,11 @@ class Gateway:
             keepalive_s=config.broker.keepalive_s,
             on_model_update=self._updates.put if self._store is not None else None,
             auth=config.broker.auth(),
+            receipts=config.broker.receipt_timeout_s is not None,
         )
-        self._forwarder = Forwarder(spool=self._spool, link=self._uplink)
+        self._forwarder = Forwarder(
+            spool=self._spool, link=self._uplink, receipt_timeout_s=config.broker.receipt_timeout_s
+        )
 
     def run(self, stop: threading.Event) -> GatewayStats:
         readers = [

@@ -30,15 +30,17 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from prognos.errors import ConfigError, TransientError
-from prognos.record import Trigger
+from prognos.record import INT64_MAX, Trigger
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 APPLICATION_ID = 0x50524753  # "PRGS" in the SQLite header marks the file as a Prognos spool
 SCHEMA_VERSION = 1
@@ -280,7 +282,7 @@ class Spool:
             return 0
         with self._lock:
             try:
-                count, freed = self._delete_on_disk(wanted)
+                count, freed = self._write_making_room(lambda: self._delete(wanted), "delete records")
             finally:
                 self._checkpoint()
             self._depth -= count
@@ -289,20 +291,21 @@ class Spool:
                 self._full = False
             return count
 
-    def _delete_on_disk(self, wanted: list[int]) -> tuple[int, int]:
-        """Delete; on SQLITE_FULL give back the reserve and try once more."""
+    def _write_making_room(self, write: Callable[[], _T], what: str) -> _T:
+        """A write that frees or takes little room; on SQLITE_FULL give back the reserve and try
+        once more."""
         try:
-            return self._delete(wanted)
+            return write()
         except sqlite3.Error as exc:
             self._rollback()
             if not _disk_full(exc):
-                raise TransientError(f"spool {self.path}: cannot delete records ({exc})") from exc
+                raise TransientError(f"spool {self.path}: cannot {what} ({exc})") from exc
         self._enter_full_disk()
         try:
-            return self._delete(wanted)
+            return write()
         except sqlite3.Error as exc:
             self._rollback()
-            raise TransientError(f"spool {self.path}: cannot delete records ({exc})") from exc
+            raise TransientError(f"spool {self.path}: cannot {what} ({exc})") from exc
 
     def _delete(self, wanted: list[int]) -> tuple[int, int]:
         count = freed = 0
@@ -317,6 +320,34 @@ class Spool:
                 freed += size
         self._db.execute("COMMIT")
         return count, freed
+
+    def claim_seqs(self, count: int) -> int:
+        """Reserve `count` record sequence numbers, durably, and return the first.
+
+        Every claim on this spool file, in this process or a later one, starts after the last
+        number of the one before: a restarted agent never reuses the seq of a record that may
+        still be spooled, which is what storage receipts name records by.
+        """
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        with self._lock:
+            try:
+                return self._write_making_room(lambda: self._claim(count), "claim sequence numbers")
+            finally:
+                self._checkpoint()
+
+    def _claim(self, count: int) -> int:
+        self._db.execute("BEGIN IMMEDIATE")
+        row = self._db.execute("SELECT value FROM counter WHERE name = 'seq'").fetchone()
+        first = (row[0] if row else 0) + 1
+        if first + count - 1 > INT64_MAX:
+            self._db.execute("ROLLBACK")
+            raise ConfigError(f"spool {self.path} has used up its sequence numbers; move it aside")
+        self._db.execute(
+            "INSERT OR REPLACE INTO counter (name, value) VALUES ('seq', ?)", (first + count - 1,)
+        )
+        self._db.execute("COMMIT")
+        return first
 
     def close(self) -> None:
         with self._lock:

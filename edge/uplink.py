@@ -21,9 +21,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.backoff import Backoff
 from edge.forwarder import AckOutcome, LinkListener
-from prognos.errors import TransientError
+from prognos.errors import DecodeError, TransientError
+from prognos.receipt import decode_receipt
 from prognos.security import BrokerAuth
-from prognos.topics import diag_topic, model_topic, status_topic
+from prognos.topics import diag_topic, model_topic, status_topic, stored_topic
 
 log = logging.getLogger(__name__)
 paho_log = logging.getLogger(f"{__name__}.paho")
@@ -57,10 +58,12 @@ class MqttUplink:
         reconnect_backoff: Backoff | None = None,
         on_model_update: Callable[[bytes], None] | None = None,
         auth: BrokerAuth | None = None,
+        receipts: bool = False,
     ) -> None:
         """With `on_model_update`, the uplink subscribes to the vehicle's model topic and hands
         each update's payload to it (on the network thread: it should only queue it). `auth`:
-        TLS and the vehicle's login (prognos.security; none on a development broker)."""
+        TLS and the vehicle's login (prognos.security; none on a development broker). With
+        `receipts`, it subscribes to the vehicle's storage receipts and tells the listener."""
         self.fleet = fleet
         self._auth = auth or BrokerAuth()
         self.vin = vin
@@ -73,6 +76,7 @@ class MqttUplink:
         self._diag_topic = diag_topic(fleet, vin)
         self._status_topic = status_topic(fleet, vin)
         self._model_topic = model_topic(fleet, vin)
+        self._stored_topic = stored_topic(fleet, vin) if receipts else None
         self._on_model_update = on_model_update
         self._client_id = f"prognos-gw-{fleet}-{vin}"
         self._lock = threading.Lock()
@@ -249,6 +253,10 @@ class MqttUplink:
         client.publish(self._status_topic, status, qos=1, retain=True)
         if self._on_model_update is not None:
             client.subscribe(self._model_topic, qos=1)
+        if self._stored_topic is not None:
+            # A new session each connection: receipts sent while it was down are gone, and the
+            # forwarder sends those records again when their receipt is overdue.
+            client.subscribe(self._stored_topic, qos=1)
         self._backoff.reset()
         self._connected.set()
         log.info("%s connected to %s:%d (session %d)", self.vin, self._host, self._port, generation)
@@ -277,6 +285,15 @@ class MqttUplink:
     def _on_message(self, client: mqtt.Client, generation: int, message: mqtt.MQTTMessage) -> None:
         if message.topic == self._model_topic and self._on_model_update is not None:
             self._on_model_update(bytes(message.payload))
+        elif message.topic == self._stored_topic:
+            try:
+                seqs = decode_receipt(message.payload)
+            except DecodeError as exc:
+                log.warning("%s: a storage receipt that is not one (%s); ignored", self.vin, exc)
+                return
+            listener = self._listener
+            if listener is not None:
+                listener.stored(seqs)
 
     def _notify_link_changed(self) -> None:
         listener = self._listener

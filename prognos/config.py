@@ -31,6 +31,8 @@ class BrokerConfig:
     ca_file: Path | None = None  # TLS, trusting this CA only
     username: str | None = None
     password_file: Path | None = None
+    # Keep records after the PUBACK until the cloud's storage receipt; send again after this long.
+    receipt_timeout_s: float | None = None
 
     def auth(self) -> BrokerAuth:
         """TLS and login as configured; the files are read now (a ConfigError names the key)."""
@@ -138,7 +140,9 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
     catalog = gateway.path("catalog", base)
 
     broker_table = top.table("broker")
-    broker_table.only("host", "port", "keepalive_s", "ca_file", "username", "password_file")
+    broker_table.only(
+        "host", "port", "keepalive_s", "ca_file", "username", "password_file", "receipt_timeout_s"
+    )
     ca_file = broker_table.path("ca_file", base)
     password_file = broker_table.path("password_file", base)
     broker = BrokerConfig(
@@ -148,6 +152,7 @@ def parse_gateway_config(text: str, *, origin: str = "<config>", base: Path = Pa
         ca_file=ca_file,
         username=(broker_table.text("username") or vin) if password_file is not None else None,
         password_file=password_file,
+        receipt_timeout_s=broker_table.optional_number("receipt_timeout_s", low=1.0, high=86_400.0),
     )
 
     spool_table = top.table("spool", required=True)
@@ -193,6 +198,7 @@ def broker_toml(
     ca_file: Path | str | None = None,
     username: str | None = None,
     password_file: Path | str | None = None,
+    receipt_timeout_s: float | None = None,
 ) -> str:
     """The [broker] table of a gateway.toml, as text ending in a newline."""
     lines = ["[broker]", f"host = {toml_string(host)}", f"port = {port}"]
@@ -202,6 +208,8 @@ def broker_toml(
         lines.append(f"username = {toml_string(username)}")
     if password_file is not None:
         lines.append(f"password_file = {toml_string(password_file)}")
+    if receipt_timeout_s is not None:
+        lines.append(f"receipt_timeout_s = {receipt_timeout_s!r}")
     return "\n".join(lines) + "\n"
 
 

@@ -154,6 +154,16 @@ def decode_record(data: bytes) -> DiagnosticRecord:
     return record
 
 
+def record_seq(data: bytes) -> int | None:
+    """The seq of an encoded record, without checking the rest of it; None if it has none."""
+    try:
+        body = decode_cbor(data, "record")
+    except DecodeError:
+        return None
+    seq = body.get(K_SEQ) if isinstance(body, dict) else None
+    return seq if _is_uint(seq) else None
+
+
 def decode_cbor(data: bytes | bytearray | memoryview, what: str) -> object:
     """The one CBOR item that fills `data`; DecodeError for anything else (what names the item
     in the message about trailing bytes)."""

@@ -90,6 +90,7 @@ realtime = true
         (("[spool]", "[log]\nlevel = 'loud'\n[spool]"), "[log] level: must be one of"),
         (("[spool]", "[brokr]\nhost = 'x'\n[spool]"), "unknown key 'brokr' in top level"),
         (("[spool]", "[broker]\nport = true\n[spool]"), "[broker] port: must be an integer, not bool"),
+        (("[spool]", "[broker]\nreceipt_timeout_s = 0\n[spool]"), "receipt_timeout_s: must be a number >= 1"),
         (('kind = "uart"', 'kind = "uart"\nparity = "N"'), "unknown key 'parity' in [source 1]"),
         (("[gateway]", "[gateway]\nwindow_s = 1979-05-27"), "window_s: must be a number, not a date or time"),
     ],
@@ -120,6 +121,8 @@ def test_the_broker_table_written_for_a_gateway_reads_back() -> None:
         password_file=Path(f"/secrets/{odd}"),
     )
     assert parse_gateway_config(MINIMAL + broker_toml("h", 1884)).broker == BrokerConfig("h", 1884)
+    with_receipts = parse_gateway_config(MINIMAL + broker_toml("h", 1884, receipt_timeout_s=90.0)).broker
+    assert with_receipts == BrokerConfig("h", 1884, receipt_timeout_s=90.0)
 
 
 def test_a_gateway_needs_a_source() -> None:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -498,14 +499,17 @@ def test_records_the_broker_refuses_stay_spooled_until_it_accepts_them(tmp_path:
 
 
 class ScriptedLink:
-    """An in-memory link: acknowledges each send at once with the next scripted outcome."""
+    """An in-memory link: acknowledges each send at once with the next scripted outcome, or,
+    with `hold_acks`, when `release()` is called."""
 
-    def __init__(self, script: dict[bytes, list[AckOutcome]]) -> None:
+    def __init__(self, script: dict[bytes, list[AckOutcome]], *, hold_acks: bool = False) -> None:
         self.session: int | None = 1
         self.reconnects = 0
         self.sent: list[bytes] = []
         self.drops: list[str] = []
         self._script = script
+        self._hold_acks = hold_acks
+        self._held: list[tuple[int, int, AckOutcome]] = []
         self._listener: LinkListener | None = None
 
     def set_listener(self, listener: LinkListener | None) -> None:
@@ -516,8 +520,19 @@ class ScriptedLink:
         self.sent.append(payload)
         outcomes = self._script.get(payload, [])
         outcome = outcomes.pop(0) if outcomes else AckOutcome.ACCEPTED
-        self._listener.acknowledged(self.session, len(self.sent), outcome, outcome.value)
+        self._held.append((self.session, len(self.sent), outcome))
+        if not self._hold_acks:
+            self.release()
         return self.session, len(self.sent)
+
+    def release(self) -> None:
+        assert self._listener is not None
+        held, self._held = self._held, []
+        for session, mid, outcome in held:
+            self._listener.acknowledged(session, mid, outcome, outcome.value)
+
+    def sent_seqs(self) -> list[int]:
+        return [decode_record(payload).seq for payload in list(self.sent)]
 
     def drop_connection(self, reason: str) -> None:
         self.drops.append(reason)
@@ -571,3 +586,115 @@ def test_flush_says_how_much_is_left_when_it_gives_up(tmp_path: Path) -> None:
         finally:
             forwarder.close()
         assert link.sent == []
+
+
+# ---------------------------------------------------------------- storage receipts
+
+
+def receipt_forwarder(
+    spool: Spool, link: ScriptedLink, *, receipt_timeout_s: float = 30.0, max_awaiting: int = 10_000
+) -> Forwarder:
+    return Forwarder(
+        spool=spool,
+        link=link,
+        retry_backoff=fast_backoff(),
+        receipt_timeout_s=receipt_timeout_s,
+        max_awaiting=max_awaiting,
+    )
+
+
+def test_with_receipts_a_record_leaves_the_spool_on_its_receipt_not_its_puback(tmp_path: Path) -> None:
+    link = ScriptedLink({})
+    with Spool(tmp_path / "spool.db", max_bytes=10**6) as spool:
+        forwarder = receipt_forwarder(spool, link)
+        try:
+            submit_all(forwarder, [record(seq, seq) for seq in (1, 2, 3)])
+            wait_for(lambda: forwarder.awaiting_receipt == 3, what="three PUBACKs")
+            assert spool.depth == 3 and forwarder.published == 3
+            forwarder.stored([3, 1, 99])  # 99: not one of ours (an old receipt)
+            wait_for(lambda: spool.depth == 1, what="two records deleted")
+            assert [decode_record(r.payload).seq for r in spool.peek(10)] == [2]
+            forwarder.stored([2])
+            forwarder.flush(5)
+        finally:
+            forwarder.close()
+        assert link.sent_seqs() == [1, 2, 3], "nothing is sent twice while receipts come in time"
+        counters = forwarder.counters()
+        assert (counters["receipted"], counters["receipts_overdue"], counters["published"]) == (3, 0, 3)
+
+
+def test_a_receipt_that_overtakes_the_puback_still_settles_the_record(tmp_path: Path) -> None:
+    link = ScriptedLink({}, hold_acks=True)
+    with Spool(tmp_path / "spool.db", max_bytes=10**6) as spool:
+        forwarder = receipt_forwarder(spool, link)
+        try:
+            submit_all(forwarder, [record(1, 0)])
+            wait_for(lambda: link.sent, what="the record sent")
+            forwarder.stored([1])
+            wait_for(lambda: forwarder.receipted == 1, what="the receipt taken")
+            assert forwarder.in_flight == 1 and spool.depth == 1
+            link.release()
+            forwarder.flush(5)
+        finally:
+            forwarder.close()
+        assert link.sent_seqs() == [1] and forwarder.awaiting_receipt == 0
+
+
+def test_a_record_whose_receipt_is_overdue_goes_out_again_each_time_later(tmp_path: Path) -> None:
+    """The broker acknowledged it and then lost it (or ingest never stored it): after
+    receipt_timeout_s it is published again, then after twice that, and so on."""
+    timeout_s = 0.3
+    link = ScriptedLink({})
+    with Spool(tmp_path / "spool.db", max_bytes=10**6) as spool:
+        forwarder = receipt_forwarder(spool, link, receipt_timeout_s=timeout_s)
+        try:
+            began = time.monotonic()
+            submit_all(forwarder, [record(1, 0), record(2, 1)])
+            wait_for(lambda: forwarder.awaiting_receipt == 2, what="two PUBACKs")
+            forwarder.stored([2])
+            wait_for(lambda: link.sent_seqs().count(1) >= 3, timeout_s=10, what="two resends")
+            elapsed_s = time.monotonic() - began
+            forwarder.stored([1])
+            forwarder.flush(5)
+        finally:
+            forwarder.close()
+        # 0.3 s, then 0.6 s: at least 0.9 s; with a fixed wait it would be 0.6 s.
+        assert elapsed_s >= 3 * timeout_s - 0.05, f"the second resend came after {elapsed_s:.2f} s"
+        assert link.sent_seqs().count(2) == 1, "a record with its receipt is not sent again"
+        assert forwarder.receipts_overdue >= 2 and forwarder.receipted == 2 and spool.depth == 0
+
+
+def test_a_seq_that_is_out_twice_is_settled_by_its_puback(tmp_path: Path) -> None:
+    """A receipt names records by seq; two spooled records with one seq cannot both wait for
+    it, so the second is deleted on its PUBACK, as without receipts."""
+    link = ScriptedLink({})
+    with Spool(tmp_path / "spool.db", max_bytes=10**6) as spool:
+        forwarder = receipt_forwarder(spool, link)
+        try:
+            submit_all(forwarder, [record(7, 0), record(7, 1)])
+            wait_for(lambda: forwarder.published == 2, what="two PUBACKs")
+            wait_for(lambda: spool.depth == 1, what="the second deleted")
+            assert forwarder.awaiting_receipt == 1
+            forwarder.stored([7])
+            forwarder.flush(5)
+        finally:
+            forwarder.close()
+
+
+def test_no_new_record_goes_out_while_max_awaiting_wait_for_their_receipt(tmp_path: Path) -> None:
+    link = ScriptedLink({})
+    with Spool(tmp_path / "spool.db", max_bytes=10**6) as spool:
+        forwarder = receipt_forwarder(spool, link, max_awaiting=2)
+        try:
+            submit_all(forwarder, [record(seq, seq) for seq in (1, 2, 3, 4)])
+            wait_for(lambda: forwarder.awaiting_receipt == 2, what="two PUBACKs")
+            time.sleep(0.3)
+            assert link.sent_seqs() == [1, 2]
+            forwarder.stored([1])
+            wait_for(lambda: link.sent_seqs() == [1, 2, 3], what="the third record sent")
+            forwarder.stored([2, 3])
+            wait_for(lambda: link.sent_seqs() == [1, 2, 3, 4], what="the fourth record sent")
+            forwarder.stored([4])
+            forwarder.flush(5)
+        finally:
+            forwarder.close()

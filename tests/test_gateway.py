@@ -23,14 +23,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from cloud.influx import InfluxClient
 from cloud.model_push import push_bundle
-from edge.gateway import Gateway
+from edge.gateway import SEQS_PER_RUN, Gateway
 from edge.ota import sign_bundle
 from prognos.config import parse_gateway_config
 from prognos.record import DiagnosticRecord, Trigger, decode_record
 from prognos.stack import StackInfo
 from prognos.topics import diag_topic, status_topic
 from tests.helpers import wait_for
+from tests.test_slice import ingest_running
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "models" / "artifacts"
 PSI_KPA = 6.894757293168361
@@ -152,6 +154,55 @@ def test_a_replayed_log_becomes_records_on_the_broker(
     counters = final["counters"]
     assert final["records"] == stats.records and isinstance(counters, dict) and counters["spool_depth"] == 0
     assert stats.counters["spool_depth"] == 0
+
+
+def write_tpms_log(path: Path, dbc: Path, first_s: float, hours: int) -> None:
+    db = cantools.database.load_file(dbc, strict=False)
+    with can.Logger(str(path)) as writer:
+        for i in range(hours * 360):
+            writer.on_message_received(tpms_frame(db, first_s + 10.0 * i, (35.0, 35.0, 35.0, 35.0)))
+
+
+def test_with_receipts_records_stay_spooled_until_ingest_stored_them_and_seqs_go_on(
+    stack: StackInfo,
+    tmp_path: Path,
+    fleet: str,
+    vin: str,
+    listener: Listener,
+    hyundai_dbc: Path,
+    influx: InfluxClient,
+    database: str,
+) -> None:
+    """The broker's PUBACK does not empty the spool: with no ingest worker the records stay, and
+    go out again on the next start, when ingest stores them and its receipts delete them. The
+    second start numbers its records after the first's."""
+    runs = []
+    for hour in (0, 1):
+        log_path = tmp_path / f"hour{hour}.log"
+        write_tpms_log(log_path, hyundai_dbc, T0 + 3600 * hour, 1)
+        source = f'[[source]]\nkind = "replay"\npath = "{log_path}"\ndbc = "{hyundai_dbc}"'
+        text = config_text(stack, tmp_path, fleet, vin, source)
+        broker_port = f"port = {stack.mqtt_port}\n"
+        runs.append(parse_gateway_config(text.replace(broker_port, broker_port + "receipt_timeout_s = 2\n")))
+
+    first = Gateway(runs[0])
+    first_stats = first.run(threading.Event())  # no ingest: the receipts never come
+    assert first_stats.records > 0 and first.spooled == first_stats.records
+    assert len({r.seq for r in listener.records}) == first_stats.records, "the broker had them all"
+    assert first_stats.counters["receipted"] == 0 and first_stats.counters["published"] >= first_stats.records
+
+    with ingest_running(stack, influx, database, fleet):
+        second = Gateway(runs[1])
+        second_stats = second.run(threading.Event())
+    assert second.spooled == 0
+    assert second_stats.counters["receipted"] == first_stats.records + second_stats.records
+    series = influx.query("SELECT seq FROM diag WHERE vin = $vin", database=database, params={"vin": vin})
+    stored = sorted(int(row["seq"]) for s in series for row in s.rows())
+    second_first = 1 + SEQS_PER_RUN
+    assert stored == [
+        *range(1, first_stats.records + 1),
+        *range(second_first, second_first + second_stats.records),
+    ]
 
 
 def gateway_spool_is_empty(tmp_path: Path) -> bool:

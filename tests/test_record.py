@@ -31,6 +31,7 @@ from prognos.record import (
     Trigger,
     decode_record,
     encode_record,
+    record_seq,
     to_float32,
 )
 
@@ -265,3 +266,15 @@ def test_encode_refuses_invalid_records(changes: dict[str, Any]) -> None:
     encode_record(GOOD)
     with pytest.raises(ValueError):
         encode_record(dataclasses.replace(GOOD, **changes))
+
+
+def test_record_seq_reads_the_seq_alone() -> None:
+    data = encode_record(
+        DiagnosticRecord(
+            vin="VIN123", seq=42, window_start_ms=0, window_end_ms=1, model_id="m", model_version="1"
+        )
+    )
+    assert record_seq(data) == 42
+    assert record_seq(b"not cbor \xff") is None
+    assert record_seq(cbor2.dumps({2: -1})) is None
+    assert record_seq(cbor2.dumps([1, 2])) is None

@@ -130,6 +130,18 @@ def test_reopening_resumes_the_spool_and_ids_keep_growing(tmp_path: Path) -> Non
         assert [(r.id, r.payload) for r in spool.peek(10)] == [(newer, b"after")]
 
 
+def test_sequence_numbers_claimed_from_a_spool_never_repeat_across_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path, max_bytes=1_000_000) as spool:
+        assert spool.claim_seqs(10) == 1, "a new spool numbers from 1"
+        assert spool.claim_seqs(5) == 11
+    with Spool(path, max_bytes=1_000_000) as spool:
+        assert spool.claim_seqs(1 << 32) == 16
+        assert spool.claim_seqs(1) == 16 + (1 << 32)
+        with pytest.raises(ValueError, match="count must be >= 1"):
+            spool.claim_seqs(0)
+
+
 # Size bound and drop policy
 
 
