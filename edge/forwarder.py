@@ -71,6 +71,7 @@ class RecordLink(Protocol):
 
 ACKED_RETRY_S = 1.0  # how often to try again to delete acknowledged records the spool kept
 RECEIPT_BACKOFF_LIMIT = 16  # an overdue receipt's wait doubles at each resend, up to this factor
+OVERDUE_LOG_S = 60.0  # at most one log line this often about overdue receipts
 PEEK_BATCH = 256  # records read at a time while skipping those in flight or awaiting a receipt
 
 
@@ -147,6 +148,7 @@ class Forwarder:
         self._deadlines: list[tuple[float, int]] = []
         self._overdue: dict[int, int] = {}  # spool id -> times its receipt was overdue
         self._stored_early: set[int] = set()  # seqs a receipt named before their PUBACK came
+        self._overdue_logged = (-OVERDUE_LOG_S, 0)  # when the last line went out, the count then
         self.published = 0
         self.refused = 0
         self.retries = 0
@@ -397,10 +399,17 @@ class Forwarder:
             del self._awaiting_ids[entry.seq]
             self._overdue[spool_id] = self._overdue.get(spool_id, 0) + 1
             expired.append(spool_id)
-        if expired:
-            self.receipts_overdue += len(expired)
-            log.info("forwarder: no storage receipt for %d records; sending them again", len(expired))
-            self._last_sent_id = min(self._last_sent_id, min(expired) - 1)
+        if not expired:
+            return
+        self.receipts_overdue += len(expired)
+        self._last_sent_id = min(self._last_sent_id, min(expired) - 1)
+        logged_at, logged_count = self._overdue_logged
+        if now - logged_at >= OVERDUE_LOG_S:
+            log.info(
+                "forwarder: %d records got no storage receipt in time since the last report; sending again",
+                self.receipts_overdue - logged_count,
+            )
+            self._overdue_logged = (now, self.receipts_overdue)
 
     def _delete_acked(self) -> None:
         """Delete what the broker has. If the spool cannot (a full disk), the records stay marked
