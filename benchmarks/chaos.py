@@ -1,7 +1,7 @@
 """Chaos on the real stack for minutes: records sent against records stored, per fault.
 
     .venv/bin/python benchmarks/chaos.py [--minutes 3] [--seed S] [--vehicles 3] [--workers 2]
-        [--rate 25] [--faults-per-minute 12] [--fixed] [--crash] [--home DIR]
+        [--rate 25] [--faults-per-minute 12] [--without-receipts] [--crash] [--home DIR]
 
 On a stack of its own (a temporary directory, or --home; the secure stack, with TLS, logins and
 ACLs, each vehicle provisioned), with the code tests/test_chaos.py runs (tests/chaos_rig.py):
@@ -13,17 +13,18 @@ looked up in InfluxDB. One row per fault, with the records produced from it unti
 fault:
 
     sent     produced: the agent's spool stored it (submit() returned)
-    acked    the spool deleted it on the broker's PUBACK
+    acked    the spool deleted it: on ingest's storage receipt (as shipped), or on the broker's
+             PUBACK (--without-receipts)
     stored   in InfluxDB
-    lost     sent and not stored; split by cause: `crash`, acknowledged by the broker after it
-             last saved and before a SIGKILL of it; `restart`, acknowledged after a broker restart and
+    lost     sent and not stored; split by cause: `crash`, acknowledged after the broker last
+             saved and before a SIGKILL of it; `restart`, acknowledged after a broker restart and
              before an ingest worker had subscribed again; `other`, anything else (must be 0)
     dup      stored more than once (must be 0)
 
---fixed runs the same seed again with the two changes docs/chaos.md recommends (Mosquitto
-`autosave_on_changes`, and agents that hold a record the broker routed to no subscriber).
+--without-receipts runs the same seed again with agents that delete a record on its PUBACK, as
+gateways without receipt_timeout_s do: what the broker loses is then lost.
 --crash measures a broker SIGKILL right after the last PUBACK, ingest online and offline, with
-the stack's Mosquitto settings and the recommended ones: records lost, publish rate, broker CPU.
+and without receipts: records lost, publish rate, broker CPU.
 Figures are recorded in docs/chaos.md.
 """
 
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.chaos_rig import (  # noqa: E402
+    RECEIPT_TIMEOUT_S,
     ChaosPlan,
     format_report,
     measure_broker_crash,
@@ -47,10 +49,8 @@ from tests.chaos_rig import (  # noqa: E402
     start_stack,
 )
 
-DURABLE_BROKER = ("autosave_interval 1", "autosave_on_changes true")
 
-
-def chaos(home: Path, args: argparse.Namespace, seed: int, *, fixed: bool) -> None:
+def chaos(home: Path, args: argparse.Namespace, seed: int, *, receipts: bool) -> None:
     plan = ChaosPlan(
         seed=seed,
         duration_s=args.minutes * 60.0,
@@ -58,10 +58,9 @@ def chaos(home: Path, args: argparse.Namespace, seed: int, *, fixed: bool) -> No
         workers=args.workers,
         rate_per_s=args.rate,
         faults=max(1, round(args.minutes * args.faults_per_minute)),
-        hold_unrouted=fixed,
-        broker_lines=DURABLE_BROKER if fixed else (),
+        receipt_timeout_s=RECEIPT_TIMEOUT_S if receipts else None,
     )
-    title = "recommended: " + "; ".join(DURABLE_BROKER) + "; PUBACK 0x10 held" if fixed else "as shipped"
+    title = "as shipped (records kept until their receipt)" if receipts else "without receipts"
     print(f"\n== chaos, {title}", flush=True)
     began = time.monotonic()
     report = run_chaos(home, plan, start=start_stack, say=lambda line: print(f"   {line}", flush=True))
@@ -71,24 +70,25 @@ def chaos(home: Path, args: argparse.Namespace, seed: int, *, fixed: bool) -> No
 
 def crash(home: Path) -> None:
     print("\n== broker SIGKILL right after the last PUBACK (ingest worker's session saved before)")
-    print(f"{'mosquitto':>34} {'ingest':>8} {'records':>8} {'lost':>6} {'rec/s':>7} {'broker cpu s':>13}")
-    for lines, records in (((), 2000), (DURABLE_BROKER, 2000), ((), 300), (DURABLE_BROKER, 300)):
-        for online in (False, True):
-            result = measure_broker_crash(
-                home / f"crash-{len(lines)}-{records}-{online}",
-                start=start_stack,
-                ingest_online=online,
-                records=records,
-                rate_per_s=1000.0,
-                broker_lines=lines,
-                say=lambda line: None,
-            )
-            name = "; ".join(lines) or "autosave_interval 100, autosave_on_changes (stack)"
-            print(
-                f"{name:>34} {'online' if online else 'offline':>8} {result.produced:>8} {result.lost:>6} "
-                f"{result.produced / result.publish_s:>7.0f} {result.broker_cpu_s:>13.2f}",
-                flush=True,
-            )
+    print(f"{'receipts':>9} {'ingest':>8} {'records':>8} {'lost':>6} {'rec/s':>7} {'broker cpu s':>13}")
+    for records in (2000, 300):
+        for receipts in (False, True):
+            for online in (False, True):
+                result = measure_broker_crash(
+                    home / f"crash-{records}-{receipts}-{online}",
+                    start=start_stack,
+                    ingest_online=online,
+                    records=records,
+                    rate_per_s=1000.0,
+                    receipt_timeout_s=RECEIPT_TIMEOUT_S if receipts else None,
+                    say=lambda line: None,
+                )
+                print(
+                    f"{'yes' if receipts else 'no':>9} {'online' if online else 'offline':>8} "
+                    f"{result.produced:>8} {result.lost:>6} {result.produced / result.publish_s:>7.0f} "
+                    f"{result.broker_cpu_s:>13.2f}",
+                    flush=True,
+                )
 
 
 def main() -> None:
@@ -104,10 +104,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=25.0, help="records per second per agent (default: 25)")
     parser.add_argument("--faults-per-minute", type=float, default=12.0, help="(default: 12)")
     parser.add_argument(
-        "--fixed", action="store_true", help="run the seed again with the recommended changes"
+        "--without-receipts",
+        action="store_true",
+        help="run the seed again with agents that delete a record on its PUBACK",
     )
     parser.add_argument(
-        "--crash", action="store_true", help="measure a broker SIGKILL, with and without them"
+        "--crash", action="store_true", help="measure a broker SIGKILL, with and without receipts"
     )
     parser.add_argument("--home", type=Path, default=None, help="work directory (default: a temporary one)")
     args = parser.parse_args()
@@ -115,9 +117,9 @@ def main() -> None:
     print(f"benchmarks/chaos.py --minutes {args.minutes:g} --seed {seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="prognos-chaos-") as scratch:
         home = args.home or Path(scratch)
-        chaos(home / "shipped", args, seed, fixed=False)
-        if args.fixed:
-            chaos(home / "fixed", args, seed, fixed=True)
+        chaos(home / "shipped", args, seed, receipts=True)
+        if args.without_receipts:
+            chaos(home / "without-receipts", args, seed, receipts=False)
         if args.crash:
             crash(home)
 

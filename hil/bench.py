@@ -180,6 +180,7 @@ class _Rig:
             ca_file=logins.ca_file,
             username=credentials.username if credentials is not None else None,
             password_file=password_file,
+            receipt_timeout_s=logins.receipt_timeout_s,
         )
         lines = [
             "# Written by the HIL bench for one simulated vehicle (docs/hil.md).",

@@ -1214,6 +1214,7 @@ def _demo(args: argparse.Namespace) -> int:
         _require(module)
     from hil.fleet import DEMO_SCENARIO, ScenarioThread, demo_dms, first_vehicles
     from hil.scenario import load_scenario
+    from prognos.config import RECEIPT_TIMEOUT_S
     from prognos.provision import fleet_logins
     from prognos.stack import read_state, stack_status, stack_up
 
@@ -1242,7 +1243,7 @@ def _demo(args: argparse.Namespace) -> int:
         fleet=fleet,
         report_dir=args.report or home / "hil" / scenario.name,
         progress=progress,
-        logins=functools.partial(fleet_logins, info),
+        logins=functools.partial(fleet_logins, info, receipt_timeout_s=RECEIPT_TIMEOUT_S),
     )
     report = run.report_dir / "report.html"
     base = [sys.executable, "-m", "prognos.cli"]

@@ -23,6 +23,9 @@ SOURCE_KINDS = ("can", "replay", "uart")
 CAN_INTERFACES = ("socketcan", "slcan", "virtual", "pcan", "kvaser", "vector", "gs_usb")
 
 
+RECEIPT_TIMEOUT_S = 60.0  # what provisioned gateways wait for a storage receipt before sending again
+
+
 @dataclass(frozen=True)
 class BrokerConfig:
     host: str = "localhost"

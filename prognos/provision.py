@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from prognos.config import broker_toml
+from prognos.config import RECEIPT_TIMEOUT_S, broker_toml
 from prognos.errors import ConfigError
 from prognos.security import BrokerUsers, Credentials, FleetLogins, write_secret
 from prognos.stack import StackInfo, broker_users, reload_broker_users
@@ -36,13 +36,19 @@ def issue_credentials(info: StackInfo, fleet: str, vins: Sequence[str]) -> dict[
         return {vin: users.add_vehicle(fleet, vin) for vin in vins}
 
 
-def fleet_logins(info: StackInfo, fleet: str, vins: Sequence[str]) -> FleetLogins:
+def fleet_logins(
+    info: StackInfo, fleet: str, vins: Sequence[str], *, receipt_timeout_s: float | None = None
+) -> FleetLogins:
     """Logins for a simulated or bench fleet on this stack (fresh credentials for each VIN) and
-    for the observer that reads what it publishes; none on an insecure stack."""
+    for the observer that reads what it publishes; none on an insecure stack. With
+    `receipt_timeout_s`, the agents wait for ingest's storage receipts (ingest must run)."""
     if not info.secure:
-        return FleetLogins()
+        return FleetLogins(receipt_timeout_s=receipt_timeout_s)
     return FleetLogins(
-        info.ca_file, issue_credentials(info, fleet, vins), info.broker_auth("observer").credentials
+        info.ca_file,
+        issue_credentials(info, fleet, vins),
+        info.broker_auth("observer").credentials,
+        receipt_timeout_s,
     )
 
 
@@ -69,6 +75,7 @@ def write_broker_files(info: StackInfo, credentials: Credentials, directory: Pat
         ca_file=(directory / "ca.pem").resolve(),
         username=credentials.username,
         password_file=(directory / "password").resolve(),
+        receipt_timeout_s=RECEIPT_TIMEOUT_S,
     )
     (directory / "broker.toml").write_text(broker, encoding="utf-8")
 

@@ -68,11 +68,14 @@ class BrokerAuth:
 @dataclass(frozen=True)
 class FleetLogins:
     """How a simulated fleet and its observer log in to a broker (picklable, for processes):
-    the CA, one login per VIN and the observer's login; all empty on a development broker."""
+    the CA, one login per VIN and the observer's login; all empty on a development broker.
+    With `receipt_timeout_s` the agents keep records until ingest's storage receipt (only where
+    an ingest worker runs)."""
 
     ca_file: str | None = None
     vehicles: Mapping[str, Credentials] = field(default_factory=dict)
     observer: Credentials | None = None
+    receipt_timeout_s: float | None = None
 
     def vehicle_auth(self, vin: str) -> BrokerAuth:
         return BrokerAuth(self.ca_file, self.vehicles.get(vin))

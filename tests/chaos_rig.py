@@ -528,7 +528,6 @@ class AgentProcess:
         max_bytes: int = 64 << 20,
         reserve_bytes: int = RESERVE_BYTES,
         host: str = "127.0.0.1",
-        hold_unrouted: bool = False,
         count: int = 0,
         receipt_timeout_s: float | None = RECEIPT_TIMEOUT_S,
     ) -> None:
@@ -540,7 +539,6 @@ class AgentProcess:
             *login.argv(),
             *("--spool", str(spool), "--rate", str(rate_per_s), "--alert-every", str(alert_every)),
             *("--max-bytes", str(max_bytes), "--reserve-bytes", str(reserve_bytes)),
-            *(["--hold-unrouted"] if hold_unrouted else []),
             *("--count", str(count)),
             *(["--receipt-timeout-s", str(receipt_timeout_s)] if receipt_timeout_s is not None else []),
         ]
@@ -838,7 +836,6 @@ class ChaosPlan:
     rate_per_s: float = 25.0  # records per second per agent, each a simulated 10-minute window
     faults: int = 6
     kinds: tuple[str, ...] = KINDS
-    hold_unrouted: bool = False  # agents treat PUBACK 0x10 (no subscriber) as "send again later"
     receipt_timeout_s: float | None = RECEIPT_TIMEOUT_S  # None: agents delete records on the PUBACK
     broker_lines: tuple[str, ...] = ()  # more Mosquitto settings (ChaosStack)
 
@@ -874,7 +871,6 @@ def run_chaos(
             spool=home / f"spool-{vehicle.vin}.db",
             log_dir=logs,
             rate_per_s=plan.rate_per_s,
-            hold_unrouted=plan.hold_unrouted,
             receipt_timeout_s=plan.receipt_timeout_s,
         )
         for vehicle, relay in zip(vehicles, relays, strict=True)
@@ -1241,20 +1237,6 @@ class _ReportingSpool(Spool):
         return count
 
 
-def _hold_unrouted() -> None:
-    """edge.uplink maps PUBACK 0x10 "no matching subscribers" to ACCEPTED, and the record leaves
-    the spool although nobody will ever read it. This makes it RETRY, for measuring that change."""
-    import edge.uplink as uplink_module
-    from edge.forwarder import AckOutcome
-
-    accepted = uplink_module._ack_outcome
-
-    def outcome(reason_code: Any) -> AckOutcome:
-        return AckOutcome.RETRY if reason_code.value == 0x10 else accepted(reason_code)
-
-    uplink_module._ack_outcome = outcome
-
-
 def _agent_main(argv: Sequence[str]) -> int:
     faulthandler.register(signal.SIGQUIT, all_threads=True)  # stacks to the log, for a hung agent
     parser = argparse.ArgumentParser(prog="chaos_rig agent")
@@ -1279,14 +1261,7 @@ def _agent_main(argv: Sequence[str]) -> int:
         type=float,
         help="keep each record until ingest's storage receipt; send it again after this long without",
     )
-    parser.add_argument(
-        "--hold-unrouted",
-        action="store_true",
-        help="measure a proposed uplink change: PUBACK 0x10 (no subscriber) means send again later",
-    )
     args = parser.parse_args(argv)
-    if args.hold_unrouted:
-        _hold_unrouted()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     out = _Lines()
     stop = threading.Event()

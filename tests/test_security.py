@@ -22,8 +22,10 @@ from cloud.access import stack_influx
 from cloud.influx import AccessDeniedError, InfluxClient
 from cloud.ingest import IngestWorker
 from cloud.model_push import push_bundle
+from edge.forwarder import Forwarder
+from edge.spool import Priority, Spool
 from edge.uplink import MqttUplink
-from prognos.config import parse_gateway_config
+from prognos.config import RECEIPT_TIMEOUT_S, parse_gateway_config
 from prognos.errors import ConfigError, MissingDependencyError, RejectedError
 from prognos.receipt import decode_receipt
 from prognos.record import DiagnosticRecord, encode_record
@@ -136,6 +138,7 @@ def test_provisioning_hands_out_a_working_gateway_broker_table(
         f'[[source]]\nkind = "replay"\npath = "{tmp_path / "trace.log"}"\ndbc = "{DBC}"\n'
     )
     assert config.broker.ca_file is not None and config.broker.username == vin
+    assert config.broker.receipt_timeout_s == RECEIPT_TIMEOUT_S, "provisioned gateways wait for receipts"
 
     influx = stack_influx(secure_stack, "ingest")
     worker = IngestWorker(
@@ -153,8 +156,15 @@ def test_provisioning_hands_out_a_working_gateway_broker_table(
     thread = threading.Thread(target=worker.run, args=(stop,), name="ingest-worker")
     thread.start()
     uplink = MqttUplink(
-        host=config.broker.host, port=config.broker.port, fleet=FLEET, vin=vin, auth=config.broker.auth()
+        host=config.broker.host,
+        port=config.broker.port,
+        fleet=FLEET,
+        vin=vin,
+        auth=config.broker.auth(),
+        receipts=True,
     )
+    spool = Spool(config.spool.path, max_bytes=config.spool.max_bytes)
+    forwarder = Forwarder(spool=spool, link=uplink, receipt_timeout_s=config.broker.receipt_timeout_s)
     # The vehicle hears of its own stored records; another vehicle, listening to every
     # vehicle's receipts, hears nothing (the ACL lets each read only its own).
     listeners = [Client(secure_stack, vehicle_auth(provisioned, v)) for v in (vin, VINS[1])]
@@ -164,8 +174,9 @@ def test_provisioning_hands_out_a_working_gateway_broker_table(
             listener.client.subscribe(f"prognos/v1/{FLEET}/+/stored", qos=1)
         worker.wait_subscribed(15)
         time.sleep(0.3)
-        uplink.publish_record(encode_record(record(vin, 1)))
-        wait_for(lambda: worker.stats.records_written >= 1, what="the record in InfluxDB")
+        forwarder.submit(encode_record(record(vin, 1)), Priority.HIGH)
+        forwarder.flush(15)  # the spool empties on the receipt, which the gateway may read
+        assert forwarder.receipted == 1 and worker.stats.records_written == 1
         wait_for(lambda: listeners[0].messages, what="the vehicle's receipt")
         time.sleep(0.3)
         assert [decode_receipt(m.payload) for m in listeners[0].messages] == [[1]]
@@ -174,7 +185,9 @@ def test_provisioning_hands_out_a_working_gateway_broker_table(
     finally:
         for listener in listeners:
             listener.close()
+        forwarder.close()
         uplink.close()
+        spool.close()
         stop.set()
         thread.join(30)
         influx.close()
