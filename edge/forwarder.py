@@ -439,6 +439,8 @@ class Forwarder:
         self._inflight.clear()
         self._stored_early.clear()
         self._last_sent_id = 0
+        # Forget the resend counts of records no longer awaiting (the spool may have dropped them).
+        self._overdue = {spool_id: n for spool_id, n in self._overdue.items() if spool_id in self._awaiting}
 
     def _fail(self, reason: str) -> None:
         """Forget what is in flight and retry from the oldest spooled record after a backoff."""
