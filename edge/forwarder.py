@@ -290,7 +290,7 @@ class Forwarder:
                 break
             for record in records:
                 if record.id in self._acked or record.id in self._awaiting or record.id in busy:
-                    self._last_sent_id = record.id  # the broker has it; its delete is pending
+                    self._last_sent_id = record.id  # out already, or only its delete is pending
                     continue
                 seq = self._receipt_seq(record.payload)
                 try:
