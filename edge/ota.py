@@ -19,6 +19,7 @@ or the new bundle in place, never half of one.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -82,13 +83,14 @@ def pack_bundle(directory: Path) -> bytes:
     """The bundle directory as a gzip'd tar, the same bytes for the same files."""
     load_bundle(directory)  # refuse to ship what would not load
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             info = tar.gettarinfo(str(path), arcname=str(path.relative_to(directory)))
             info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
             with path.open("rb") as handle:
                 tar.addfile(info, handle)
-    return buffer.getvalue()
+    # Compressed apart: tarfile's "w:gz" stamps the gzip header with the current second.
+    return gzip.compress(buffer.getvalue(), mtime=0)
 
 
 def sign_bundle(directory: Path, key: Ed25519PrivateKey) -> bytes:
