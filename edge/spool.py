@@ -1,10 +1,13 @@
-"""The gateway's on-disk spool: records wait here, on disk, until the broker acknowledged them.
+"""The gateway's on-disk spool: records wait here, on disk, until the broker acknowledged them
+(or, with storage receipts, until the cloud said it stored them).
 
 One SQLite file in WAL mode with synchronous=FULL: `put()` returns only after its transaction
 is on stable storage, so a record whose `put()` returned survives a crash, a SIGKILL or a power
 cut. The forwarder reads records in insertion order (`peek`) and deletes them when the broker's
-PUBACK arrives (`delete`). Ids grow strictly, across reopens too (AUTOINCREMENT never reuses
-an id), so "insertion order" and "id order" are the same thing.
+PUBACK or the receipt arrives (`delete`). Ids grow strictly, across reopens too (AUTOINCREMENT
+never reuses an id), so "insertion order" and "id order" are the same thing. The record
+sequence numbers the gateway gives out are claimed here too (`claim_seqs`), so that they do not
+repeat across restarts either.
 
 The spool is bounded by `max_bytes` of payload. A put that takes it over the bound drops the
 oldest low-priority records (heartbeats, changes) first, possibly the new record itself. Alerts

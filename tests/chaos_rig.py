@@ -17,7 +17,8 @@ fed by a deterministic record source in simulated time: record `seq` of a vehicl
 10-minute window number `seq`, and every `alert_every`-th record is an alert. Its stdout says
 what happened to each record, one line each: `spooled SEQ A|H T` once submit() stored it,
 `unstored SEQ A|H T` when the spool could not (T: time.monotonic() when it was made),
-`acked SEQ...` once the spool deleted them on the broker's PUBACK; `counters JSON` now and then.
+`acked SEQ...` once the spool deleted them (on ingest's storage receipt, or without receipts on
+the broker's PUBACK); `counters JSON` now and then.
 A restarted agent goes on at the seq after the last one it reported spooled (the record in
 progress at a kill, if it landed, is sent twice with the same content, so it is stored once).
 
@@ -88,7 +89,7 @@ T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 WINDOW_MS = 600_000  # one record per simulated 10-minute window
 SUBSYSTEMS = ("battery", "brakes")
 KINDS = ("broker", "database", "ingest", "agent", "partition")
-ACK_SLACK_S = 1.0  # the ack line reaches the rig a little after the broker's PUBACK
+ACK_SLACK_S = 1.0  # the ack line reaches the rig a little after the spool deleted the record
 # Agents keep each record until ingest's storage receipt, as a provisioned gateway does; short
 # here, so that records the broker lost go out again within a test's time.
 RECEIPT_TIMEOUT_S = 3.0
@@ -746,7 +747,7 @@ class FaultRow:
     target: str
     down_s: float
     sent: int = 0  # produced: submit() stored it in the spool
-    acked: int = 0  # the spool deleted it on the broker's PUBACK
+    acked: int = 0  # the spool deleted it (on its receipt, or without receipts on its PUBACK)
     stored: int = 0  # in InfluxDB
     lost: Counter[str] = field(default_factory=Counter)  # why -> records
     stored_twice: int = 0
@@ -1018,7 +1019,7 @@ def _loss_windows(
     - after a restart, Mosquitto 2.0 routes nothing to the shared subscription of a persistent
       session restored from its file until that session subscribes again: what a gateway
       publishes in between has no subscriber (PUBACK 0x10, or success if another subscriber
-      matched), and the gateway deletes it."""
+      matched), and a gateway without receipts deletes it."""
     windows = [
         (saved - ACK_SLACK_S, kill + ACK_SLACK_S, BROKER_CRASH)
         for kill, saved in zip(kills, saved_at, strict=True)
@@ -1222,7 +1223,7 @@ class _Lines:
 
 
 class _ReportingSpool(Spool):
-    """The spool, telling whom it concerns which records it deleted (on the broker's PUBACK)."""
+    """The spool, telling whom it concerns which records it deleted (receipt or PUBACK)."""
 
     def __init__(
         self, path: Path, *, max_bytes: int, reserve_bytes: int, on_delete: Callable[[list[int]], None]

@@ -84,7 +84,7 @@ def seed() -> int:
 
 
 def check_report(report: ChaosReport) -> None:
-    """What must hold after any chaos: nothing lost that the broker did not lose, nothing
+    """What must hold after any chaos: nothing lost that no broker fault explains, nothing
     stored twice or invented, every agent drained its spool and exited cleanly."""
     seed = report.plan.seed
     print(format_report(report))
@@ -108,7 +108,7 @@ def test_random_kills_of_database_ingest_agents_and_links_lose_nothing(tmp_path:
     check_report(report)
     assert report.lost == [], f"seed {seed}: lost {report.lost[:20]}"
     total = report.total()
-    # `acked` may fall short by a record per agent kill: deleted on its PUBACK, and the agent
+    # `acked` may fall short by a record per agent kill: deleted on its receipt, and the agent
     # killed before it said so.
     assert total.sent == total.stored > 0
 
@@ -150,8 +150,8 @@ def check_oldest_dropped(
     """The records of one vehicle that are not stored are heartbeats, the oldest of those the
     spool held after the link went down (made before `until`), and the spool counted them.
 
-    A record in flight when the link went down may have reached the broker with its PUBACK lost:
-    the spool may then drop it and it is stored all the same (docs/spool.md, Limits). Such
+    A record in flight when the link went down may have reached the broker with its PUBACK or
+    its receipt lost: the spool may then drop it and it is stored all the same (docs/spool.md, Limits). Such
     records are left out of the comparison, and allowed for in the count."""
     missing = sorted(seq for seq in produced if seq not in stored)
     assert not [seq for seq in missing if produced[seq][1]], f"alerts lost: {missing[:20]}"
