@@ -6,10 +6,10 @@ Starts its own stack (prognos.stack.stack_up in a temporary directory, stack_dow
 and seeds one database with what the pages read, at the scale of the fleet:
 
 - the vehicle registry (one `vehicle` point per VIN) and 12 months of DMS data of the five
-  synthetic dealers (hil.dealers.make_dms, through the importer);
+  synthetic dealers (prognos.hil.dealers.make_dms, through the importer);
 - the analytics job's snapshots, one every --snapshot-hours over the days (alerts, cohorts,
   campaign vehicles, service list, parts forecast and reorders, the run marker), written with
-  the job's own point serializer (cloud.analytics_job.point), the way `prognos cloud analytics
+  the job's own point serializer (prognos.cloud.analytics_job.point), the way `prognos cloud analytics
   --every` leaves them; the maintenance intervals, which no page reads, are left out;
 - raw records (diag, vehicle_health, fault) over the whole period for --detailed vehicles, at
   30 records per vehicle-day (docs/benchmarks.md, gateway pipeline), and the latest record of
@@ -43,8 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cloud.analytics import CAMPAIGN_CHECKS, RECOMMENDED_ACTIONS  # noqa: E402
-from cloud.analytics_job import (  # noqa: E402
+from prognos.cloud.analytics import CAMPAIGN_CHECKS, RECOMMENDED_ACTIONS  # noqa: E402
+from prognos.cloud.analytics_job import (  # noqa: E402
     ALERT,
     ANALYTICS_RUN,
     CAMPAIGN_VEHICLE,
@@ -54,21 +54,21 @@ from cloud.analytics_job import (  # noqa: E402
     SERVICE_LIST,
     point,
 )
-from cloud.dms import KINDS, parse_row, point_line  # noqa: E402
-from cloud.dms_import import import_files  # noqa: E402
-from cloud.influx import InfluxClient  # noqa: E402
-from cloud.lineprotocol import (  # noqa: E402
+from prognos.cloud.dms import KINDS, parse_row, point_line  # noqa: E402
+from prognos.cloud.dms_import import import_files  # noqa: E402
+from prognos.cloud.influx import InfluxClient  # noqa: E402
+from prognos.cloud.lineprotocol import (  # noqa: E402
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
     record_lines,
 )
-from cloud.parts import FAULT_PARTS  # noqa: E402
-from hil.dealers import make_dms, write_dms  # noqa: E402
+from prognos.cloud.parts import FAULT_PARTS  # noqa: E402
+from prognos.hil.dealers import make_dms, write_dms  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
 from prognos.stack import stack_down, stack_up  # noqa: E402
 
-APP = str(ROOT / "dashboard" / "app.py")
+APP = str(ROOT / "prognos" / "dashboard" / "app.py")
 DATABASE = "bench"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -421,7 +421,7 @@ def query_times(detail_vin: str) -> list[tuple[str, float, int]]:
     """Each data function once with an empty cache: (name, seconds, rows)."""
     import streamlit as st
 
-    from dashboard import data
+    from prognos.dashboard import data
 
     snapshot = data.latest_snapshot()
     assert snapshot is not None

@@ -22,11 +22,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.agent import VehicleAssessor  # noqa: E402
-from edge.buffers import SampleBuffers  # noqa: E402
-from edge.detector import load_bundle  # noqa: E402
-from hil.simulator import VehicleSimulator, make_fleet  # noqa: E402
 from prognos.catalog import default_catalog  # noqa: E402
+from prognos.edge.agent import VehicleAssessor  # noqa: E402
+from prognos.edge.buffers import SampleBuffers  # noqa: E402
+from prognos.edge.detector import load_bundle  # noqa: E402
+from prognos.hil.simulator import VehicleSimulator, make_fleet  # noqa: E402
 from prognos.record import encode_record  # noqa: E402
 from prognos.topics import diag_topic  # noqa: E402
 
@@ -51,7 +51,7 @@ def acquisition(dbc: Path, frames: int) -> tuple[float, float] | None:
     import can
     import cantools
 
-    from edge.sources.can_bus import load_decoder
+    from prognos.edge.sources.can_bus import load_decoder
 
     decoder = load_decoder(dbc, default_catalog())
     message = cantools.database.load_file(dbc, strict=False).get_message_by_name("TPMS11")
@@ -74,7 +74,7 @@ def main() -> None:
     )
     parser.add_argument("--days", type=float, default=3.0, help="simulated vehicle-days (default: 3)")
     parser.add_argument("--dbc", type=Path, default=DEFAULT_DBC, help="DBC for the acquisition figure")
-    parser.add_argument("--models", type=Path, default=ROOT / "models" / "artifacts")
+    parser.add_argument("--models", type=Path, default=ROOT / "prognos" / "models" / "artifacts")
     args = parser.parse_args()
     print(pin_to_one_core())
 

@@ -21,7 +21,7 @@ from prognos import __version__
 from prognos.errors import ConfigError, PrognosError
 from prognos.stack import DEFAULT_DATABASE
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "artifacts"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "artifacts"
 DEFAULT_FLEET = "demo"
 DEMO_VEHICLES = 64  # of fleet_demo.toml's 200: one bench process, a first look in a few minutes
 DEMO_FLEET_JOIN_S = 120.0  # for a stopped fleet run: agents flush, the bench judges and reports
@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="fleet scenario, with a generated fleet (default: hil/scenarios/fleet_demo.toml)",
+        help="fleet scenario, with a generated fleet (default: prognos/hil/scenarios/fleet_demo.toml)",
     )
     demo.add_argument(
         "--vehicles",
@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out",
         type=Path,
-        default=Path("models/artifacts"),
+        default=Path("prognos/models/artifacts"),
         metavar="DIR",
         help="bundle directory (default: %(default)s)",
     )
@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--models",
         type=Path,
-        default=Path("models/artifacts"),
+        default=Path("prognos/models/artifacts"),
         metavar="DIR",
         help="bundle directory (default: %(default)s)",
     )
@@ -528,7 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("--key", type=Path, required=True, metavar="PEM", help="private key from `keygen`")
     sign.add_argument(
-        "--bundle", type=Path, default=Path("models/artifacts"), metavar="DIR", help="(default: %(default)s)"
+        "--bundle",
+        type=Path,
+        default=Path("prognos/models/artifacts"),
+        metavar="DIR",
+        help="(default: %(default)s)",
     )
     sign.add_argument("--out", type=Path, required=True, metavar="FILE", help="signed bundle to write")
     sign.set_defaults(run=_models_sign)
@@ -700,7 +704,7 @@ def _home(args: argparse.Namespace) -> Path:
 
 def _models_train(args: argparse.Namespace) -> int:
     _require("tensorflow")
-    from models.pipeline import TrainPlan, train_all
+    from prognos.models.pipeline import TrainPlan, train_all
 
     plan = TrainPlan(
         vehicles=args.vehicles,
@@ -718,8 +722,8 @@ def _models_train(args: argparse.Namespace) -> int:
 
 
 def _models_eval(args: argparse.Namespace) -> int:
-    from models.evaluate import format_report
-    from models.pipeline import EVAL_SEED, TRAIN_SEED, evaluate_bundle
+    from prognos.models.evaluate import format_report
+    from prognos.models.pipeline import EVAL_SEED, TRAIN_SEED, evaluate_bundle
 
     if TRAIN_SEED <= args.seed <= TRAIN_SEED + 2:
         raise ConfigError(f"seed {args.seed} is a training seed; evaluate on another (default {EVAL_SEED})")
@@ -819,8 +823,8 @@ def _until_signalled(duration_s: float | None = None) -> threading.Event:
 def _cloud_ingest(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
     _require("requests")
-    from cloud.access import stack_influx
-    from cloud.ingest import IngestWorker, tune_garbage_collection
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.ingest import IngestWorker, tune_garbage_collection
     from prognos.stack import load_stack
 
     info = load_stack(_home(args))
@@ -852,8 +856,8 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
     _require("pandas")
     from tqdm import tqdm
 
-    from cloud.access import stack_influx
-    from cloud.dms_import import RejectedFilesError, check_files, write_checked
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.dms_import import RejectedFilesError, check_files, write_checked
     from prognos.stack import load_stack
 
     def progress(description: str, total: int) -> tqdm:
@@ -880,9 +884,9 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
 def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from cloud.access import stack_influx
-    from cloud.dealer_data import dealer_report
-    from cloud.dealer_kpis import format_kpis, format_risk
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.dealer_data import dealer_report
+    from prognos.cloud.dealer_kpis import format_kpis, format_risk
     from prognos.stack import load_stack
 
     info = load_stack(_home(args))
@@ -912,8 +916,8 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
 def _cloud_analytics(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from cloud.access import stack_influx
-    from cloud.analytics_job import (
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.analytics_job import (
         QUERY_TIMEOUT_S,
         RunSummary,
         parse_duration_s,
@@ -980,10 +984,10 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
 def _cloud_reassign(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from cloud.access import stack_influx
-    from cloud.analytics_job import parse_time_ms, read_stock
-    from cloud.dealer_data import read_frame, vehicles
-    from cloud.dealer_reassign import reassign_frames, summary
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.analytics_job import parse_time_ms, read_stock
+    from prognos.cloud.dealer_data import read_frame, vehicles
+    from prognos.cloud.dealer_reassign import reassign_frames, summary
     from prognos.stack import load_stack
 
     as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else int(time.time()) * 1000
@@ -1012,8 +1016,8 @@ def _cloud_reassign(args: argparse.Namespace) -> int:
 
 def _parts_inputs_from_influx(args: argparse.Namespace, stock: object) -> tuple[object, object]:
     """The failures (open faults + registry) and, unless given, the DMS stock from InfluxDB."""
-    from cloud.access import stack_influx
-    from cloud.analytics_job import read_failures, read_stock
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.analytics_job import read_failures, read_stock
     from prognos.stack import load_stack
 
     influx = stack_influx(load_stack(_home(args)), "dashboard")
@@ -1028,9 +1032,9 @@ def _parts_inputs_from_influx(args: argparse.Namespace, stock: object) -> tuple[
 
 def _edge_simulate(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
-    from hil.fleet import FleetClock, run_fleet
-    from hil.simulator import make_fleet
     from prognos.catalog import default_catalog
+    from prognos.hil.fleet import FleetClock, run_fleet
+    from prognos.hil.simulator import make_fleet
     from prognos.provision import fleet_logins
     from prognos.stack import load_stack
     from prognos.topics import check_fleet
@@ -1040,7 +1044,7 @@ def _edge_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--speedup and --window-s must be positive")
     bundle = None
     if str(args.models) != "none":
-        from edge.detector import load_bundle
+        from prognos.edge.detector import load_bundle
 
         bundle = load_bundle(args.models)
     info = load_stack(_home(args))
@@ -1074,8 +1078,8 @@ def _edge_simulate(args: argparse.Namespace) -> int:
 
 def _edge_run(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
-    from edge.gateway import Gateway
     from prognos.config import load_gateway_config
+    from prognos.edge.gateway import Gateway
 
     config = load_gateway_config(args.config)
     if not args.verbose:
@@ -1093,8 +1097,8 @@ def _hil_run(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
     from tqdm import tqdm
 
-    from hil.bench import run_scenario
-    from hil.scenario import load_scenario
+    from prognos.hil.bench import run_scenario
+    from prognos.hil.scenario import load_scenario
     from prognos.provision import fleet_logins
     from prognos.stack import load_stack
 
@@ -1132,7 +1136,7 @@ def _hil_run(args: argparse.Namespace) -> int:
 
 
 def _models_keygen(args: argparse.Namespace) -> int:
-    from edge.ota import generate_key
+    from prognos.edge.ota import generate_key
 
     private_path, public_path = args.out.with_suffix(".pem"), args.out.with_suffix(".pub")
     if private_path.exists():
@@ -1151,7 +1155,7 @@ def _models_keygen(args: argparse.Namespace) -> int:
 
 
 def _models_sign(args: argparse.Namespace) -> int:
-    from edge.ota import load_private_key, sign_bundle
+    from prognos.edge.ota import load_private_key, sign_bundle
 
     signed = sign_bundle(args.bundle, load_private_key(args.key))
     try:
@@ -1164,7 +1168,7 @@ def _models_sign(args: argparse.Namespace) -> int:
 
 def _models_push(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
-    from cloud.model_push import push_bundle
+    from prognos.cloud.model_push import push_bundle
     from prognos.stack import load_stack
 
     try:
@@ -1186,7 +1190,7 @@ def _models_push(args: argparse.Namespace) -> int:
 
 def dashboard_command(home: Path, database: str, port: int) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that serve the dashboard."""
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    app = Path(__file__).resolve().parent / "dashboard" / "app.py"
     env = {**os.environ, "PROGNOS_HOME": str(home), "PROGNOS_DATABASE": database}
     argv = [
         sys.executable,
@@ -1212,9 +1216,9 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     for module in ("paho.mqtt", "requests", "streamlit"):
         _require(module)
-    from hil.fleet import DEMO_SCENARIO, ScenarioThread, demo_dms, first_vehicles
-    from hil.scenario import load_scenario
     from prognos.config import RECEIPT_TIMEOUT_S
+    from prognos.hil.fleet import DEMO_SCENARIO, ScenarioThread, demo_dms, first_vehicles
+    from prognos.hil.scenario import load_scenario
     from prognos.provision import fleet_logins
     from prognos.stack import read_state, stack_status, stack_up
 
@@ -1311,9 +1315,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_dealer_data(home: Path, rows: dict[str, list[dict[str, str]]], fleet: str) -> None:
     """The fleet's dealer-system exports and vehicle registry, written to HOME/demo-dms and imported."""
-    from cloud.access import stack_influx
-    from cloud.dms_import import import_files
-    from hil.dealers import write_dms
+    from prognos.cloud.access import stack_influx
+    from prognos.cloud.dms_import import import_files
+    from prognos.hil.dealers import write_dms
     from prognos.stack import load_stack
 
     out = home / "demo-dms"
@@ -1347,8 +1351,8 @@ def _wait_http(url: str, stop: threading.Event, timeout_s: float = 60.0) -> None
 
 
 def _models_fit(args: argparse.Namespace) -> int:
-    from models.csv_io import read_table, save_model
-    from models.onboarding import fit
+    from prognos.models.csv_io import read_table, save_model
+    from prognos.models.onboarding import fit
 
     table = read_table(
         args.normal, timestamp_column=args.timestamp_column, columns=args.columns, separator=args.separator
@@ -1372,8 +1376,8 @@ def _models_fit(args: argparse.Namespace) -> int:
 
 
 def _models_score(args: argparse.Namespace) -> int:
-    from models.csv_io import load_model, read_table, write_scores
-    from models.onboarding import flags, score
+    from prognos.models.csv_io import load_model, read_table, write_scores
+    from prognos.models.onboarding import flags, score
 
     saved = load_model(args.model)
     table = read_table(args.input, timestamp_column=saved.timestamp_column, columns=saved.detector.columns)
@@ -1389,7 +1393,13 @@ def _models_score(args: argparse.Namespace) -> int:
 
 
 def _models_eval_skab(args: argparse.Namespace) -> int:
-    from models.skab import LEADERBOARD_FILES, TRAIN_ROWS, anomaly_free_alarms, default_skab_dir, run_skab
+    from prognos.models.skab import (
+        LEADERBOARD_FILES,
+        TRAIN_ROWS,
+        anomaly_free_alarms,
+        default_skab_dir,
+        run_skab,
+    )
 
     data = args.data if args.data is not None else default_skab_dir()
     result = run_skab(data)
@@ -1445,7 +1455,7 @@ def _companion(path: Path, suffix: str) -> Path:
 
 def _forecast_demand(args: argparse.Namespace) -> int:
     _require("pandas")
-    from cloud.forecast import demand_table, forecast_table, format_csv, parse_csv
+    from prognos.cloud.forecast import demand_table, forecast_table, format_csv, parse_csv
 
     source = str(args.history)
     table = demand_table(parse_csv(_read_text(args.history), source=source), source=source)
@@ -1464,7 +1474,7 @@ def _forecast_demand(args: argparse.Namespace) -> int:
 
 def _forecast_backtest(args: argparse.Namespace) -> int:
     _require("pandas")
-    from cloud.forecast import BASELINES, FORECASTER, backtest, demand_table, parse_csv
+    from prognos.cloud.forecast import BASELINES, FORECASTER, backtest, demand_table, parse_csv
 
     path = args.history if args.history is not None else DEFAULT_DEMAND_HISTORY
     if args.history is None and not path.is_file():
@@ -1517,8 +1527,8 @@ def _weeks(text: str) -> int:
 
 def _forecast_parts(args: argparse.Namespace) -> int:
     _require("pandas")
-    from cloud.forecast import format_csv, parse_csv
-    from cloud.parts import plan_parts
+    from prognos.cloud.forecast import format_csv, parse_csv
+    from prognos.cloud.parts import plan_parts
 
     horizon = _weeks(args.horizon)
     tables = {

@@ -216,7 +216,10 @@ def _render_broker_users(home: Path) -> None:
 
 def _ensure_database_users(info: StackInfo, databases: tuple[str, ...]) -> None:
     """The database users and `databases` with their grants."""
-    from cloud.access import ensure_users, prepare_database  # the database layer lives in cloud/
+    from prognos.cloud.access import (  # the database layer lives in prognos/cloud/
+        ensure_users,
+        prepare_database,
+    )
 
     ensure_users(info)
     for database in databases:

@@ -11,8 +11,8 @@ programs:
     python -m tests.chaos_rig ingest --home STACK_HOME --database D --group G --fleet F
         --client-id C
 
-The agent is the gateway's store-and-forward path (edge.spool.Spool, edge.forwarder.Forwarder,
-edge.uplink.MqttUplink and the retained status message, wired as edge/gateway.py wires them)
+The agent is the gateway's store-and-forward path (prognos.edge.spool.Spool, prognos.edge.forwarder.Forwarder,
+prognos.edge.uplink.MqttUplink and the retained status message, wired as prognos/edge/gateway.py wires them)
 fed by a deterministic record source in simulated time: record `seq` of a vehicle covers the
 10-minute window number `seq`, and every `alert_every`-th record is an alert. Its stdout says
 what happened to each record, one line each: `spooled SEQ A|H T` once submit() stored it,
@@ -22,7 +22,7 @@ the broker's PUBACK); `counters JSON` now and then.
 A restarted agent goes on at the seq after the last one it reported spooled (the record in
 progress at a kill, if it landed, is sent twice with the same content, so it is stored once).
 
-The ingest worker is cloud.ingest.IngestWorker as `prognos cloud ingest` runs it (the stack's
+The ingest worker is prognos.cloud.ingest.IngestWorker as `prognos cloud ingest` runs it (the stack's
 ingest logins: it may read the diag and status topics and write to the database) with a fixed
 MQTT client id, so that a worker started again after a kill resumes its persistent session and the
 messages the broker kept for it; it says `subscribed` each time the broker confirms its
@@ -64,13 +64,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud.access import stack_influx
-from cloud.influx import InfluxClient
-from edge.backoff import Backoff
-from edge.forwarder import FlushTimeout, Forwarder
-from edge.spool import RESERVE_BYTES, Spool, priority_for
-from edge.uplink import MqttUplink
+from prognos.backoff import Backoff
+from prognos.cloud.access import stack_influx
+from prognos.cloud.influx import InfluxClient
 from prognos.config import BrokerConfig
+from prognos.edge.forwarder import FlushTimeout, Forwarder
+from prognos.edge.spool import RESERVE_BYTES, Spool, priority_for
+from prognos.edge.uplink import MqttUplink
 from prognos.provision import provision_vehicles
 from prognos.record import (
     DiagnosticRecord,
@@ -1302,7 +1302,7 @@ def _agent_main(argv: Sequence[str]) -> int:
             seqs.update((r.id, decode_record(r.payload).seq) for r in batch)
             after = batch[-1].id
     fast = Backoff(base_s=0.1, cap_s=2.0)
-    # The [broker] table of a provisioned gateway's configuration, read as edge/gateway.py reads it.
+    # The [broker] table of a provisioned gateway's configuration, read as prognos/edge/gateway.py reads it.
     broker = BrokerConfig(
         host=args.host,
         port=args.port,
@@ -1375,7 +1375,7 @@ def _agent_main(argv: Sequence[str]) -> int:
 
 
 def _ingest_main(argv: Sequence[str]) -> int:
-    from cloud.ingest import IngestWorker, tune_garbage_collection
+    from prognos.cloud.ingest import IngestWorker, tune_garbage_collection
 
     parser = argparse.ArgumentParser(prog="chaos_rig ingest")
     parser.add_argument(

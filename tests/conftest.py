@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.influx import InfluxClient, quote_identifier
+from prognos.cloud.influx import InfluxClient, quote_identifier
 from prognos.errors import MissingDependencyError
 from prognos.stack import StackInfo, stack_down, stack_up
 

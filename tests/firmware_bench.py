@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from edge.buffers import Sample
-from edge.sources.uart import UartSource
-from firmware.link import FeaturesFrame, Frame, FrameDecoder, StatusFrame
 from prognos.catalog import Catalog
+from prognos.edge.buffers import Sample
+from prognos.edge.sources.uart import UartSource
+from prognos.link import FeaturesFrame, Frame, FrameDecoder, StatusFrame
 
 TESTS_DIR = Path(__file__).resolve().parent
 ROOT = TESTS_DIR.parent

@@ -6,12 +6,12 @@ describes both.
 The targets, their parsers and the documented error:
 
 - `record`: `prognos.record.decode_record`; `DecodeError`.
-- `link`: `firmware.link.FrameDecoder` and `decode_frame`, and the gateway's
-  `edge.sources.uart.NodeDecoder`; the stream decoders never raise but count each bad frame
+- `link`: `prognos.link.FrameDecoder` and `decode_frame`, and the gateway's
+  `prognos.edge.sources.uart.NodeDecoder`; the stream decoders never raise but count each bad frame
   under a reason, `decode_frame` raises `FrameError`.
-- `dms`: `cloud.dms.decode_table`, `detect_kind` or `kind_named`, then `validate`; `ConfigError`
+- `dms`: `prognos.cloud.dms.decode_table`, `detect_kind` or `kind_named`, then `validate`; `ConfigError`
   for a file that cannot be read, bad rows listed in `Checked.problems` with their line or index.
-- `scenario`: `hil.scenario.parse_scenario`; `ConfigError`.
+- `scenario`: `prognos.hil.scenario.parse_scenario`; `ConfigError`.
 
 A check takes one case, feeds it to its parser and returns an `Outcome`: how many inputs were
 accepted and how many refused with the documented error. Anything else raises: an exception
@@ -46,11 +46,24 @@ from typing import Any, TypeVar
 import cbor2
 from hypothesis import strategies as st
 
-from cloud.dms import KINDS, Column, Kind, Record, Value, decode_table, detect_kind, kind_named, validate
-from cloud.dms import point_line as dms_point_line
-from cloud.dms_import import RejectedFilesError
-from edge.sources.uart import NodeDecoder
-from firmware.link import (
+from prognos.catalog import default_catalog
+from prognos.cloud.dms import (
+    KINDS,
+    Column,
+    Kind,
+    Record,
+    Value,
+    decode_table,
+    detect_kind,
+    kind_named,
+    validate,
+)
+from prognos.cloud.dms import point_line as dms_point_line
+from prognos.cloud.dms_import import RejectedFilesError
+from prognos.edge.sources.uart import NodeDecoder
+from prognos.errors import ConfigError, DecodeError
+from prognos.hil.scenario import Scenario, parse_scenario
+from prognos.link import (
     MAX_CHANNELS,
     MAX_ENCODED,
     REASONS,
@@ -63,15 +76,12 @@ from firmware.link import (
     encode_features,
     encode_status,
 )
-from hil.scenario import Scenario, parse_scenario
-from prognos.catalog import default_catalog
-from prognos.errors import ConfigError, DecodeError
 from prognos.record import FLOAT32_MAX, MAX_RECORD_BYTES, DiagnosticRecord, decode_record, encode_record
 from tests.link_vectors import FEATURES, STATUS, STATUS_FIELDS, features_payload, on_wire, reference_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
-SCENARIOS = ROOT / "hil" / "scenarios"
+SCENARIOS = ROOT / "prognos" / "hil" / "scenarios"
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Exception)

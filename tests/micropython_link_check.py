@@ -20,7 +20,7 @@ import json
 import struct
 import sys
 
-import link  # type: ignore[import-not-found]  # firmware/link.py, found through MICROPYPATH
+import link  # type: ignore[import-not-found]  # prognos/link.py, found through MICROPYPATH
 
 TYPE_CHECKING = False  # MicroPython has no typing module; mypy reads the block below
 if TYPE_CHECKING:

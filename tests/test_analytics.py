@@ -1,4 +1,4 @@
-"""The pure analytics (cloud/analytics.py) on hand-made frames: priorities, cohort statistics
+"""The pure analytics (prognos/cloud/analytics.py) on hand-made frames: priorities, cohort statistics
 and false-discovery control, nested cohorts, the service list's dates, maintenance intervals,
 the parts failures, the snapshot's points and the schema page."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cloud.analytics import (
+from prognos.cloud.analytics import (
     DAY_MS,
     Inputs,
     analyse,
@@ -29,8 +29,8 @@ from cloud.analytics import (
     theil_sen_slope,
     vehicle_alerts,
 )
-from cloud.analytics_job import SCHEMA, parse_duration_s, parse_time_ms, point, snapshot
-from cloud.parts import FAULT_PARTS
+from prognos.cloud.analytics_job import SCHEMA, parse_duration_s, parse_time_ms, point, snapshot
+from prognos.cloud.parts import FAULT_PARTS
 from prognos.errors import ConfigError
 
 NOW = int(datetime(2024, 6, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
@@ -49,7 +49,7 @@ def registry(
     lots: int = 11, per_lot: int = 40, *, seed: int = 0, extra: dict[str, int] | None = None
 ) -> pd.DataFrame:
     """Vehicle i is in lot i % lots; a lot is one model and one supplier per part (like
-    hil.simulator.make_fleet). `extra` adds registered vehicles without data to a lot."""
+    prognos.hil.simulator.make_fleet). `extra` adds registered vehicles without data to a lot."""
     rng = np.random.default_rng(seed)
     suppliers = {
         part: rng.choice(["Alpha", "Beta"], lots) for part in ("battery", "tire", "brake", "bearing", "motor")

@@ -1,5 +1,5 @@
 """The analytics job against the real InfluxDB: records written as ingest writes them
-(cloud.lineprotocol.record_lines) and a registry as the DMS import writes it; the job's
+(prognos.cloud.lineprotocol.record_lines) and a registry as the DMS import writes it; the job's
 snapshot read back through the documented queries."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cloud.analytics import DAY_MS, Inputs
-from cloud.analytics_job import SCHEMA, read_inputs, rfc3339, run_every, run_once
-from cloud.dms import KINDS, parse_row, point_line
-from cloud.influx import InfluxClient
-from cloud.lineprotocol import record_lines
 from prognos.cli import main
+from prognos.cloud.analytics import DAY_MS, Inputs
+from prognos.cloud.analytics_job import SCHEMA, read_inputs, rfc3339, run_every, run_once
+from prognos.cloud.dms import KINDS, parse_row, point_line
+from prognos.cloud.influx import InfluxClient
+from prognos.cloud.lineprotocol import record_lines
 from prognos.errors import ConfigError
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
 from prognos.stack import StackInfo

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.agent import VehicleAssessor
-from edge.buffers import Sample, SampleBuffers, SignalRing
 from prognos.catalog import default_catalog
+from prognos.edge.agent import VehicleAssessor
+from prognos.edge.buffers import Sample, SampleBuffers, SignalRing
 from prognos.record import Trigger
 
 SPEED = "Vehicle.Speed"

@@ -19,12 +19,12 @@ from cantools.database import Database as DbcDatabase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.agent import VehicleAssessor
-from edge.buffers import Sample, SampleBuffers
-from edge.sources import SOURCES, describe_error, source_class
-from edge.sources.can_bus import CanBusSource, CanDecoder, load_dbc, load_decoder
-from edge.sources.replay import REPLAY_FORMATS, ReplaySource
 from prognos.catalog import Catalog, default_catalog, load_catalog_text
+from prognos.edge.agent import VehicleAssessor
+from prognos.edge.buffers import Sample, SampleBuffers
+from prognos.edge.sources import SOURCES, describe_error, source_class
+from prognos.edge.sources.can_bus import CanBusSource, CanDecoder, load_dbc, load_decoder
+from prognos.edge.sources.replay import REPLAY_FORMATS, ReplaySource
 from prognos.errors import ConfigError, TransientError
 
 KPA_PER_PSI = 6.894757293168361
@@ -657,7 +657,7 @@ def test_sources_are_found_by_name_and_imported_lazily() -> None:
     with pytest.raises(ConfigError, match=listed):
         source_class("nope")
     probe = (
-        "import sys, edge.sources, edge.buffers; "
+        "import sys, prognos.edge.sources, prognos.edge.buffers; "
         "print(sorted(m for m in ('can', 'cantools', 'serial') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

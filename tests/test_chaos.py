@@ -4,7 +4,7 @@ at seeded random points, a network partition lasting simulated hours, and a full
 Each test starts a stack of its own in its tmp dir (`_start_stack`), never the session stack: the
 secure stack users run (TLS, a broker login and ACL per vehicle and per cloud role, InfluxDB
 users with least privilege). It runs real processes: agents (the gateway's spool, forwarder and
-MQTT uplink; tests/chaos_rig.py) and ingest workers (cloud.ingest.IngestWorker). Records are
+MQTT uplink; tests/chaos_rig.py) and ingest workers (prognos.cloud.ingest.IngestWorker). Records are
 deterministic per vehicle and seq, so what the agents produced can be compared with what InfluxDB
 holds, record by record.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.influx import InfluxClient
+from prognos.cloud.influx import InfluxClient
 from prognos.errors import MissingDependencyError
 from prognos.stack import StackInfo
 from tests.chaos_rig import (

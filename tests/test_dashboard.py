@@ -11,13 +11,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cloud.analytics_job import run_once
-from cloud.influx import InfluxClient
-from cloud.lineprotocol import record_lines
+from prognos.cloud.analytics_job import run_once
+from prognos.cloud.influx import InfluxClient
+from prognos.cloud.lineprotocol import record_lines
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 from prognos.stack import StackInfo
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
 
 
 @pytest.fixture

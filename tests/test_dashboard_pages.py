@@ -23,15 +23,20 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from cloud.analytics_job import RunSummary, run_once
-from cloud.dms_import import import_files
-from cloud.influx import InfluxClient, quote_identifier
-from cloud.lineprotocol import dead_letter_line, gateway_status_line, ingest_metrics_line, record_lines
-from hil.dealers import make_dms, write_dms
+from prognos.cloud.analytics_job import RunSummary, run_once
+from prognos.cloud.dms_import import import_files
+from prognos.cloud.influx import InfluxClient, quote_identifier
+from prognos.cloud.lineprotocol import (
+    dead_letter_line,
+    gateway_status_line,
+    ingest_metrics_line,
+    record_lines,
+)
+from prognos.hil.dealers import make_dms, write_dms
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 from prognos.stack import StackInfo
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
 PAGES = {
     "fleet": "pages/fleet_health.py",
     "vehicle": "pages/vehicle.py",
@@ -44,7 +49,7 @@ HOUR_MS = 3_600_000
 SUBSYSTEMS = ("battery", "tires", "brakes", "bearings", "motor")
 DRIFT = "battery.module_temperature_drift"
 PAD_WEAR = "brakes.pad_wear"
-PADS = "PG-BRK-3100"  # the part of PAD_WEAR (cloud/parts.py)
+PADS = "PG-BRK-3100"  # the part of PAD_WEAR (prognos/cloud/parts.py)
 BAD_LOT = "L002"
 BAD_LOT_AFFECTED = 6  # of its 10 vehicles
 

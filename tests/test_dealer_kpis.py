@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cloud.dealer_kpis import (
+from prognos.cloud.dealer_kpis import (
     AT_RISK_SCORE,
     WATCH_SCORE,
     dealer_kpis,
@@ -21,9 +21,9 @@ from cloud.dealer_kpis import (
     format_risk,
     period_start,
 )
-from cloud.dms import KINDS, RowError, parse_row, records_frame
-from hil.dealers import SLIPPING_DEALER, make_dms
+from prognos.cloud.dms import KINDS, RowError, parse_row, records_frame
 from prognos.errors import ConfigError
+from prognos.hil.dealers import SLIPPING_DEALER, make_dms
 
 ORDER_COLUMNS = [
     "dealer_id",

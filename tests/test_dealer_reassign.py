@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cloud.dealer_reassign import (
+from prognos.cli import main
+from prognos.cloud.dealer_reassign import (
     Appointment,
     Customer,
     ReassignSettings,
@@ -23,12 +24,11 @@ from cloud.dealer_reassign import (
     reassign_frames,
     weekly_capacity,
 )
-from cloud.dms import KINDS, parse_row, records_frame
-from cloud.dms_import import import_files
-from cloud.influx import InfluxClient
-from hil.dealers import make_dms, write_dms
-from prognos.cli import main
+from prognos.cloud.dms import KINDS, parse_row, records_frame
+from prognos.cloud.dms_import import import_files
+from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError
+from prognos.hil.dealers import make_dms, write_dms
 from prognos.stack import StackInfo
 
 NOW = int(datetime(2024, 6, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)  # a Monday, 2024-W23

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from cloud.access import stack_influx
-from hil.dealers import make_dms
-from hil.fleet import check_registry, demo_dms, first_vehicles
-from hil.scenario import load_scenario, parse_scenario
+from prognos.cloud.access import stack_influx
 from prognos.errors import ConfigError
+from prognos.hil.dealers import make_dms
+from prognos.hil.fleet import check_registry, demo_dms, first_vehicles
+from prognos.hil.scenario import load_scenario, parse_scenario
 from prognos.stack import free_port, read_state, stack_down
 from tests.helpers import wait_for
 

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.dealer_data import dealer_report, read_records
-from cloud.dms import (
+from prognos.cli import main
+from prognos.cloud.dealer_data import dealer_report, read_records
+from prognos.cloud.dms import (
     KINDS,
     Column,
     Record,
@@ -31,11 +32,10 @@ from cloud.dms import (
     stored_fields,
     validate,
 )
-from cloud.dms_import import RejectedFilesError, check_files, import_files, read_file
-from cloud.influx import InfluxClient
-from hil.dealers import make_dms, write_dms
-from prognos.cli import main
+from prognos.cloud.dms_import import RejectedFilesError, check_files, import_files, read_file
+from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError
+from prognos.hil.dealers import make_dms, write_dms
 from prognos.stack import StackInfo
 
 ORDER_HEADER = (

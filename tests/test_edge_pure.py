@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from edge.agent import VehicleAssessor
-from edge.features import FEATURE_NAMES, feature_matrix, window_features
-from edge.smoothing import ScoreSmoother
-from edge.trend import Trend
+from prognos.edge.agent import VehicleAssessor
+from prognos.edge.features import FEATURE_NAMES, feature_matrix, window_features
+from prognos.edge.smoothing import ScoreSmoother
+from prognos.edge.trend import Trend
 from prognos.record import Trigger
 
 

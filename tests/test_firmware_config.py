@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from firmware import config
-from firmware.link import CHANNELS
+from prognos.link import CHANNELS
 
 NAMES = [name for _, name, _ in CHANNELS]
 

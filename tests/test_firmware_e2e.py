@@ -1,7 +1,7 @@
 """From the sensor node's accelerometer to a diagnostic record on the broker: the real firmware
 (firmware/main.py under the MicroPython unix port, hardware scripted by
 tests/micropython_shim/machine.py) writes its frames to a pseudo-terminal, the test carries them
-to a second one, and a real Gateway (edge/gateway.py, rules only, a `uart` source on that
+to a second one, and a real Gateway (prognos/edge/gateway.py, rules only, a `uart` source on that
 pseudo-terminal) assesses them and publishes to the real broker.
 
 The shim's accelerometer plays one 320 ms window of a bearing tone over and over, so every
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.gateway import Gateway
-from edge.rules import BEARING_VIB_G
-from firmware.link import FeaturesFrame, FrameDecoder
 from prognos.config import GatewayConfig, parse_gateway_config
+from prognos.edge.gateway import Gateway
+from prognos.edge.rules import BEARING_VIB_G
+from prognos.link import FeaturesFrame, FrameDecoder
 from prognos.record import DiagnosticRecord, Trigger
 from prognos.stack import StackInfo
 from tests.firmware_bench import boot_node, micropython_command

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firmware.link import CHANNEL_IDS, CHANNEL_NAMES, RESET_CAUSES, FeaturesFrame
 from prognos.catalog import Catalog, default_catalog
+from prognos.link import CHANNEL_IDS, CHANNEL_NAMES, RESET_CAUSES, FeaturesFrame
 from tests.firmware_bench import Bench, NodeRun
 from tests.firmware_reference import (
     Counts,

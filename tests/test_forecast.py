@@ -1,6 +1,7 @@
-"""Part-demand forecasting (cloud/forecast.py) and parts planning (cloud/parts.py): baselines and
-metrics against hand computations, the forecaster's learning, intervals, the planning logic, and
-the carparts backtest that docs/forecast.md reports."""
+"""Part-demand forecasting (prognos/cloud/forecast.py) and parts planning
+(prognos/cloud/parts.py): baselines and metrics against hand computations, the forecaster's
+learning, intervals, the planning logic, and the carparts backtest that docs/forecast.md
+reports."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cloud import forecast as fc
-from cloud import parts
+from prognos.cloud import forecast as fc
+from prognos.cloud import parts
 from prognos.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "forecast.md"

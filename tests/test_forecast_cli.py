@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloud.parts import REORDER_COLUMNS, WEEKLY_COLUMNS
 from prognos.cli import main
+from prognos.cloud.parts import REORDER_COLUMNS, WEEKLY_COLUMNS
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

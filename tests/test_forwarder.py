@@ -33,10 +33,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.backoff import Backoff
-from edge.forwarder import AckOutcome, Forwarder, LinkListener
-from edge.spool import Priority, Spool, priority_for
-from edge.uplink import MqttUplink
+from prognos.backoff import Backoff
+from prognos.edge.forwarder import AckOutcome, Forwarder, LinkListener
+from prognos.edge.spool import Priority, Spool, priority_for
+from prognos.edge.uplink import MqttUplink
 from prognos.errors import MissingDependencyError, TransientError
 from prognos.record import (
     DiagnosticRecord,
@@ -396,10 +396,10 @@ def test_long_outage_with_a_small_spool_drops_old_heartbeats_and_keeps_every_ale
 AGENT = textwrap.dedent(
     """
     import sys
-    from edge.backoff import Backoff
-    from edge.forwarder import Forwarder
-    from edge.spool import Priority, Spool
-    from edge.uplink import MqttUplink
+    from prognos.backoff import Backoff
+    from prognos.edge.forwarder import Forwarder
+    from prognos.edge.spool import Priority, Spool
+    from prognos.edge.uplink import MqttUplink
     from prognos.record import encode_record
     from tests.test_forwarder import VIN, record
 

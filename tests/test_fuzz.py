@@ -16,8 +16,8 @@ import cbor2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cloud.dms import VEHICLE, Record
-from firmware.link import FrameError, decode_frame
+from prognos.cloud.dms import VEHICLE, Record
+from prognos.link import FrameError, decode_frame
 from prognos.record import DiagnosticRecord
 from tests.fuzz_strategies import (
     SCENARIOS,

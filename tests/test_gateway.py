@@ -23,18 +23,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.influx import InfluxClient
-from cloud.model_push import push_bundle
-from edge.gateway import SEQS_PER_RUN, Gateway
-from edge.ota import sign_bundle
+from prognos.cloud.influx import InfluxClient
+from prognos.cloud.model_push import push_bundle
 from prognos.config import parse_gateway_config
+from prognos.edge.gateway import SEQS_PER_RUN, Gateway
+from prognos.edge.ota import sign_bundle
 from prognos.record import DiagnosticRecord, Trigger, decode_record
 from prognos.stack import StackInfo
 from prognos.topics import diag_topic, status_topic
 from tests.helpers import wait_for
 from tests.test_slice import ingest_running
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "models" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "prognos" / "models" / "artifacts"
 PSI_KPA = 6.894757293168361
 T0 = 1_780_000_200.0  # a multiple of 600 s: windows start with the log
 
@@ -206,7 +206,7 @@ def test_with_receipts_records_stay_spooled_until_ingest_stored_them_and_seqs_go
 
 
 def gateway_spool_is_empty(tmp_path: Path) -> bool:
-    from edge.spool import Spool
+    from prognos.edge.spool import Spool
 
     with Spool(tmp_path / "spool.db", max_bytes=1 << 20) as spool:
         return spool.depth == 0

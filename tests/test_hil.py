@@ -1,8 +1,8 @@
-"""The HIL bench end to end: real gateway agents (edge/gateway.py) fed through real interfaces
+"""The HIL bench end to end: real gateway agents (prognos/edge/gateway.py) fed through real interfaces
 (python-can's virtual bus, slcan over a pseudo-terminal, a UART pseudo-terminal, a recorded BLF
 replay), publishing to the real broker, judged from what the broker hands back.
 
-Each short scenario in hil/scenarios/ci injects one fault type into one vehicle (the healthy one
+Each short scenario in prognos/hil/scenarios/ci injects one fault type into one vehicle (the healthy one
 two vehicles, no fault) and must pass; an agent whose catalog reads the tire pressures with the
 wrong scale must make the bench fail, with a verdict that names the missed fault, through the
 command line and its exit status."""
@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from hil.bench import run_scenario
-from hil.scenario import BENCH_CATALOG, load_scenario
 from prognos.cli import main
+from prognos.hil.bench import run_scenario
+from prognos.hil.scenario import BENCH_CATALOG, load_scenario
 from prognos.stack import StackInfo
 
 pytestmark = pytest.mark.integration
 
-CI = Path(__file__).resolve().parent.parent / "hil" / "scenarios" / "ci"
+CI = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "scenarios" / "ci"
 PSI_KPA = 6.894757293168361
 
 
@@ -36,7 +36,7 @@ def test_a_short_scenario_per_fault_type_passes(
     stack: StackInfo, fleet: str, tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if name == "healthy":  # and the fleet mode's shards: one vehicle per bench process
-        monkeypatch.setattr("hil.bench.SHARD_VEHICLES", 1)
+        monkeypatch.setattr("prognos.hil.bench.SHARD_VEHICLES", 1)
     scenario = load_scenario(CI / f"{name}.toml")
     judgement, data = run_scenario(
         scenario, host=stack.mqtt_host, port=stack.mqtt_port, report_dir=tmp_path, fleet=fleet

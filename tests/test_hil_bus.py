@@ -18,16 +18,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.buffers import Sample
-from edge.gateway import ClockDated, open_source
-from edge.sources.can_bus import CanDecoder, load_decoder
-from firmware.link import CHANNEL_NAMES, FeaturesFrame, FrameDecoder
-from hil.links import SlcanPty, VirtualCan
-from hil.scenario import BENCH_CATALOG, BENCH_DBC
-from hil.simulator import Fault, Samples, VehicleSimulator, VehicleSpec
-from hil.vehicle_bus import AFTER_RUN_S, WAKE_BEFORE_S, Frames, SampleCounter, VehicleBus, WakeSchedule
 from prognos.catalog import Catalog, DbcSource, default_catalog, load_catalog
 from prognos.config import CanSourceConfig
+from prognos.edge.buffers import Sample
+from prognos.edge.gateway import ClockDated, open_source
+from prognos.edge.sources.can_bus import CanDecoder, load_decoder
+from prognos.hil.links import SlcanPty, VirtualCan
+from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC
+from prognos.hil.simulator import Fault, Samples, VehicleSimulator, VehicleSpec
+from prognos.hil.vehicle_bus import (
+    AFTER_RUN_S,
+    WAKE_BEFORE_S,
+    Frames,
+    SampleCounter,
+    VehicleBus,
+    WakeSchedule,
+)
+from prognos.link import CHANNEL_NAMES, FeaturesFrame, FrameDecoder
 
 START_MS = 1_788_220_800_000  # 2026-09-01T00:00:00Z
 Day = tuple[VehicleSimulator, Samples]

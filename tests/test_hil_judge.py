@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hil.judge import collect, find_episodes, judge, summary
-from hil.results import BenchRun, Inbox, Received, VehicleRun
-from hil.scenario import Scenario, parse_scenario
+from prognos.hil.judge import collect, find_episodes, judge, summary
+from prognos.hil.results import BenchRun, Inbox, Received, VehicleRun
+from prognos.hil.scenario import Scenario, parse_scenario
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger, encode_record
 
 START_MS = 1_788_220_800_000

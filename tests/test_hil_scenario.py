@@ -1,4 +1,4 @@
-"""HIL scenario files: every scenario shipped in hil/scenarios loads; a bad file is refused with
+"""HIL scenario files: every scenario shipped in prognos/hil/scenarios loads; a bad file is refused with
 one ConfigError that names the file, the table and the key; arbitrary text raises nothing else."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hil.scenario import BENCH_CATALOG, BENCH_DBC, SHIPPED_MODELS, load_scenario, parse_scenario
-from hil.simulator import FAULT_KINDS
 from prognos.errors import ConfigError
+from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, SHIPPED_MODELS, load_scenario, parse_scenario
+from prognos.hil.simulator import FAULT_KINDS
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "hil" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "scenarios"
 MINIMAL = """
 name = "minimal"
 

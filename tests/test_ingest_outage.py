@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.influx import InfluxClient
+from prognos.cloud.influx import InfluxClient
 from prognos.errors import MissingDependencyError
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger, encode_record
 from prognos.stack import StackInfo, find_binary, stack_down, stack_up

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from cloud.lineprotocol import HEALTH, _line, record_lines
+from prognos.cloud.lineprotocol import HEALTH, _line, record_lines
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
 
 

@@ -1,4 +1,4 @@
-"""The sensor-node link codec (firmware/link.py) under CPython: golden vectors, round trips,
+"""The sensor-node link codec (prognos/link.py) under CPython: golden vectors, round trips,
 streaming in any chunks, line noise, and bytes that must never make it raise."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.link import (
+from prognos.catalog import default_catalog
+from prognos.link import (
     CHANNEL_IDS,
     CHANNEL_NAMES,
     CHANNELS,
@@ -33,7 +34,6 @@ from firmware.link import (
     encode_features,
     encode_status,
 )
-from prognos.catalog import default_catalog
 from tests.link_vectors import (
     FIRMWARE_DIR,
     STATUS_FIELDS,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from firmware.link import MAX_CHANNELS, decode_frame, encode_features, encode_status
+from prognos.link import MAX_CHANNELS, decode_frame, encode_features, encode_status
 from tests.link_vectors import (
     FIRMWARE_DIR,
     STATUS_FIELDS,

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.onboarding import MIN_CALIBRATION_ROWS
-from models.skab import anomaly_free_alarms, run_skab
 from prognos.cli import main
+from prognos.models.onboarding import MIN_CALIBRATION_ROWS
+from prognos.models.skab import anomaly_free_alarms, run_skab
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 HEADER = ["time", "pressure_kpa", "current_a", "flow_lpm"]

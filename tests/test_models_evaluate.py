@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hil.simulator import Fault, VehicleSpec
-from models.dataset import FleetWindows
-from models.evaluate import Episode, evaluate
+from prognos.hil.simulator import Fault, VehicleSpec
+from prognos.models.dataset import FleetWindows
+from prognos.models.evaluate import Episode, evaluate
 
 
 def fleet(*specs: VehicleSpec) -> FleetWindows:
@@ -46,7 +46,7 @@ def test_detections_misses_false_alarms_and_lead_time() -> None:
 
 
 def test_days_calibration_corrects_bias_and_covers_80_percent() -> None:
-    from models.evaluate import DaysReport, days_to_failure_accuracy, fit_days_calibration
+    from prognos.models.evaluate import DaysReport, days_to_failure_accuracy, fit_days_calibration
 
     rng = np.random.default_rng(5)
     # A trend that reports twice the true days, with a spread: the truth comes sooner.
@@ -61,7 +61,7 @@ def test_days_calibration_corrects_bias_and_covers_80_percent() -> None:
     assert calibration.log_q10 < calibration.log_q50 < calibration.log_q90
     corrected = []
     for r in raw:
-        from edge.trend import DaysToThreshold
+        from prognos.edge.trend import DaysToThreshold
 
         c = calibration.apply(DaysToThreshold(r.days, 0.0, 0.0))
         corrected.append(DaysReport(r.code, c.days, c.low, c.high, r.truth))

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.features import trailing_mean
-from models.onboarding import (
+from prognos.edge.features import trailing_mean
+from prognos.errors import ConfigError
+from prognos.models.onboarding import (
     MIN_CALIBRATION_ROWS,
     calibrate_threshold,
     fit,
@@ -22,7 +23,6 @@ from models.onboarding import (
     to_dict,
     variance_ratio,
 )
-from prognos.errors import ConfigError
 
 COLUMNS = ["pressure_kpa", "current_a", "flow_lpm"]
 

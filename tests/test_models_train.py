@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.detector import load_detector
-from edge.inputs import assemble
-from hil.simulator import Fault, VehicleSpec, make_fleet
-from models.dataset import FleetWindows, simulate_fleet
 from prognos.catalog import default_catalog
+from prognos.edge.detector import load_detector
+from prognos.edge.inputs import assemble
+from prognos.hil.simulator import Fault, VehicleSpec, make_fleet
+from prognos.models.dataset import FleetWindows, simulate_fleet
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None,
@@ -39,7 +39,7 @@ def fleets() -> tuple[FleetWindows, FleetWindows]:
 def test_autoencoder_trains_exports_int8_and_keeps_parity(
     fleets: tuple[FleetWindows, FleetWindows], tmp_path: Path
 ) -> None:
-    from models.train import parity, train_autoencoder, write_artifact
+    from prognos.models.train import parity, train_autoencoder, write_artifact
 
     healthy, calibration = fleets
     catalog = default_catalog()
@@ -69,15 +69,15 @@ def test_autoencoder_trains_exports_int8_and_keeps_parity(
 
 
 def trained_scores(trained: object, x: np.ndarray) -> np.ndarray:
-    from edge.detector import Detector
-    from edge.litert import TfliteModel
+    from prognos.edge.detector import Detector
+    from prognos.edge.litert import TfliteModel
 
     meta = trained.meta  # type: ignore[attr-defined]
     return Detector(meta, TfliteModel(trained.tflite)).anomaly_scores(x)  # type: ignore[attr-defined]
 
 
 def test_classifier_trains_and_keeps_parity(fleets: tuple[FleetWindows, FleetWindows]) -> None:
-    from models.train import CLASSES, parity, train_classifier
+    from prognos.models.train import CLASSES, parity, train_classifier
 
     catalog = default_catalog()
     faulty = simulate_fleet(

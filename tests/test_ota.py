@@ -13,11 +13,11 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.detector import load_bundle
-from edge.ota import ModelStore, generate_key, load_private_key, load_public_key, sign_bundle, verify
+from prognos.edge.detector import load_bundle
+from prognos.edge.ota import ModelStore, generate_key, load_private_key, load_public_key, sign_bundle, verify
 from prognos.errors import ConfigError, RejectedError
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "models" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "prognos" / "models" / "artifacts"
 
 
 @pytest.fixture

@@ -18,14 +18,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.access import stack_influx
-from cloud.influx import AccessDeniedError, InfluxClient
-from cloud.ingest import IngestWorker
-from cloud.model_push import push_bundle
-from edge.forwarder import Forwarder
-from edge.spool import Priority, Spool
-from edge.uplink import MqttUplink
+from prognos.cloud.access import stack_influx
+from prognos.cloud.influx import AccessDeniedError, InfluxClient
+from prognos.cloud.ingest import IngestWorker
+from prognos.cloud.model_push import push_bundle
 from prognos.config import RECEIPT_TIMEOUT_S, parse_gateway_config
+from prognos.edge.forwarder import Forwarder
+from prognos.edge.spool import Priority, Spool
+from prognos.edge.uplink import MqttUplink
 from prognos.errors import ConfigError, MissingDependencyError, RejectedError
 from prognos.receipt import decode_receipt
 from prognos.record import DiagnosticRecord, encode_record
@@ -36,7 +36,7 @@ from tests.helpers import wait_for
 
 FLEET = "secfleet"
 DATABASE = "prognos"
-DBC = Path(__file__).resolve().parent.parent / "hil" / "dbc" / "prognos_sim.dbc"
+DBC = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "dbc" / "prognos_sim.dbc"
 VINS = ("SEC00000000000001", "SEC00000000000002", "SEC00000000000003")
 
 
@@ -377,7 +377,7 @@ def test_password_hashes_are_salted_and_the_acl_names_only_own_topics() -> None:
 
 
 def test_imported_text_is_shown_as_written_not_as_markdown() -> None:
-    from dashboard.widgets import plain
+    from prognos.dashboard.widgets import plain
 
     owner = "[Call now](https://phish.example) **urgent** <b>x</b>"
     escaped = plain(owner)

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.features import FloatArray
-from hil.simulator import (
+from prognos.catalog import Catalog, default_catalog
+from prognos.edge.features import FloatArray
+from prognos.errors import ConfigError
+from prognos.hil.simulator import (
     ATMOSPHERE_KPA,
     DRIFT_AT_FAILURE_C,
     FAULT_KINDS,
@@ -24,8 +26,6 @@ from hil.simulator import (
     VehicleSpec,
     make_fleet,
 )
-from prognos.catalog import Catalog, default_catalog
-from prognos.errors import ConfigError
 
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00Z
 DAY_MS = 86_400_000

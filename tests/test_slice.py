@@ -14,11 +14,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.influx import InfluxClient
-from cloud.ingest import IngestWorker
-from hil.fleet import FleetClock, run_fleet
-from hil.simulator import Fault, VehicleSpec
 from prognos.catalog import default_catalog
+from prognos.cloud.influx import InfluxClient
+from prognos.cloud.ingest import IngestWorker
+from prognos.hil.fleet import FleetClock, run_fleet
+from prognos.hil.simulator import Fault, VehicleSpec
 from prognos.receipt import decode_receipt
 from prognos.record import (
     DiagnosticRecord,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.backoff import Backoff
-from edge.spool import RESERVE_BYTES, Priority, Spool, SpoolFull, priority_for
+from prognos.backoff import Backoff
+from prognos.edge.spool import RESERVE_BYTES, Priority, Spool, SpoolFull, priority_for
 from prognos.errors import ConfigError
 from prognos.record import Trigger
 from tests.chaos_rig import MountRefused, fill, small_file_system
@@ -261,7 +261,7 @@ def test_a_full_file_system_gives_back_the_reserve_keeps_what_it_has_and_recover
 CHILD = textwrap.dedent(
     """
     import sys
-    from edge.spool import Priority, Spool
+    from prognos.edge.spool import Priority, Spool
 
     spool = Spool(sys.argv[1], max_bytes=10**9)
     i = int(sys.argv[2])

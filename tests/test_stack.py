@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.access import stack_influx
 from prognos import stack as stack_module
+from prognos.cloud.access import stack_influx
 from prognos.errors import MissingDependencyError
 from prognos.stack import read_state, stack_down, stack_status, stack_up
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.buffers import Sample
-from edge.sources import SampleSource
-from edge.sources.uart import NodeDecoder, UartSource
-from firmware.link import CHANNEL_IDS, encode_features, encode_status
 from prognos.catalog import Catalog, default_catalog, load_catalog_text
+from prognos.edge.buffers import Sample
+from prognos.edge.sources import SampleSource
+from prognos.edge.sources.uart import NodeDecoder, UartSource
 from prognos.errors import ConfigError, TransientError
+from prognos.link import CHANNEL_IDS, encode_features, encode_status
 
 NOW_S = 1_790_000_000.0
 RMS = CHANNEL_IDS["vib_rms"]

@@ -1,0 +1,1074 @@
+"""The analytics job: read InfluxDB, run prognos.cloud.analytics, write the results back as one snapshot.
+
+Every query is fixed text with bound parameters; aggregation runs in InfluxDB (the latest
+point per vehicle and subsystem or fault code, maxima, counts, daily sums). Whole settled days
+are read from daily rollups the job keeps in InfluxDB itself (SELECT ... INTO, one point per
+series and day: `rollup_health_day`, `rollup_diag_day`, `rollup_fault_day`, each day marked
+in `analytics_rollup`), the rest of the window from the raw points, so a run's cost grows with
+vehicles x subsystems x days, not with raw records; the results are the same as from the raw
+points alone (section "Daily rollups" below).
+
+A run at time T writes a snapshot: every result point is stamped T, and an `analytics_run`
+point at T, written last, says the snapshot is complete. Running again at the same T first
+deletes that snapshot, so nothing is duplicated and nothing stale is left; a run at a new T
+adds a new snapshot. Snapshots older than `keep_days` are deleted. docs/analytics.md is the
+schema the dashboard reads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prognos.cloud.analytics import (
+    DAY_MS,
+    DEFAULT_SETTINGS,
+    AnalyticsSettings,
+    Inputs,
+    Results,
+    analyse,
+    open_faults,
+    parts_failures,
+)
+from prognos.cloud.dealer_data import vehicles
+from prognos.cloud.influx import BatchTooLargeError, InfluxClient, quote_identifier
+from prognos.cloud.lineprotocol import escape_key, string_field
+from prognos.cloud.parts import DEFAULT_LEAD_TIME_WEEKS
+from prognos.errors import ConfigError, RejectedError, TransientError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOOKBACK_DAYS = 30.0
+DEFAULT_HORIZON_WEEKS = 8
+DEFAULT_KEEP_DAYS = 30.0
+BASELINE_DAYS = 7.0  # the drift baseline: mean health over the window's first days
+BATCH_LINES = 5000
+QUERY_TIMEOUT_S = 120.0  # aggregates over a fleet's month may take a while on a busy server
+
+FieldType = str  # "float", "integer", "string" or "boolean", as SHOW FIELD KEYS names them
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    tags: tuple[str, ...]
+    fields: Mapping[str, FieldType]
+
+
+def _measurement(name: str, tags: tuple[str, ...], **fields: FieldType) -> Measurement:
+    return Measurement(name, tags, fields)
+
+
+FLOAT, INTEGER, STRING, BOOLEAN = "float", "integer", "string", "boolean"
+
+ALERT = _measurement(
+    "alert",
+    ("fleet", "vin", "code", "priority"),
+    rank=INTEGER,
+    kind=STRING,
+    subsystem=STRING,
+    health=FLOAT,
+    anomaly_score=FLOAT,
+    confidence=FLOAT,
+    days_left=FLOAT,
+    days_low_left=FLOAT,
+    days_high_left=FLOAT,
+    band=STRING,
+    vehicle_health=FLOAT,
+    last_seen_ms=INTEGER,
+    action=STRING,
+    reason=STRING,
+)
+COHORT = _measurement(
+    "cohort",
+    ("attribute", "value", "code"),
+    cohort_id=STRING,
+    affected=INTEGER,
+    cohort_size=INTEGER,
+    registered=INTEGER,
+    share=FLOAT,
+    base_rate=FLOAT,
+    lift=FLOAT,
+    p_value=FLOAT,
+    q_value=FLOAT,
+    status=STRING,
+    covered_by=STRING,
+    part=STRING,
+    part_name=STRING,
+    check=STRING,
+    campaign_vehicles=INTEGER,
+    not_yet_affected=INTEGER,
+)
+CAMPAIGN_VEHICLE = _measurement(
+    "campaign_vehicle",
+    ("cohort", "vin"),
+    attribute=STRING,
+    value=STRING,
+    code=STRING,
+    status=STRING,
+    affected=BOOLEAN,
+    model=STRING,
+    lot=STRING,
+    owner_name=STRING,
+    owner_contact=STRING,
+    service_center=STRING,
+    part=STRING,
+    check=STRING,
+)
+SERVICE_LIST = _measurement(
+    "service_list",
+    ("vin",),
+    rank=INTEGER,
+    fleet=STRING,
+    owner_name=STRING,
+    owner_contact=STRING,
+    service_center=STRING,
+    registered=BOOLEAN,
+    due_date=STRING,
+    due_ms=INTEGER,
+    failure_date=STRING,
+    failure_ms=INTEGER,
+    days_left=FLOAT,
+    codes=STRING,
+    parts=STRING,
+    reason=STRING,
+)
+MAINTENANCE_INTERVAL = _measurement(
+    "maintenance_interval",
+    ("vin", "part"),
+    subsystem=STRING,
+    method=STRING,
+    days_of_data=INTEGER,
+    health=FLOAT,
+    wear_rate_per_day=FLOAT,
+    fleet_rate_per_day=FLOAT,
+    relative_rate=FLOAT,
+    standard_interval_days=FLOAT,
+    interval_days=FLOAT,
+    next_service_days=FLOAT,
+    next_service_date=STRING,
+)
+PARTS_FORECAST = _measurement(
+    "parts_forecast",
+    ("service_center", "part", "week"),
+    week_index=INTEGER,
+    week_start_ms=INTEGER,
+    week_start=STRING,
+    baseline=FLOAT,
+    from_failures=FLOAT,
+    forecast=FLOAT,
+    low=INTEGER,
+    high=INTEGER,
+)
+PARTS_REORDER = _measurement(
+    "parts_reorder",
+    ("service_center", "part"),
+    on_hand=FLOAT,
+    on_order=FLOAT,
+    lead_time_weeks=FLOAT,
+    review_weeks=FLOAT,
+    protection_demand=FLOAT,
+    safety_stock=FLOAT,
+    reorder_point=INTEGER,
+    order_qty=INTEGER,
+)
+ANALYTICS_RUN = _measurement(
+    "analytics_run",
+    (),
+    window_start_ms=INTEGER,
+    lookback_days=FLOAT,
+    horizon_weeks=INTEGER,
+    vehicles_registered=INTEGER,
+    vehicles_observed=INTEGER,
+    vehicles_unregistered=INTEGER,
+    vehicles_act=INTEGER,
+    vehicles_watch=INTEGER,
+    vehicles_healthy=INTEGER,
+    alerts=INTEGER,
+    alerts_p1=INTEGER,
+    alerts_p2=INTEGER,
+    alerts_p3=INTEGER,
+    cohorts_tested=INTEGER,
+    cohorts=INTEGER,
+    campaigns=INTEGER,
+    campaign_vehicles=INTEGER,
+    service_list=INTEGER,
+    maintenance_intervals=INTEGER,
+    parts_forecast=INTEGER,
+    parts_reorder=INTEGER,
+    duration_s=FLOAT,
+)
+RESULT_MEASUREMENTS = (
+    ALERT,
+    COHORT,
+    CAMPAIGN_VEHICLE,
+    SERVICE_LIST,
+    MAINTENANCE_INTERVAL,
+    PARTS_FORECAST,
+    PARTS_REORDER,
+)
+SCHEMA: dict[str, Measurement] = {m.name: m for m in (*RESULT_MEASUREMENTS, ANALYTICS_RUN)}
+
+
+# ---------------------------------------------------------------- points (pure)
+
+
+def point(measurement: Measurement, values: Mapping[str, Any], ts_ms: int) -> str | None:
+    """One line of line protocol: the measurement's tags and fields taken from `values`, each
+    field as its schema type. Unknown values (None, NaN) and empty tags are left out; a point
+    without any field is None."""
+    tags = "".join(
+        f",{escape_key(tag)}={escape_key(str(values[tag]))}"
+        for tag in sorted(measurement.tags)
+        if values.get(tag) is not None and str(values[tag]) != ""
+    )
+    parts = []
+    for name, kind in measurement.fields.items():
+        value = values.get(name)
+        if value is None or (isinstance(value, float | np.floating) and not math.isfinite(float(value))):
+            continue
+        if kind == FLOAT:
+            text = repr(float(value))
+        elif kind == INTEGER:
+            text = f"{int(value)}i"
+        elif kind == BOOLEAN:
+            text = "true" if bool(value) else "false"
+        else:
+            text = string_field(str(value))
+        parts.append(f"{escape_key(name)}={text}")
+    if not parts:
+        return None
+    return f"{escape_key(measurement.name)}{tags} {','.join(parts)} {ts_ms}"
+
+
+def _lines(measurement: Measurement, frame: pd.DataFrame, ts_ms: int) -> list[str]:
+    lines = []
+    for record in frame.to_dict("records"):
+        line = point(measurement, record, ts_ms)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run computed, as the analytics_run point holds it."""
+
+    as_of_ms: int
+    counts: dict[str, float]
+
+    def __getitem__(self, name: str) -> float:
+        return self.counts[name]
+
+
+def snapshot(
+    results: Results, as_of_ms: int, *, lookback_days: float, horizon_weeks: int
+) -> tuple[list[str], dict[str, float]]:
+    """The result points of one run, all stamped `as_of_ms`, and the run's counts."""
+    alerts = results.alerts.assign(rank=np.arange(1, len(results.alerts) + 1))
+    service = results.service.assign(rank=np.arange(1, len(results.service) + 1))
+    cohorts = results.cohorts.copy()
+    campaign = results.campaign.rename(columns={"cohort_id": "cohort"})
+    if not cohorts.empty:
+        per_cohort = campaign.groupby("cohort")["status"]
+        cohorts["campaign_vehicles"] = cohorts["cohort_id"].map(per_cohort.size()).fillna(0)
+        not_yet = campaign[campaign["status"] == "not yet affected"].groupby("cohort").size()
+        cohorts["not_yet_affected"] = cohorts["cohort_id"].map(not_yet).fillna(0)
+    weekly = results.parts_weekly.rename(columns={"lower": "low", "upper": "high"})
+    if not weekly.empty:
+        index = weekly["week"].astype(int)
+        weekly = weekly.assign(
+            week=[f"{k:02d}" for k in index],
+            week_index=index,
+            week_start_ms=as_of_ms + (index - 1) * 7 * DAY_MS,
+            week_start=[
+                datetime.fromtimestamp((as_of_ms + (k - 1) * 7 * DAY_MS) / 1000, UTC).date().isoformat()
+                for k in index
+            ],
+        )
+    lines = [
+        *_lines(ALERT, alerts, as_of_ms),
+        *_lines(COHORT, cohorts, as_of_ms),
+        *_lines(CAMPAIGN_VEHICLE, campaign, as_of_ms),
+        *_lines(SERVICE_LIST, service, as_of_ms),
+        *_lines(MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
+        *_lines(PARTS_FORECAST, weekly, as_of_ms),
+        *_lines(PARTS_REORDER, results.parts_reorder, as_of_ms),
+    ]
+    bands = results.vehicles["band"].value_counts() if not results.vehicles.empty else pd.Series(dtype=int)
+    priorities = (
+        results.alerts["priority"].value_counts() if not results.alerts.empty else pd.Series(dtype=int)
+    )
+    campaigns = results.cohorts[results.cohorts["status"] == "campaign"] if not results.cohorts.empty else []
+    counts: dict[str, float] = {
+        "window_start_ms": as_of_ms - int(lookback_days * DAY_MS),
+        "lookback_days": float(lookback_days),
+        "horizon_weeks": horizon_weeks,
+        "vehicles_registered": results.registered,
+        "vehicles_observed": results.observed,
+        "vehicles_unregistered": results.unregistered,
+        "vehicles_act": int(bands.get("act", 0)),
+        "vehicles_watch": int(bands.get("watch", 0)),
+        "vehicles_healthy": int(bands.get("healthy", 0)),
+        "alerts": len(results.alerts),
+        "alerts_p1": int(priorities.get("P1", 0)),
+        "alerts_p2": int(priorities.get("P2", 0)),
+        "alerts_p3": int(priorities.get("P3", 0)),
+        "cohorts_tested": results.cohorts_tested,
+        "cohorts": len(results.cohorts),
+        "campaigns": len(campaigns),
+        "campaign_vehicles": len(results.campaign),
+        "service_list": len(results.service),
+        "maintenance_intervals": len(results.intervals),
+        "parts_forecast": len(results.parts_weekly),
+        "parts_reorder": len(results.parts_reorder),
+    }
+    return lines, counts
+
+
+# ---------------------------------------------------------------- reading
+
+
+def rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---- Daily rollups. A run reads the window (T - lookback, T] from two sources: whole UTC days
+# that are settled (ended SETTLE_DAYS ago or more) from rollups the job keeps with SELECT ... INTO,
+# one point per series and day, in a retention policy of their own whose shards are years long;
+# the rest (the window's partial first day, the unsettled days) from the raw points. InfluxDB
+# 1.x spends most of a query on every series in every shard it touches (the raw points sit in
+# week-long shards), so a run that reads a month of rollups from one shard and a day or two of
+# raw points is several times cheaper than one that reads the month raw, and gives the same
+# results. A day is rolled up once, by the first run that needs it, and marked; records that
+# arrive later than SETTLE_DAYS after their day are stored but left out of that day's rollup
+# until its marker is deleted (DELETE FROM analytics_rollup_day WHERE time = ...; the next run
+# rolls the day up again).
+SETTLE_DAYS = 1.0
+ROLLUP_RP = "rollup"
+ROLLUP_SHARD = "520w"
+ROLLED_SPAN_DAYS = 31  # rolled days read in one query
+ROLLUP_BUDGET_S = 2.0  # about how long one rollup query may take
+MAX_ROLLUP_DAYS = 31  # days rolled up in one query
+VIN_CHUNK = 100  # vehicles per query when a series' latest point lies in a rolled day
+Q_POLICIES = "SHOW RETENTION POLICIES"
+Q_SUBSYSTEMS = 'SHOW TAG VALUES FROM vehicle_health WITH KEY = "subsystem"'
+Q_ROLLUP_HEALTH = (  # one subsystem at a time, so that each query stays short
+    'SELECT sum("health") AS health_sum, count("health") AS health_points, '
+    'max("anomaly_score") AS score_max INTO "rollup"."health_day" FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND time >= $lo AND time < $hi '
+    "GROUP BY time(1d), fleet, vin, subsystem fill(none)"
+)
+ROLLUP_QUERIES = (
+    'SELECT count("seq") AS records INTO "rollup"."diag_day" FROM diag '
+    "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin fill(none)",
+    'SELECT count("confidence") AS points, count("days_to_threshold") AS estimates '
+    'INTO "rollup"."fault_day" FROM fault '
+    "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin, code fill(none)",
+)
+ROLLUP_MARKER = "analytics_rollup_day"  # one point per rolled-up day, in the default policy
+Q_MARKERS = f'SELECT "done" FROM {ROLLUP_MARKER} WHERE time >= $lo AND time < $hi'
+
+# Each input as (raw query, rollup query); {where} is a piece's time condition. Queries of
+# vehicle_health name one subsystem: InfluxDB 1.x's cost grows faster than the number of series
+# a query groups, and five queries of 10,000 series each take a third of one of 50,000.
+Q_STATES = (
+    'SELECT last("health") AS health, "anomaly_score" FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY fleet, vin, subsystem'
+)
+Q_LAST_SEEN = (
+    'SELECT last("seq") AS seq FROM diag WHERE {where} GROUP BY fleet, vin',
+    'SELECT last("records") AS n FROM "rollup"."diag_day" WHERE {where} GROUP BY fleet, vin',
+)
+Q_FAULTS = (
+    'SELECT last("confidence") AS confidence FROM fault WHERE {where} GROUP BY fleet, vin, code',
+    'SELECT last("points") AS n FROM "rollup"."fault_day" WHERE {where} GROUP BY fleet, vin, code',
+)
+Q_ESTIMATES = (
+    'SELECT last("days_to_threshold") AS days_to_threshold, "days_low", "days_high" FROM fault '
+    "WHERE {where} GROUP BY vin, code",
+    'SELECT last("estimates") AS n FROM "rollup"."fault_day" WHERE "estimates" > 0 AND {where} '
+    "GROUP BY vin, code",
+)
+Q_FAULT_COUNTS = (
+    'SELECT count("confidence") AS points FROM fault WHERE {where} GROUP BY vin, code',
+    'SELECT sum("points") AS points FROM "rollup"."fault_day" WHERE {where} GROUP BY vin, code',
+)
+Q_PEAKS = (
+    'SELECT max("anomaly_score") AS max_score FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin, subsystem',
+    'SELECT max("score_max") AS max_score FROM "rollup"."health_day" '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin, subsystem',
+)
+Q_BASELINE = (  # one query of raw points: rolled days would come with a raw query for each partial day
+    'SELECT mean("health") AS health FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND time > $start AND time <= $baseline_end GROUP BY vin, subsystem'
+)
+Q_WEAR = (
+    'SELECT sum("health") AS health_sum, count("health") AS points FROM vehicle_health '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY time(1d), vin fill(none)',
+    'SELECT "health_sum", "health_points" AS points FROM "rollup"."health_day" '
+    'WHERE "subsystem" = $subsystem AND {where} GROUP BY vin',
+)
+Q_STOCK = (
+    'SELECT last("on_hand") AS on_hand, "on_order", "lead_time_weeks" FROM parts_stock '
+    "GROUP BY dealer_id, service_center, part"
+)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the window read from one source: rolled-up whole days, or raw points."""
+
+    lo_ms: int
+    hi_ms: int
+    lo_closed: bool  # time >= lo, else time > lo
+    hi_closed: bool  # time <= hi, else time < hi
+    rolled: bool
+
+    def where(self) -> tuple[str, dict[str, str]]:
+        text = f"time {'>=' if self.lo_closed else '>'} $lo AND time {'<=' if self.hi_closed else '<'} $hi"
+        return text, {"lo": rfc3339(self.lo_ms), "hi": rfc3339(self.hi_ms)}
+
+
+def window_pieces(
+    start_ms: int, end_ms: int, rolled: Collection[int] = (), *, head_rolled: bool = False
+) -> list[Piece]:
+    """(start, end] cut at every midnight (UTC). A whole day inside it whose rollup exists (its
+    midnight in `rolled`) is read from the rollup, consecutive days together (at most
+    ROLLED_SPAN_DAYS); the rest from the raw points, consecutive stretches together. With
+    `head_rolled`, the partial first day counts as rolled too when its whole day is (for the
+    latest points, which are then looked up within the window)."""
+    first_day = start_ms // DAY_MS * DAY_MS
+    cuts = [start_ms, *range(first_day + DAY_MS, end_ms, DAY_MS), end_ms]
+    out: list[Piece] = []
+    for lo, hi in itertools.pairwise(cuts):
+        lo_closed, hi_closed = lo != start_ms, hi == end_ms
+        whole = lo_closed and not hi_closed and hi - lo == DAY_MS and lo in rolled
+        if head_rolled and not lo_closed and not hi_closed and first_day in rolled:
+            lo, lo_closed, whole = first_day, True, True
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.rolled == whole
+            and (not whole or last.hi_ms - last.lo_ms < ROLLED_SPAN_DAYS * DAY_MS)
+        ):
+            out[-1] = Piece(last.lo_ms, hi, last.lo_closed, hi_closed, whole)
+        else:
+            out.append(Piece(lo, hi, lo_closed, hi_closed, whole))
+    return out
+
+
+def _rows(
+    influx: InfluxClient, database: str, text: str, params: Mapping[str, str], *, method: str = "GET"
+) -> list[dict[str, Any]]:
+    try:
+        series = influx.query(text, database=database, params=dict(params) or None, method=method)
+    except RejectedError as exc:
+        if "database not found" in str(exc):
+            raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
+        raise
+    return [row for s in series for row in s.rows()]
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = pd.Series(
+                dtype=object if column in ("fleet", "vin", "code", "subsystem") else float
+            )
+    return frame[list(columns)].reset_index(drop=True)
+
+
+def _frame(
+    influx: InfluxClient, database: str, text: str, params: Mapping[str, str], columns: tuple[str, ...]
+) -> pd.DataFrame:
+    return _table(_rows(influx, database, text, params), columns)
+
+
+def ensure_rollup_policy(influx: InfluxClient, database: str) -> None:
+    """The rollups' retention policy, created if missing (creating one takes an admin login:
+    on a secure stack `prognos stack up` creates it with the database)."""
+    if ROLLUP_RP not in {str(row.get("name")) for row in _rows(influx, database, Q_POLICIES, {})}:
+        _rows(
+            influx,
+            database,
+            f"CREATE RETENTION POLICY {quote_identifier(ROLLUP_RP)} ON {quote_identifier(database)} "
+            f"DURATION INF REPLICATION 1 SHARD DURATION {ROLLUP_SHARD}",
+            {},
+            method="POST",
+        )
+
+
+def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, now_ms: int) -> set[int]:
+    """The midnights of the days of (start, end] that have a rollup: the whole days settled by
+    `now_ms` (real time), rolled up now if they were not before. Missing days are rolled up a
+    few at a time: one day first, then as many as fit ROLLUP_BUDGET_S a query. If a rollup
+    query fails for a transient reason (a timeout), the rest waits for the next run and this
+    run reads those days raw."""
+    first = start_ms // DAY_MS * DAY_MS
+    last = min(end_ms - DAY_MS, now_ms - int((1 + SETTLE_DAYS) * DAY_MS))
+    days = list(range(first, last + 1, DAY_MS))
+    if not days:
+        return set()
+    ensure_rollup_policy(influx, database)
+    span = {"lo": rfc3339(days[0]), "hi": rfc3339(days[-1] + DAY_MS)}
+    done = {int(row["time"]) for row in _rows(influx, database, Q_MARKERS, span)}
+    missing = [day for day in days if day not in done]
+    subsystems = _subsystems(influx, database) if missing else ()
+    step = 1
+    while missing:
+        chunk = [missing[0]]
+        while len(chunk) < step and len(chunk) < len(missing) and missing[len(chunk)] == chunk[-1] + DAY_MS:
+            chunk.append(missing[len(chunk)])
+        bounds = {"lo": rfc3339(chunk[0]), "hi": rfc3339(chunk[-1] + DAY_MS)}
+        queries = [(Q_ROLLUP_HEALTH, {**bounds, "subsystem": name}) for name in subsystems]
+        queries += [(text, bounds) for text in ROLLUP_QUERIES]
+        longest = 0.0
+        try:
+            for text, params in queries:
+                started = time.monotonic()
+                _rows(influx, database, text, params, method="POST")
+                longest = max(longest, time.monotonic() - started)
+            influx.write(database, [f"{ROLLUP_MARKER} done=true {day}" for day in chunk], precision="ms")
+        except TransientError as exc:
+            log.warning("rollup of %s stopped (%s); the next run goes on with it", rfc3339(chunk[0]), exc)
+            break
+        done.update(chunk)
+        step = max(1, min(MAX_ROLLUP_DAYS, int(ROLLUP_BUDGET_S * len(chunk) / max(longest, 1e-3))))
+        missing = missing[len(chunk) :]
+        log.debug("rolled up %d days from %s", len(chunk), rfc3339(chunk[0]))
+    return {day for day in days if day in done}
+
+
+def _subsystems(influx: InfluxClient, database: str) -> tuple[str, ...]:
+    return tuple(sorted(str(row["value"]) for row in _rows(influx, database, Q_SUBSYSTEMS, {})))
+
+
+def _each_piece(
+    influx: InfluxClient,
+    database: str,
+    queries: tuple[str, str],
+    pieces: Sequence[Piece],
+    params: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Piece, list[dict[str, Any]]]]:
+    for piece in pieces:
+        where, bounds = piece.where()
+        text = queries[1 if piece.rolled else 0].format(where=where)
+        yield piece, _rows(influx, database, text, {**(params or {}), **bounds})
+
+
+@dataclass(frozen=True)
+class Window:
+    """The window (start, end] and how it is read: `pieces` for the sums and maxima, `latest`
+    for the latest points (the partial first day from its rollup too, then looked up)."""
+
+    start_ms: int
+    end_ms: int
+    pieces: tuple[Piece, ...]
+    latest: tuple[Piece, ...]
+    rolled: frozenset[int]
+    subsystems: tuple[str, ...]  # those vehicle_health has points of
+
+
+def _latest(
+    influx: InfluxClient,
+    database: str,
+    queries: tuple[str, str],
+    window: Window,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+) -> pd.DataFrame:
+    """Per group of `keys`, the latest row of the raw query over the window. Raw pieces answer
+    directly; a rolled piece tells each group's last day with data, and the groups whose latest
+    point lies in such a day are looked up in that day's raw points (within the window), a few
+    vehicles a query."""
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    last_day: dict[tuple[Any, ...], int] = {}
+
+    def take(row: dict[str, Any]) -> None:
+        key = tuple(row.get(k) for k in keys)
+        if key not in found or row["time"] > found[key]["time"]:
+            found[key] = row
+
+    for piece, rows in _each_piece(influx, database, queries, window.latest):
+        for row in rows:
+            if piece.rolled:
+                key = tuple(row.get(k) for k in keys)
+                last_day[key] = max(last_day.get(key, row["time"]), row["time"])
+            else:
+                take(row)
+    wanted: dict[int, set[str]] = defaultdict(set)
+    for key, day in last_day.items():
+        if key not in found or found[key]["time"] < day + DAY_MS:
+            wanted[day].add(str(key[keys.index("vin")]))
+    for day, vins in sorted(wanted.items()):
+        after = ">" if day <= window.start_ms else ">="
+        bounds = {"lo": rfc3339(max(day, window.start_ms)), "hi": rfc3339(day + DAY_MS)}
+        ordered = sorted(vins)
+        for at in range(0, len(ordered), VIN_CHUNK):
+            names = {f"v{i}": vin for i, vin in enumerate(ordered[at : at + VIN_CHUNK])}
+            who = " OR ".join(f'"vin" = ${name}' for name in names)
+            where = f"({who}) AND time {after} $lo AND time < $hi"
+            for row in _rows(influx, database, queries[0].format(where=where), {**names, **bounds}):
+                take(row)
+    return _table(list(found.values()), columns)
+
+
+def _states(
+    influx: InfluxClient, database: str, window: Window, known: Collection[tuple[str, str]]
+) -> pd.DataFrame:
+    """The latest state of every (vin, subsystem) of `known` (those with points in the window):
+    from the raw points after the last rolled day, where nearly every vehicle reports; the
+    others are looked up over the whole window, a few vehicles a query."""
+    columns = ("fleet", "vin", "subsystem", "time", "health", "anomaly_score")
+    tail: list[Piece] = []
+    for piece in window.pieces:
+        tail = [] if piece.rolled else [*tail, piece]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def take(row: dict[str, Any]) -> None:
+        key = (str(row["vin"]), str(row["subsystem"]))
+        if key not in found or row["time"] > found[key]["time"]:
+            found[key] = row
+
+    for piece in tail:
+        where, bounds = piece.where()
+        for name in window.subsystems:
+            for row in _rows(influx, database, Q_STATES.format(where=where), {**bounds, "subsystem": name}):
+                take(row)
+    if len(tail) < len(window.pieces):
+        bounds = {"lo": rfc3339(window.start_ms), "hi": rfc3339(window.end_ms)}
+        unseen: dict[str, list[str]] = defaultdict(list)
+        for vin, subsystem in sorted(known):
+            if (vin, subsystem) not in found:
+                unseen[subsystem].append(vin)
+        for subsystem, vins in unseen.items():
+            for at in range(0, len(vins), VIN_CHUNK):
+                names = {f"v{i}": vin for i, vin in enumerate(vins[at : at + VIN_CHUNK])}
+                who = " OR ".join(f'"vin" = ${name}' for name in names)
+                where = f"({who}) AND time > $lo AND time <= $hi"
+                params = {**names, **bounds, "subsystem": subsystem}
+                for row in _rows(influx, database, Q_STATES.format(where=where), params):
+                    take(row)
+    return _table(list(found.values()), columns)
+
+
+def _summed(
+    influx: InfluxClient,
+    database: str,
+    queries: tuple[str, str],
+    pieces: Sequence[Piece],
+    keys: tuple[str, ...],
+    how: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The pieces' rows combined per group of `keys`: each column of `how` by its function."""
+    rows = [row for _, part in _each_piece(influx, database, queries, pieces, params) for row in part]
+    frame = _table(rows, (*keys, *how))
+    if frame.empty:
+        return frame
+    return frame.groupby(list(keys), as_index=False, sort=False).agg(dict(how))
+
+
+def _stacked(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """The frames one under the other (an empty table of `columns` when there are none)."""
+    filled = [frame for frame in frames if not frame.empty]
+    return pd.concat(filled, ignore_index=True) if filled else _table([], columns)
+
+
+def _mean(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """health = health_sum / points, per group."""
+    health = pd.to_numeric(frame["health_sum"], errors="coerce") / pd.to_numeric(
+        frame["points"], errors="coerce"
+    )
+    return frame[list(keys)].assign(health=health.to_numpy(float))
+
+
+def _window(as_of_ms: int, lookback_days: float) -> tuple[int, int]:
+    return as_of_ms - int(lookback_days * DAY_MS), as_of_ms
+
+
+def read_window(
+    influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, now_ms: int | None = None
+) -> Window:
+    """How to read (start, end]: rolls up the settled days first (settled by `now_ms`, default
+    the clock)."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    rolled = frozenset(roll_up(influx, database, start_ms, end_ms, now_ms=now))
+    return Window(
+        start_ms,
+        end_ms,
+        tuple(window_pieces(start_ms, end_ms, rolled)),
+        tuple(window_pieces(start_ms, end_ms, rolled, head_rolled=True)),
+        rolled,
+        _subsystems(influx, database),
+    )
+
+
+def _faults(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame:
+    latest = _latest(
+        influx,
+        database,
+        Q_FAULTS,
+        window,
+        ("fleet", "vin", "code"),
+        ("fleet", "vin", "code", "time", "confidence"),
+    )
+    estimates = _latest(
+        influx,
+        database,
+        Q_ESTIMATES,
+        window,
+        ("vin", "code"),
+        ("vin", "code", "time", "days_to_threshold", "days_low", "days_high"),
+    ).rename(columns={"time": "estimated_at"})
+    if latest.empty:
+        return latest.assign(
+            **{
+                c: pd.Series(dtype=float)
+                for c in ("days_to_threshold", "days_low", "days_high", "estimated_at")
+            }
+        )
+    latest = latest.groupby(["vin", "code"], as_index=False).agg(
+        fleet=("fleet", "last"), time=("time", "max"), confidence=("confidence", "last")
+    )
+    merged = latest.merge(estimates, on=["vin", "code"], how="left")
+    return merged[
+        [
+            "fleet",
+            "vin",
+            "code",
+            "time",
+            "confidence",
+            "days_to_threshold",
+            "days_low",
+            "days_high",
+            "estimated_at",
+        ]
+    ]
+
+
+def read_faults(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
+    """Per vehicle and fault code: the latest point and the latest days estimate (the `faults`
+    frame of prognos.cloud.analytics)."""
+    return _faults(influx, database, read_window(influx, database, *_window(as_of_ms, lookback_days)))
+
+
+def _last_seen(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame:
+    return _latest(influx, database, Q_LAST_SEEN, window, ("fleet", "vin"), ("fleet", "vin", "time"))
+
+
+def read_last_seen(influx: InfluxClient, database: str, as_of_ms: int, lookback_days: float) -> pd.DataFrame:
+    return _last_seen(influx, database, read_window(influx, database, *_window(as_of_ms, lookback_days)))
+
+
+def read_registry(influx: InfluxClient, database: str) -> pd.DataFrame:
+    try:
+        return vehicles(influx, database)
+    except RejectedError as exc:
+        if "database not found" in str(exc):
+            raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
+        raise
+
+
+def read_stock(
+    influx: InfluxClient, database: str, *, default_lead_time_weeks: float = DEFAULT_LEAD_TIME_WEEKS
+) -> pd.DataFrame:
+    """The latest count of every store and part imported from DMS `parts_stock`, as the stock
+    table of prognos.cloud.parts: a row without a service center is the dealer's one store (named by
+    the dealer id); a missing lead time is `default_lead_time_weeks`, a missing on_order 0."""
+    frame = _frame(
+        influx,
+        database,
+        Q_STOCK,
+        {},
+        ("dealer_id", "service_center", "part", "on_hand", "on_order", "lead_time_weeks"),
+    )
+    columns = ["service_center", "part", "on_hand", "on_order", "lead_time_weeks"]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=str if c in columns[:2] else float) for c in columns})
+    center = frame["service_center"].fillna("").astype(str).str.strip()
+    frame["service_center"] = center.where(center != "", frame["dealer_id"].astype(str))
+    frame["on_order"] = pd.to_numeric(frame["on_order"], errors="coerce").fillna(0.0)
+    frame["lead_time_weeks"] = pd.to_numeric(frame["lead_time_weeks"], errors="coerce").fillna(
+        default_lead_time_weeks
+    )
+    frame["on_hand"] = pd.to_numeric(frame["on_hand"], errors="coerce").fillna(0.0)
+    grouped = frame.groupby(["service_center", "part"], as_index=False).agg(
+        on_hand=("on_hand", "sum"), on_order=("on_order", "sum"), lead_time_weeks=("lead_time_weeks", "max")
+    )
+    return grouped[columns]
+
+
+def read_inputs(
+    influx: InfluxClient,
+    database: str,
+    as_of_ms: int,
+    *,
+    lookback_days: float = DEFAULT_LOOKBACK_DAYS,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+    now_ms: int | None = None,
+) -> Inputs:
+    """Everything prognos.cloud.analytics.analyse needs, for the window (as_of - lookback, as_of]; rolls
+    up the settled days it needs first (settled by `now_ms`, default the clock)."""
+    start, end = _window(as_of_ms, lookback_days)
+    baseline_end = as_of_ms - int(max(lookback_days - BASELINE_DAYS, 0.0) * DAY_MS)
+    window = read_window(influx, database, start, end, now_ms=now_ms)
+    peaks = _stacked(
+        [
+            _summed(
+                influx,
+                database,
+                Q_PEAKS,
+                window.pieces,
+                ("vin", "subsystem"),
+                {"max_score": "max"},
+                {"subsystem": name},
+            )
+            for name in window.subsystems
+        ],
+        ("vin", "subsystem", "max_score"),
+    )
+    known = set(zip(peaks["vin"].astype(str), peaks["subsystem"].astype(str), strict=True))
+    wear = [
+        _mean(
+            _summed(
+                influx,
+                database,
+                Q_WEAR,
+                window.pieces,
+                ("vin", "time"),
+                {"health_sum": "sum", "points": "sum"},
+                {"subsystem": item.subsystem},
+            ),
+            ("vin", "time"),
+        ).assign(subsystem=item.subsystem)
+        for item in settings.wear_items
+    ]
+    return Inputs(
+        registry=read_registry(influx, database),
+        states=_states(influx, database, window, known),
+        last_seen=_last_seen(influx, database, window),
+        faults=_faults(influx, database, window),
+        fault_counts=_summed(
+            influx, database, Q_FAULT_COUNTS, window.pieces, ("vin", "code"), {"points": "sum"}
+        ),
+        peaks=peaks,
+        baseline=_stacked(
+            [
+                _frame(
+                    influx,
+                    database,
+                    Q_BASELINE,
+                    {"start": rfc3339(start), "baseline_end": rfc3339(baseline_end), "subsystem": name},
+                    ("vin", "subsystem", "health"),
+                )
+                for name in window.subsystems
+            ],
+            ("vin", "subsystem", "health"),
+        ),
+        wear=pd.concat(wear, ignore_index=True)
+        if wear
+        else pd.DataFrame(columns=["vin", "time", "health", "subsystem"]),
+        stock=read_stock(influx, database),
+    )
+
+
+def read_failures(
+    influx: InfluxClient, database: str, as_of_ms: int, *, lookback_days: float = DEFAULT_LOOKBACK_DAYS
+) -> pd.DataFrame:
+    """The failures table of prognos.cloud.parts from the open faults and the registry, days counted
+    from `as_of_ms` (for `prognos forecast parts` without --failures)."""
+    window = read_window(influx, database, *_window(as_of_ms, lookback_days))
+    opened = open_faults(_faults(influx, database, window), _last_seen(influx, database, window))
+    return parts_failures(opened, read_registry(influx, database), as_of_ms)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _delete(
+    influx: InfluxClient, database: str, measurement: str, condition: str, params: dict[str, str]
+) -> None:
+    influx.query(
+        f"DELETE FROM {quote_identifier(measurement)} WHERE {condition}",
+        database=database,
+        params=params,
+        method="POST",
+    )
+
+
+def _write(influx: InfluxClient, database: str, lines: list[str]) -> None:
+    for start in range(0, len(lines), BATCH_LINES):
+        _write_batch(influx, database, lines[start : start + BATCH_LINES])
+
+
+def _write_batch(influx: InfluxClient, database: str, batch: list[str]) -> None:
+    try:
+        influx.write(database, batch, precision="ms")
+    except BatchTooLargeError:
+        if len(batch) == 1:
+            raise
+        half = len(batch) // 2
+        _write_batch(influx, database, batch[:half])
+        _write_batch(influx, database, batch[half:])
+
+
+BEGUN = "analytics_begun"  # one point per snapshot whose writing began: where results may lie
+
+
+def _any(influx: InfluxClient, database: str, condition: str, params: dict[str, str]) -> bool:
+    """Whether a snapshot was begun or completed at the times of `condition` (the two marker
+    measurements are one series each: cheap to ask, unlike the results themselves)."""
+    for name, field_key in ((BEGUN, "begun"), (ANALYTICS_RUN.name, "alerts")):
+        text = f"SELECT count({quote_identifier(field_key)}) FROM {quote_identifier(name)} WHERE {condition}"
+        if any(row.get("count") for row in _rows(influx, database, text, params)):
+            return True
+    return False
+
+
+def write_snapshot(
+    influx: InfluxClient,
+    database: str,
+    lines: list[str],
+    counts: Mapping[str, float],
+    as_of_ms: int,
+    *,
+    keep_days: float | None = DEFAULT_KEEP_DAYS,
+) -> None:
+    """Replace the snapshot at `as_of_ms`: delete its run marker and results, write the results,
+    then the marker. A run that fails midway leaves no marker, so readers keep using the
+    previous complete snapshot. Then delete the snapshots older than keep_days.
+
+    Deleting costs InfluxDB a pass over every series of a measurement, so it is done only where
+    a snapshot was begun (an `analytics_begun` point, written before the results) or completed."""
+    at = {"t": rfc3339(as_of_ms)}
+    if _any(influx, database, "time >= $t AND time <= $t", at):
+        _delete(influx, database, ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
+        for measurement in RESULT_MEASUREMENTS:
+            _delete(influx, database, measurement.name, "time >= $t AND time <= $t", at)
+    _write(influx, database, [f"{BEGUN} begun=true {as_of_ms}"])
+    _write(influx, database, lines)
+    marker = point(ANALYTICS_RUN, counts, as_of_ms)
+    if marker is not None:
+        _write(influx, database, [marker])
+    if keep_days is not None and keep_days > 0:
+        cutoff = {"cutoff": rfc3339(as_of_ms - int(keep_days * DAY_MS))}
+        if _any(influx, database, "time < $cutoff", cutoff):
+            for name in (*(m.name for m in RESULT_MEASUREMENTS), ANALYTICS_RUN.name, BEGUN):
+                _delete(influx, database, name, "time < $cutoff", cutoff)
+
+
+# ---------------------------------------------------------------- the job
+
+_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration_s(text: str, *, what: str = "duration") -> float:
+    """`90s`, `15m`, `1h`, `30d`, `2w` (or a bare number of seconds) in seconds; ConfigError
+    unless it is a positive length of time."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _UNITS_S else "s"
+    number = value[:-1] if value[-1:] in _UNITS_S else value
+    try:
+        seconds = float(number) * _UNITS_S[unit]
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{what} {text!r} is not a positive length of time (like 90s, 15m, 1h, 30d)")
+    return seconds
+
+
+def parse_time_ms(text: str) -> int:
+    """An ISO 8601 time (UTC when it has no offset) in epoch milliseconds; ConfigError if not."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an ISO 8601 time (like 2024-03-01T08:00:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def run_once(
+    influx: InfluxClient,
+    database: str,
+    *,
+    as_of_ms: int | None = None,
+    lookback_days: float = DEFAULT_LOOKBACK_DAYS,
+    horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
+    keep_days: float | None = DEFAULT_KEEP_DAYS,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+    now_ms: int | None = None,
+) -> RunSummary:
+    """One run: read, analyse, write the snapshot at `as_of_ms` (default: now, to the second).
+    Days count as settled (rolled up) by `now_ms`, default the clock."""
+    if lookback_days <= 0:
+        raise ConfigError(f"the lookback must be a positive number of days, not {lookback_days:g}")
+    if horizon_weeks <= 0:
+        raise ConfigError(f"the horizon must be a positive number of weeks, not {horizon_weeks}")
+    started = time.monotonic()
+    now = as_of_ms if as_of_ms is not None else int(time.time()) * 1000
+    inputs = read_inputs(influx, database, now, lookback_days=lookback_days, settings=settings, now_ms=now_ms)
+    if inputs.registry.empty:
+        log.warning(
+            "the vehicle registry is empty: no cohorts, owners or parts plan (import it with import-dms)"
+        )
+    results = analyse(inputs, now, horizon_weeks=horizon_weeks, settings=settings)
+    lines, counts = snapshot(results, now, lookback_days=lookback_days, horizon_weeks=horizon_weeks)
+    counts["duration_s"] = round(time.monotonic() - started, 3)
+    write_snapshot(influx, database, lines, counts, now, keep_days=keep_days)
+    log.info("analytics snapshot %s: %d points", rfc3339(now), len(lines) + 1)
+    return RunSummary(now, counts)
+
+
+def run_every(
+    influx: InfluxClient,
+    database: str,
+    *,
+    every_s: float,
+    stop: threading.Event,
+    on_run: Callable[[RunSummary], object] = lambda summary: None,
+    on_error: Callable[[TransientError], object] = lambda error: None,
+    lookback_days: float = DEFAULT_LOOKBACK_DAYS,
+    horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
+    keep_days: float | None = DEFAULT_KEEP_DAYS,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> int:
+    """Run now and then every `every_s` seconds (counted from each run's start) until `stop`
+    is set; returns the number of runs that completed. A run that finds the database
+    unreachable is reported to `on_error` and the loop goes on; other errors end it."""
+    if every_s <= 0:
+        raise ConfigError("the interval must be positive")
+    done = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            summary = run_once(
+                influx,
+                database,
+                lookback_days=lookback_days,
+                horizon_weeks=horizon_weeks,
+                keep_days=keep_days,
+                settings=settings,
+            )
+            on_run(summary)
+            done += 1
+        except TransientError as exc:
+            log.warning("analytics run failed, next run in %.0f s: %s", every_s, exc)
+            on_error(exc)
+        stop.wait(max(0.0, every_s - (time.monotonic() - started)))
+    return done

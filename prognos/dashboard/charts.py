@@ -1,0 +1,519 @@
+"""Tables and Plotly figures for the pages: pure, DataFrames in, DataFrames or figures out.
+No queries and no Streamlit here; times arrive as epoch milliseconds (UTC)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from prognos.cloud.fleet_health import ACT_HEALTH, WATCH_HEALTH
+from prognos.record import Trigger
+
+DAY_MS = 86_400_000
+ALERT_THRESHOLD = 1.0  # anomaly score 1.0 is the alert threshold (prognos.record.SubsystemState)
+BANDS = ("act", "watch", "healthy")
+BAND_COLORS = {"act": "#d62728", "watch": "#ff7f0e", "healthy": "#2ca02c"}
+STATUS_COLORS = {"affected": "#d62728", "not yet affected": "#ff7f0e", "no recent data": "#9e9e9e"}
+TRIGGER_NAMES = {int(t): t.name.lower() for t in Trigger}
+FILTER_COLUMNS = {"model": "Model", "region": "Region", "lot": "Lot", "service_center": "Service center"}
+KPI_LABELS = {
+    "sla_rate": "SLA compliance",
+    "ftf_rate": "First-time fix",
+    "csat": "CSAT (1-5)",
+    "nps": "NPS",
+    "fcr_rate": "First-contact resolution",
+    "complaint_rate": "Complaints per 100 orders",
+    "handling_minutes": "Handling time (min)",
+    "orders": "Orders opened",
+    "revenue": "Revenue",
+    "parts_turnover": "Parts turnover",
+}
+RATE_KPIS = ("sla_rate", "ftf_rate", "fcr_rate")  # shares 0-1, shown as percentages
+LOWER_IS_BETTER = ("complaint_rate", "handling_minutes")
+
+
+def _layout(figure: go.Figure, title: str, height: int = 360) -> go.Figure:
+    figure.update_layout(
+        title=title, height=height, margin={"l": 40, "r": 20, "t": 50, "b": 40}, legend_title_text=""
+    )
+    return figure
+
+
+def utc(ms: pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.to_numeric(ms, errors="coerce"), unit="ms", utc=True)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    text: str = frame.to_csv(index=False)
+    return text.encode("utf-8")
+
+
+def page_of(frame: pd.DataFrame, page: int, size: int) -> pd.DataFrame:
+    """Rows of page `page` (1-based) when the frame is cut into pages of `size` rows."""
+    start = (max(page, 1) - 1) * size
+    return frame.iloc[start : start + size]
+
+
+def page_count(rows: int, size: int) -> int:
+    return max(1, math.ceil(rows / size))
+
+
+def interval_text(value: float, low: float, high: float) -> str:
+    """`9.0 (6.0-14.0)`; the interval left out when unknown, empty when the value is."""
+    if value is None or pd.isna(value):
+        return ""
+    text = f"{value:.1f}"
+    if low is not None and high is not None and not pd.isna(low) and not pd.isna(high):
+        text += f" ({low:.1f}-{high:.1f})"
+    return text
+
+
+# ---------------------------------------------------------------- fleet health
+
+
+def filter_options(registry: pd.DataFrame) -> dict[str, list[str]]:
+    """Per filter column of the registry, its values, sorted."""
+    options = {}
+    for column in FILTER_COLUMNS:
+        values = registry[column].dropna().astype(str) if column in registry else pd.Series(dtype=str)
+        options[column] = sorted(set(values) - {""})
+    return options
+
+
+def select_vehicles(registry: pd.DataFrame, selection: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The registry rows matching every non-empty selection (column -> accepted values)."""
+    chosen = pd.Series(True, index=registry.index)
+    for column, values in selection.items():
+        if values:
+            chosen &= registry[column].astype(str).isin(list(values))
+    return registry[chosen]
+
+
+def vehicle_bands(alerts: pd.DataFrame) -> pd.DataFrame:
+    """One row per vehicle with an alert: vin, band, vehicle_health (its most urgent alert's)."""
+    if alerts.empty:
+        return pd.DataFrame({"vin": [], "band": [], "vehicle_health": []})
+    first = alerts.sort_values("rank", kind="stable").drop_duplicates("vin")
+    return first[["vin", "band", "vehicle_health"]].reset_index(drop=True)
+
+
+def key_figures(
+    counts: Mapping[str, float], alerts: pd.DataFrame, selected: pd.DataFrame | None
+) -> dict[str, int]:
+    """Vehicles monitored, healthy / watch / act and open alerts.
+
+    Without a selection: the snapshot's counts (every vehicle with data in the window). With a
+    selection of registry rows: its vehicles, act and watch from their alerts (every act and
+    watch vehicle has one), the rest healthy."""
+    if selected is None:
+        return {
+            "monitored": int(counts.get("vehicles_observed", 0)),
+            "healthy": int(counts.get("vehicles_healthy", 0)),
+            "watch": int(counts.get("vehicles_watch", 0)),
+            "act": int(counts.get("vehicles_act", 0)),
+            "alerts": len(alerts),
+            "p1": int((alerts["priority"] == "P1").sum()) if not alerts.empty else 0,
+        }
+    vins = set(selected["vin"])
+    mine = alerts[alerts["vin"].isin(vins)] if not alerts.empty else alerts
+    bands = vehicle_bands(mine)["band"].value_counts()
+    act, watch = int(bands.get("act", 0)), int(bands.get("watch", 0))
+    return {
+        "monitored": len(vins),
+        "healthy": len(vins) - act - watch,
+        "watch": watch,
+        "act": act,
+        "alerts": len(mine),
+        "p1": int((mine["priority"] == "P1").sum()) if not mine.empty else 0,
+    }
+
+
+def band_table(selected: pd.DataFrame, alerts: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Vehicles per value of `by` and band: registry rows without an act or watch alert are healthy."""
+    bands = vehicle_bands(alerts).set_index("vin")["band"]
+    band = selected["vin"].map(bands).where(lambda b: b.isin(["act", "watch"]), "healthy")
+    groups = selected[by].fillna("(none)").astype(str)
+    table = pd.DataFrame({by: groups, "band": band}).value_counts().rename("vehicles").reset_index()
+    return table.sort_values([by, "band"]).reset_index(drop=True)
+
+
+def band_chart(table: pd.DataFrame, by: str) -> go.Figure:
+    figure = go.Figure()
+    for band in BANDS:
+        rows = table[table["band"] == band]
+        figure.add_bar(x=rows[by], y=rows["vehicles"], name=band, marker_color=BAND_COLORS[band])
+    figure.update_layout(barmode="stack", xaxis_title=FILTER_COLUMNS.get(by, by), yaxis_title="vehicles")
+    return _layout(figure, f"Health bands by {FILTER_COLUMNS.get(by, by).lower()}")
+
+
+def fleet_band_chart(figures: Mapping[str, int]) -> go.Figure:
+    """The fleet's band counts when no registry groups them."""
+    figure = go.Figure(
+        go.Bar(
+            x=list(BANDS),
+            y=[figures[b] for b in BANDS],
+            marker_color=[BAND_COLORS[b] for b in BANDS],
+        )
+    )
+    figure.update_layout(yaxis_title="vehicles")
+    return _layout(figure, "Health bands")
+
+
+def band_history_chart(history: pd.DataFrame) -> go.Figure:
+    """Vehicles per band over the kept analytics snapshots."""
+    figure = go.Figure()
+    times = utc(history["time"])
+    for band in BANDS:
+        column = f"vehicles_{band}"
+        if column in history:
+            figure.add_scatter(
+                x=times, y=history[column], name=band, mode="lines+markers", line_color=BAND_COLORS[band]
+            )
+    figure.update_layout(yaxis_title="vehicles", yaxis_rangemode="tozero")
+    if len(history) == 1:  # one snapshot: a day either side, not a millisecond axis
+        figure.update_xaxes(
+            range=[times.iloc[0] - pd.Timedelta(days=1), times.iloc[0] + pd.Timedelta(days=1)]
+        )
+    return _layout(figure, "Bands over the last 30 days (analytics snapshots)")
+
+
+def vehicle_link(vins: pd.Series) -> pd.Series:
+    """Relative links to the vehicle detail page, e.g. `vehicle?vin=PRG001`."""
+    return "vehicle?vin=" + vins.astype(str)
+
+
+def with_vehicle_links(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its `vin` column as links to each vehicle's page."""
+    return frame.assign(vin=vehicle_link(frame["vin"]))
+
+
+def alert_table(alerts: pd.DataFrame) -> pd.DataFrame:
+    """The alerts as the page lists them, most urgent first, with a link to each vehicle."""
+    table = alerts.copy()
+    table["days"] = [
+        interval_text(v, lo, hi)
+        for v, lo, hi in zip(table["days_left"], table["days_low_left"], table["days_high_left"], strict=True)
+    ]
+    table["vehicle"] = vehicle_link(table["vin"])
+    table["last_seen"] = utc(table["last_seen_ms"])
+    columns = [
+        "rank",
+        "priority",
+        "vehicle",
+        "code",
+        "days",
+        "health",
+        "anomaly_score",
+        "confidence",
+        "band",
+        "action",
+        "reason",
+        "last_seen",
+    ]
+    return table[columns].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- one vehicle
+
+
+def score_chart(history: pd.DataFrame) -> go.Figure:
+    """Anomaly score per subsystem (bucket maxima) with the alert threshold line at 1.0."""
+    figure = go.Figure()
+    for subsystem, rows in history.groupby("subsystem", sort=True):
+        figure.add_scatter(x=utc(rows["time"]), y=rows["anomaly_score"], name=str(subsystem), mode="lines")
+    figure.add_hline(
+        y=ALERT_THRESHOLD,
+        line_dash="dash",
+        line_color=BAND_COLORS["act"],
+        annotation_text="alert threshold",
+        annotation_position="top left",
+    )
+    figure.update_layout(yaxis_title="anomaly score (max per bucket)")
+    return _layout(figure, "Anomaly scores")
+
+
+def health_chart(history: pd.DataFrame) -> go.Figure:
+    """Health per subsystem (bucket means) with the watch and act band limits."""
+    figure = go.Figure()
+    for subsystem, rows in history.groupby("subsystem", sort=True):
+        figure.add_scatter(x=utc(rows["time"]), y=rows["health"], name=str(subsystem), mode="lines")
+    for limit, band in ((WATCH_HEALTH, "watch"), (ACT_HEALTH, "act")):
+        figure.add_hline(
+            y=limit,
+            line_dash="dot",
+            line_color=BAND_COLORS[band],
+            annotation_text=f"{band} below {limit}",
+            annotation_position="bottom left",
+        )
+    figure.update_layout(yaxis_title="health (mean per bucket)", yaxis_range=[0, 1.05])
+    return _layout(figure, "Health")
+
+
+def fault_table(faults: pd.DataFrame, last_record_ms: float | None, now_ms: int) -> pd.DataFrame:
+    """Fault hypotheses: open (in the latest record) first, with days to threshold counted from
+    now and the 80% interval."""
+    if faults.empty:
+        return pd.DataFrame(
+            columns=[
+                "code",
+                "open",
+                "confidence",
+                "days_left",
+                "interval_80",
+                "estimated_at",
+                "last_reported",
+            ]
+        )
+    elapsed = (now_ms - pd.to_numeric(faults["estimated_at"], errors="coerce")) / DAY_MS
+    days = pd.to_numeric(faults["days_to_threshold"], errors="coerce") - elapsed
+    low = pd.to_numeric(faults["days_low"], errors="coerce") - elapsed
+    high = pd.to_numeric(faults["days_high"], errors="coerce") - elapsed
+    is_open = faults["time"] >= last_record_ms if last_record_ms is not None else False
+    table = pd.DataFrame(
+        {
+            "code": faults["code"],
+            "open": is_open,
+            "confidence": pd.to_numeric(faults["confidence"], errors="coerce"),
+            "days_left": days.round(1),
+            "interval_80": [
+                "" if pd.isna(lo) or pd.isna(hi) else f"{lo:.1f}-{hi:.1f}"
+                for lo, hi in zip(low, high, strict=True)
+            ],
+            "estimated_at": utc(faults["estimated_at"]),
+            "last_reported": utc(faults["time"]),
+        }
+    )
+    return table.sort_values(["open", "confidence"], ascending=[False, False]).reset_index(drop=True)
+
+
+def records_table(records: pd.DataFrame) -> pd.DataFrame:
+    """The vehicle's records, newest first, with the trigger named."""
+    return pd.DataFrame(
+        {
+            "window_end": utc(records["time"]),
+            "seq": records["seq"],
+            "trigger": [
+                TRIGGER_NAMES.get(int(t), str(t)) if not pd.isna(t) else "" for t in records["trigger"]
+            ],
+            "model": records["model_id"].astype(str) + " " + records["model_version"].astype(str),
+            "window_min": ((records["time"] - records["window_start_ms"]) / 60_000).round(1),
+        }
+    )
+
+
+def records_chart(records: pd.DataFrame) -> go.Figure:
+    """Records per day by trigger: when the gateway saw changes and anomalies."""
+    days = utc(records["time"]).dt.floor("D")
+    triggers = [TRIGGER_NAMES.get(int(t), str(t)) for t in records["trigger"].fillna(0)]
+    counts = pd.DataFrame({"day": days, "trigger": triggers}).value_counts().rename("records").reset_index()
+    figure = go.Figure()
+    colors = {"heartbeat": "#9e9e9e", "change": "#1f77b4", "anomaly": BAND_COLORS["act"]}
+    for name, color in colors.items():
+        rows = counts[counts["trigger"] == name].sort_values("day")
+        figure.add_bar(x=rows["day"], y=rows["records"], name=name, marker_color=color)
+    figure.update_layout(barmode="stack", yaxis_title="records per day")
+    return _layout(figure, "Records by trigger", height=300)
+
+
+def work_order_table(orders: pd.DataFrame) -> pd.DataFrame:
+    columns = {
+        "order_id": "order",
+        "dealer_id": "dealer",
+        "service_center": "service center",
+        "parts": "parts",
+        "labour_hours": "labour h",
+        "fixed_first_time": "fixed first time",
+        "amount": "amount",
+        "currency": "currency",
+    }
+    table = pd.DataFrame({"opened": utc(orders["opened_at_ms"]), "closed": utc(orders["closed_at_ms"])})
+    for column, label in columns.items():
+        if column in orders:
+            table[label] = orders[column].to_numpy()
+    return table
+
+
+# ---------------------------------------------------------------- cohorts and campaigns
+
+
+def cohort_chart(cohorts: pd.DataFrame) -> go.Figure:
+    """Per cohort: affected vehicles, vehicles with data not (yet) affected, and registered
+    vehicles without recent data."""
+    rows = cohorts.iloc[::-1]  # the first cohort on top
+    with_data = rows["cohort_size"] - rows["affected"]
+    silent = (rows["registered"] - rows["cohort_size"]).clip(lower=0)
+    figure = go.Figure()
+    parts = {"affected": rows["affected"], "not yet affected": with_data, "no recent data": silent}
+    for name, values in parts.items():
+        figure.add_bar(
+            y=rows["cohort_id"], x=values, name=name, orientation="h", marker_color=STATUS_COLORS[name]
+        )
+    figure.update_layout(barmode="stack", xaxis_title="vehicles", yaxis_title="")
+    return _layout(figure, "Cohorts: affected vehicles", height=max(260, 60 + 40 * len(rows)))
+
+
+def campaign_chart(vehicles: pd.DataFrame) -> go.Figure:
+    """One campaign's vehicles per home service center and status."""
+    centers = vehicles["service_center"].fillna("(none)").astype(str)
+    counts = pd.DataFrame({"service_center": centers, "status": vehicles["status"]})
+    counts = counts.value_counts().rename("vehicles").reset_index()
+    figure = go.Figure()
+    for status, color in STATUS_COLORS.items():
+        rows = counts[counts["status"] == status].sort_values("service_center")
+        figure.add_bar(x=rows["service_center"], y=rows["vehicles"], name=status, marker_color=color)
+    figure.update_layout(barmode="stack", xaxis_title="home service center", yaxis_title="vehicles")
+    return _layout(figure, "Campaign vehicles by service center", height=320)
+
+
+# ---------------------------------------------------------------- dealers
+
+
+def kpi_value_text(kpi: str, value: float) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if kpi in RATE_KPIS:
+        return f"{100 * value:.1f}%"
+    return f"{value:,.1f}" if kpi != "orders" else f"{value:,.0f}"
+
+
+def kpi_trend_chart(kpis: pd.DataFrame, kpi: str, by: str) -> go.Figure:
+    """One KPI per period, one line per dealer or region."""
+    figure = go.Figure()
+    scale = 100.0 if kpi in RATE_KPIS else 1.0
+    for key, rows in kpis.groupby(by, sort=True):
+        rows = rows.sort_values("period_start")
+        figure.add_scatter(x=rows["period"], y=rows[kpi] * scale, name=str(key), mode="lines+markers")
+    unit = " (%)" if kpi in RATE_KPIS else ""
+    figure.update_layout(yaxis_title=KPI_LABELS.get(kpi, kpi) + unit, xaxis_type="category")
+    return _layout(figure, f"{KPI_LABELS.get(kpi, kpi)} per {'dealer' if by == 'dealer_id' else 'region'}")
+
+
+def periods(kpis: pd.DataFrame) -> list[str]:
+    """The period labels of the KPIs, oldest first."""
+    return [str(p) for p in kpis.sort_values("period_start")["period"].drop_duplicates()]
+
+
+def ranking(kpis: pd.DataFrame, kpi: str, period: str, by: str = "dealer_id") -> pd.DataFrame:
+    """The dealers (or regions) of one period ranked by `kpi`, best first (NaN last)."""
+    rows = kpis[kpis["period"] == period]
+    ascending = kpi in LOWER_IS_BETTER
+    rows = rows.sort_values([kpi, by], ascending=[ascending, True], na_position="last")
+    columns = [by, *(["region"] if by == "dealer_id" else []), "orders", "orders_closed"]
+    columns += ["sla_rate", "ftf_rate", "fcr_rate", "csat", "nps", "complaint_rate"]
+    table = rows[columns].reset_index(drop=True)
+    for column in RATE_KPIS:
+        table[column] = (100 * table[column]).round(1)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def risk_table(risk: pd.DataFrame) -> pd.DataFrame:
+    columns = ["dealer_id", "region", "level", "score", "reasons", "not_assessed", "months"]
+    return risk[[c for c in columns if c in risk]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- parts
+
+
+def forecast_chart(weekly: pd.DataFrame, title: str) -> go.Figure:
+    """One service center's and part's weekly forecast with its 90% interval."""
+    rows = weekly.sort_values("week_index")
+    x = rows["week_start"].astype(str)
+    figure = go.Figure()
+    figure.add_scatter(x=x, y=rows["high"], mode="lines", line_width=0, showlegend=False, hoverinfo="skip")
+    figure.add_scatter(
+        x=x,
+        y=rows["low"],
+        mode="lines",
+        line_width=0,
+        fill="tonexty",
+        fillcolor="rgba(31,119,180,0.2)",
+        name="90% interval",
+    )
+    figure.add_scatter(x=x, y=rows["forecast"], mode="lines+markers", name="forecast", line_color="#1f77b4")
+    figure.update_layout(xaxis_title="week starting", yaxis_title="units", xaxis_type="category")
+    return _layout(figure, title, height=320)
+
+
+def demand_chart(weekly: pd.DataFrame) -> go.Figure:
+    """Expected units per week, stacked by part (one service center or several summed)."""
+    totals = weekly.groupby(["week_start", "part"], as_index=False)["forecast"].sum()
+    figure = go.Figure()
+    for part, rows in totals.groupby("part", sort=True):
+        figure.add_bar(x=rows["week_start"].astype(str), y=rows["forecast"], name=str(part))
+    figure.update_layout(barmode="stack", xaxis_title="week starting", yaxis_title="expected units")
+    return _layout(figure, "Expected demand per week")
+
+
+def stock_chart(reorder: pd.DataFrame) -> go.Figure:
+    """Stock (on hand and on order) against the reorder point, per service center and part."""
+    label = reorder["service_center"].astype(str) + " / " + reorder["part"].astype(str)
+    figure = go.Figure()
+    figure.add_bar(x=label, y=reorder["on_hand"], name="on hand", marker_color="#2ca02c")
+    figure.add_bar(x=label, y=reorder["on_order"], name="on order", marker_color="#98df8a")
+    figure.add_scatter(
+        x=label,
+        y=reorder["reorder_point"],
+        mode="markers",
+        name="reorder point (need)",
+        marker={"symbol": "line-ew-open", "size": 24, "line": {"width": 3}, "color": BAND_COLORS["act"]},
+    )
+    figure.update_layout(barmode="stack", yaxis_title="units")
+    return _layout(figure, "Stock against need over lead time + review")
+
+
+# ---------------------------------------------------------------- system
+
+
+def fleet_ingest_rate(rate: pd.DataFrame) -> pd.DataFrame:
+    """Records stored per second by all workers together, per bucket."""
+    if rate.empty:
+        return pd.DataFrame({"time": [], "records_per_s": []})
+    return rate.groupby("time", as_index=False)["records_per_s"].sum().sort_values("time")
+
+
+def ingest_chart(rate: pd.DataFrame) -> go.Figure:
+    figure = go.Figure()
+    for worker, rows in rate.groupby("worker", sort=True):
+        rows = rows.sort_values("time")
+        figure.add_scatter(x=utc(rows["time"]), y=rows["records_per_s"], name=str(worker), stackgroup="rate")
+    figure.update_layout(yaxis_title="records stored per second")
+    return _layout(figure, "Ingest rate (stacked by worker)", height=320)
+
+
+def dead_letter_chart(counts: pd.DataFrame) -> go.Figure:
+    figure = go.Figure(
+        go.Bar(x=utc(counts["time"]), y=counts["dead_letters"], marker_color=BAND_COLORS["act"])
+    )
+    figure.update_layout(yaxis_title="dead letters")
+    return _layout(figure, "Dead letters", height=260)
+
+
+def gateway_summary(gateways: pd.DataFrame, known_vins: Sequence[str]) -> dict[str, int]:
+    """Online, offline (its latest status says so) and silent (known, no status in the range)."""
+    online = int(gateways["online"].fillna(False).astype(bool).sum()) if not gateways.empty else 0
+    heard = set(gateways["vin"]) if not gateways.empty else set()
+    return {
+        "online": online,
+        "offline": len(gateways) - online,
+        "silent": len(set(known_vins) - heard),
+    }
+
+
+def model_versions(gateways: pd.DataFrame) -> pd.DataFrame:
+    """Gateways per model and version, most common first."""
+    if gateways.empty:
+        return pd.DataFrame({"model": [], "gateways": []})
+    known = gateways["model_version"].notna()
+    model = gateways["model_id"].fillna("").astype(str) + " " + gateways["model_version"].astype(str)
+    model = model.str.strip().where(known, "not reported")
+    return model.value_counts().rename("gateways").rename_axis("model").reset_index()
+
+
+def model_version_chart(versions: pd.DataFrame) -> go.Figure:
+    figure = go.Figure(go.Bar(x=versions["model"], y=versions["gateways"], marker_color="#1f77b4"))
+    figure.update_layout(xaxis_title="model and version", yaxis_title="gateways", xaxis_type="category")
+    return _layout(figure, "Model versions across the fleet", height=300)

@@ -1,0 +1,67 @@
+"""Fleet health: how many vehicles need action, and which first."""
+
+import streamlit as st
+
+from prognos.dashboard import charts, data, widgets
+
+st.title("Fleet health")
+snapshot = widgets.snapshot()
+registry = widgets.load(data.registry)
+alerts = widgets.load(data.alerts, snapshot.at)
+
+selected = widgets.registry_filters(registry, "fleet")
+if selected is not None:
+    alerts = alerts[alerts["vin"].isin(set(selected["vin"]))]
+    st.caption(
+        "With a filter the counts come from the registry and the alerts: a registered vehicle of "
+        "the selection without an act or watch alert counts as healthy. Vehicles missing from the "
+        "registry are not in any selection."
+    )
+figures = charts.key_figures(snapshot.counts, alerts, selected)
+
+cols = st.columns(5)
+cols[0].metric("Vehicles monitored", figures["monitored"])
+cols[1].metric("Healthy", figures["healthy"])
+cols[2].metric("Watch", figures["watch"])
+cols[3].metric("Act", figures["act"])
+cols[4].metric("Open alerts", figures["alerts"], help=f"{figures['p1']} of them P1")
+
+left, right = st.columns(2)
+with left:
+    if registry.empty:
+        st.plotly_chart(charts.fleet_band_chart(figures))
+    else:
+        by = (
+            st.selectbox(
+                "Group by",
+                list(charts.FILTER_COLUMNS),
+                format_func=charts.FILTER_COLUMNS.__getitem__,
+                key="fleet_by",
+            )
+            or "model"
+        )
+        rows = selected if selected is not None else registry
+        st.plotly_chart(charts.band_chart(charts.band_table(rows, alerts, by), by))
+with right:
+    history = widgets.load(data.snapshot_history)
+    st.plotly_chart(charts.band_history_chart(history))
+
+st.subheader("Alerts, most urgent first")
+if alerts.empty:
+    st.success("No open alerts: every vehicle is healthy.")
+    st.stop()
+priorities = st.multiselect("Priority", ["P1", "P2", "P3"], placeholder="all", key="fleet_priority")
+if priorities:
+    alerts = alerts[alerts["priority"].isin(priorities)]
+widgets.paged_table(
+    charts.alert_table(alerts),
+    "fleet_alerts",
+    column_config={
+        "vehicle": st.column_config.LinkColumn("vehicle", display_text=r"vin=(.*)"),
+        "days": st.column_config.TextColumn("days left (80%)"),
+        "health": st.column_config.NumberColumn("health", format="%.2f"),
+        "anomaly_score": st.column_config.NumberColumn("anomaly score", format="%.2f"),
+        "confidence": st.column_config.NumberColumn("confidence", format="%.2f"),
+        "last_seen": st.column_config.DatetimeColumn("last report (UTC)"),
+    },
+)

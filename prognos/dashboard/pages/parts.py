@@ -1,0 +1,57 @@
+"""Parts demand: the weekly forecast per service center and part with its interval, stock
+against need, and what to order now (docs/forecast.md, docs/analytics.md)."""
+
+import streamlit as st
+
+from prognos.dashboard import charts, data, widgets
+
+st.title("Parts demand")
+snapshot = widgets.snapshot()
+weekly = widgets.load(data.parts_forecast, snapshot.at)
+reorder = widgets.load(data.parts_reorder, snapshot.at)
+if weekly.empty and reorder.empty:
+    widgets.no_data(
+        "the latest analytics snapshot plans no parts: no open fault predicts a failure date at a "
+        "vehicle with a home service center (import the vehicle registry with `prognos cloud import-dms`)."
+    )
+
+centers = sorted(set(weekly["service_center"]) | set(reorder["service_center"]))
+parts = sorted(set(weekly["part"]) | set(reorder["part"]))
+left, right = st.columns(2)
+chosen_centers = left.multiselect("Service center", centers, placeholder="all", key="parts_centers")
+chosen_parts = right.multiselect("Part", parts, placeholder="all", key="parts_parts")
+if chosen_centers:
+    weekly = weekly[weekly["service_center"].isin(chosen_centers)]
+    reorder = reorder[reorder["service_center"].isin(chosen_centers)]
+if chosen_parts:
+    weekly = weekly[weekly["part"].isin(chosen_parts)]
+    reorder = reorder[reorder["part"].isin(chosen_parts)]
+
+orders = reorder[reorder["order_qty"] > 0]
+cols = st.columns(3)
+cols[0].metric("Expected units over the horizon", f"{weekly['forecast'].sum():.1f}")
+cols[1].metric("Pairs to reorder", len(orders))
+cols[2].metric("Units to order now", int(orders["order_qty"].sum()))
+
+st.subheader("Reorder recommendations")
+if orders.empty:
+    st.success("Stock covers the demand over lead time and review period everywhere selected.")
+else:
+    st.dataframe(orders, hide_index=True)
+widgets.csv_download(reorder, "Download reorder plan (CSV)", "parts-reorder.csv", "parts_reorder_csv")
+
+if not weekly.empty:
+    st.subheader("Forecast")
+    st.plotly_chart(charts.demand_chart(weekly))
+    pairs = list(weekly[["service_center", "part"]].drop_duplicates().itertuples(index=False, name=None))
+    center, part = st.selectbox(
+        "Service center and part", pairs, format_func=lambda p: f"{p[0]} / {p[1]}", key="parts_pair"
+    )
+    rows = weekly[(weekly["service_center"] == center) & (weekly["part"] == part)]
+    st.plotly_chart(charts.forecast_chart(rows, f"{center} / {part}: weekly demand with 90% interval"))
+    widgets.paged_table(weekly, "parts_weekly")
+    widgets.csv_download(weekly, "Download weekly forecast (CSV)", "parts-forecast.csv", "parts_forecast_csv")
+
+if not reorder.empty:
+    st.subheader("Stock against need")
+    st.plotly_chart(charts.stock_chart(reorder))

@@ -1,0 +1,111 @@
+"""Vehicle detail: one vehicle's scores and health over time, its fault hypotheses, records,
+services and what to do. Reachable as vehicle?vin=VIN."""
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from prognos.dashboard import charts, data, widgets
+from prognos.record import VIN_PATTERN
+
+st.title("Vehicle detail")
+snapshot = widgets.load(data.latest_snapshot)
+registry = widgets.load(data.registry)
+alerts = widgets.load(data.alerts, snapshot.at) if snapshot is not None else pd.DataFrame()
+
+# Vehicles with alerts first (most urgent first), then the registry.
+choices = list(dict.fromkeys([*(alerts["vin"] if not alerts.empty else []), *registry["vin"]]))
+asked = st.query_params.get("vin")
+if asked and asked not in choices:
+    choices.insert(0, asked)
+vin = st.selectbox(
+    "Vehicle (VIN)",
+    choices,
+    index=choices.index(asked) if asked else None,
+    placeholder="pick or type a VIN",
+    accept_new_options=True,
+    key="vehicle_vin",
+)
+if not vin:
+    if not choices:
+        widgets.no_data("no vehicle has alerts and no registry is imported: type a VIN.")
+    st.info("Pick a vehicle, or open this page as vehicle?vin=VIN.")
+    st.stop()
+vin = vin.strip().upper()
+if not VIN_PATTERN.fullmatch(vin):
+    st.error(f"{vin!r} is not a VIN: 1 to 32 letters A-Z and digits.")
+    st.stop()
+if st.query_params.get("vin") != vin:
+    st.query_params["vin"] = vin
+
+profile = registry[registry["vin"] == vin]
+if not profile.empty:
+    row = profile.iloc[0]
+    facts = [
+        f"{label}: {widgets.plain(row[column])}"
+        for column, label in charts.FILTER_COLUMNS.items()
+        if pd.notna(row[column])
+    ]
+    if pd.notna(row["owner_name"]):
+        facts.append(f"Owner: {widgets.plain(row['owner_name'])} ({widgets.plain(row['owner_contact'])})")
+    st.caption(" · ".join(facts))
+else:
+    st.caption("Not in the vehicle registry: no model, lot, owner or home service center known.")
+
+mine = alerts[alerts["vin"] == vin] if not alerts.empty else alerts
+st.subheader("Recommended action")
+if mine.empty:
+    st.success("No open alert for this vehicle in the latest analytics snapshot: no action needed.")
+for alert in mine.itertuples():
+    text = f"**{alert.priority} · {alert.code}** — {alert.action}\n\n{alert.reason}"
+    (st.error if alert.priority == "P1" else st.warning if alert.priority == "P2" else st.info)(text)
+
+range_label = st.radio("Range", list(data.HISTORY_RANGES), index=1, horizontal=True, key="vehicle_range")
+history = widgets.load(data.vehicle_history, vin, range_label)
+records = widgets.load(data.vehicle_records, vin, range_label)
+if history.empty and records.empty:
+    st.info(f"No data yet: {vin} has sent no records in the last {range_label}.")
+else:
+    left, right = st.columns(2)
+    left.plotly_chart(charts.score_chart(history))
+    right.plotly_chart(charts.health_chart(history))
+
+st.subheader("Fault hypotheses")
+faults = widgets.load(data.vehicle_faults, vin)
+if faults.empty:
+    st.write("No fault reported in the last 30 days.")
+else:
+    last_record = float(records["time"].max()) if not records.empty else None
+    st.dataframe(
+        charts.fault_table(faults, last_record, int(time.time() * 1000)),
+        hide_index=True,
+        column_config={
+            "open": st.column_config.CheckboxColumn("open (latest record)"),
+            "confidence": st.column_config.ProgressColumn(
+                "confidence", min_value=0.0, max_value=1.0, format="%.2f"
+            ),
+            "days_left": st.column_config.NumberColumn("days to threshold (from now)", format="%.1f"),
+            "interval_80": st.column_config.TextColumn("80% interval (days)"),
+            "estimated_at": st.column_config.DatetimeColumn("estimated (UTC)"),
+            "last_reported": st.column_config.DatetimeColumn("last reported (UTC)"),
+        },
+    )
+
+st.subheader("Records")
+if records.empty:
+    st.write(f"No records in the last {range_label}.")
+else:
+    st.plotly_chart(charts.records_chart(records))
+    widgets.paged_table(
+        charts.records_table(records),
+        "vehicle_records",
+        column_config={"window_end": st.column_config.DatetimeColumn("window end (UTC)")},
+    )
+
+st.subheader("Services (DMS work orders)")
+orders = widgets.load(data.vehicle_work_orders, vin)
+if orders.empty:
+    st.write("No work order for this vehicle in the imported DMS data.")
+else:
+    st.dataframe(charts.work_order_table(orders), hide_index=True)
