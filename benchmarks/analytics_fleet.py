@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/analytics_fleet.py [--vehicles 10000] [--days 30] [--per-hour 1]
         [--home DIR] [--runs 1] [--profile]
 
-Seeds a database on a stack of its own (prognos.stack.stack_up; a temporary directory, or
+Seeds a database on a stack of its own (prognos.ops.stack.stack_up; a temporary directory, or
 --home DIR, which keeps the seeded data for the next run) with what ingest and the DMS import
 store for such a fleet:
 
@@ -49,7 +49,6 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prognos import stack as stack_module  # noqa: E402
 from prognos.cloud.analytics_job import (  # noqa: E402
     QUERY_TIMEOUT_S,
     ROLLUP_MARKER,
@@ -64,8 +63,10 @@ from prognos.cloud.lineprotocol import record_lines  # noqa: E402
 from prognos.errors import RejectedError  # noqa: E402
 from prognos.hil.dealers import make_dms, write_dms  # noqa: E402
 from prognos.hil.simulator import Fault, VehicleSpec, make_fleet  # noqa: E402
+from prognos.ops import stack as stack_module  # noqa: E402
+from prognos.ops.stack import stack_down, stack_up  # noqa: E402
+from prognos.ops.state import StackInfo  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
-from prognos.stack import StackInfo, stack_down, stack_up  # noqa: E402
 from tests.test_analytics_job import assert_same_inputs  # noqa: E402
 
 DATABASE = "bench"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/dashboard_pages.py [--vehicles 10000] [--days 30] [--repeat 5]
 
-Starts its own stack (prognos.stack.stack_up in a temporary directory, stack_down at the end)
+Starts its own stack (prognos.ops.stack.stack_up in a temporary directory, stack_down at the end)
 and seeds one database with what the pages read, at the scale of the fleet:
 
 - the vehicle registry (one `vehicle` point per VIN) and 12 months of DMS data of the five
@@ -65,8 +65,8 @@ from prognos.cloud.lineprotocol import (  # noqa: E402
 )
 from prognos.cloud.parts import FAULT_PARTS  # noqa: E402
 from prognos.hil.dealers import make_dms, write_dms  # noqa: E402
+from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
-from prognos.stack import stack_down, stack_up  # noqa: E402
 
 APP = str(ROOT / "prognos" / "dashboard" / "app.py")
 DATABASE = "bench"

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ingest_throughput.py [--records 20000] [--vehicles 2000]
         [--batch-size 500] [--default-records 0] [--home DIR]
 
-On a stack of its own (prognos.stack.stack_up on a temporary directory, stack_down at the end):
+On a stack of its own (prognos.ops.stack.stack_up on a temporary directory, stack_down at the end):
 
 a. InfluxDB's write ceiling: the points the records produce (prognos.cloud.lineprotocol.record_lines),
    written straight to /write through prognos.cloud.influx.InfluxClient in gzip batches, by one writer
@@ -55,6 +55,8 @@ from paho.mqtt.properties import Properties  # noqa: E402, TID251
 from prognos.cloud.influx import InfluxClient  # noqa: E402
 from prognos.cloud.ingest import IngestWorker, tune_garbage_collection  # noqa: E402
 from prognos.cloud.lineprotocol import record_lines  # noqa: E402
+from prognos.ops.stack import stack_down, stack_up  # noqa: E402
+from prognos.ops.state import StackInfo  # noqa: E402
 from prognos.record import (  # noqa: E402
     DiagnosticRecord,
     FaultHypothesis,
@@ -62,7 +64,6 @@ from prognos.record import (  # noqa: E402
     Trigger,
     encode_record,
 )
-from prognos.stack import StackInfo, stack_down, stack_up  # noqa: E402
 from prognos.topics import diag_topic, ingest_subscription  # noqa: E402
 
 EPOCH_MS = 1_767_225_600_000

@@ -19,7 +19,7 @@ from types import ModuleType
 
 from prognos import __version__
 from prognos.errors import ConfigError, PrognosError
-from prognos.stack import DEFAULT_DATABASE
+from prognos.ops.state import DEFAULT_DATABASE
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "models" / "artifacts"
 DEFAULT_FLEET = "demo"
@@ -697,7 +697,7 @@ def _require(module: str) -> ModuleType:
 
 
 def _home(args: argparse.Namespace) -> Path:
-    from prognos.stack import default_home
+    from prognos.ops.state import default_home
 
     return Path(args.home).resolve() if args.home else default_home()
 
@@ -740,7 +740,7 @@ def _models_eval(args: argparse.Namespace) -> int:
 
 
 def _stack_up(args: argparse.Namespace) -> int:
-    from prognos.stack import stack_up
+    from prognos.ops.stack import stack_up
 
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr)
@@ -763,8 +763,8 @@ INSECURE_WARNING = (
 
 
 def _fleet_provision(args: argparse.Namespace) -> int:
-    from prognos.provision import provision_vehicles
-    from prognos.stack import load_stack
+    from prognos.ops.provision import provision_vehicles
+    from prognos.ops.state import load_stack
 
     info = load_stack(_home(args))
     written = provision_vehicles(info, args.fleet, args.vins, args.out)
@@ -774,8 +774,8 @@ def _fleet_provision(args: argparse.Namespace) -> int:
 
 
 def _fleet_revoke(args: argparse.Namespace) -> int:
-    from prognos.provision import revoke_vehicles
-    from prognos.stack import load_stack
+    from prognos.ops.provision import revoke_vehicles
+    from prognos.ops.state import load_stack
 
     info = load_stack(_home(args))
     unknown = revoke_vehicles(info, args.vins)
@@ -785,7 +785,7 @@ def _fleet_revoke(args: argparse.Namespace) -> int:
 
 
 def _stack_down(args: argparse.Namespace) -> int:
-    from prognos.stack import stack_down
+    from prognos.ops.stack import stack_down
 
     home = _home(args)
     print(f"stopped stack in {home}" if stack_down(home) else f"no stack in {home}")
@@ -793,7 +793,8 @@ def _stack_down(args: argparse.Namespace) -> int:
 
 
 def _stack_status(args: argparse.Namespace) -> int:
-    from prognos.stack import read_state, stack_status
+    from prognos.ops.stack import stack_status
+    from prognos.ops.state import read_state
 
     home = _home(args)
     info = read_state(home)
@@ -823,9 +824,9 @@ def _until_signalled(duration_s: float | None = None) -> threading.Event:
 def _cloud_ingest(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
     _require("requests")
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.ingest import IngestWorker, tune_garbage_collection
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     info = load_stack(_home(args))
     tune_garbage_collection()
@@ -856,9 +857,9 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
     _require("pandas")
     from tqdm import tqdm
 
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.dms_import import RejectedFilesError, check_files, write_checked
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     def progress(description: str, total: int) -> tqdm:
         return tqdm(total=total, desc=description, unit="row", leave=False, disable=None, file=sys.stderr)
@@ -884,10 +885,10 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
 def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.dealer_data import dealer_report
     from prognos.cloud.dealer_kpis import format_kpis, format_risk
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     info = load_stack(_home(args))
     influx = stack_influx(info, "dashboard")
@@ -916,7 +917,6 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
 def _cloud_analytics(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.analytics_job import (
         QUERY_TIMEOUT_S,
         RunSummary,
@@ -926,7 +926,8 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
         run_every,
         run_once,
     )
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     lookback_days = parse_duration_s(args.lookback, what="--lookback") / 86_400
     keep_days = parse_duration_s(args.keep, what="--keep") / 86_400
@@ -984,11 +985,11 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
 def _cloud_reassign(args: argparse.Namespace) -> int:
     _require("requests")
     _require("pandas")
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.analytics_job import parse_time_ms, read_stock
     from prognos.cloud.dealer_data import read_frame, vehicles
     from prognos.cloud.dealer_reassign import reassign_frames, summary
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     as_of_ms = parse_time_ms(args.as_of) if args.as_of is not None else int(time.time()) * 1000
     influx = stack_influx(load_stack(_home(args)), "dashboard")
@@ -1016,9 +1017,9 @@ def _cloud_reassign(args: argparse.Namespace) -> int:
 
 def _parts_inputs_from_influx(args: argparse.Namespace, stock: object) -> tuple[object, object]:
     """The failures (open faults + registry) and, unless given, the DMS stock from InfluxDB."""
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.analytics_job import read_failures, read_stock
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     influx = stack_influx(load_stack(_home(args)), "dashboard")
     try:
@@ -1035,8 +1036,8 @@ def _edge_simulate(args: argparse.Namespace) -> int:
     from prognos.catalog import default_catalog
     from prognos.hil.fleet import FleetClock, run_fleet
     from prognos.hil.simulator import make_fleet
-    from prognos.provision import fleet_logins
-    from prognos.stack import load_stack
+    from prognos.ops.provision import fleet_logins
+    from prognos.ops.state import load_stack
     from prognos.topics import check_fleet
 
     check_fleet(args.fleet)
@@ -1099,8 +1100,8 @@ def _hil_run(args: argparse.Namespace) -> int:
 
     from prognos.hil.bench import run_scenario
     from prognos.hil.scenario import load_scenario
-    from prognos.provision import fleet_logins
-    from prognos.stack import load_stack
+    from prognos.ops.provision import fleet_logins
+    from prognos.ops.state import load_stack
 
     scenario = load_scenario(args.scenario)
     info = load_stack(_home(args))
@@ -1169,7 +1170,7 @@ def _models_sign(args: argparse.Namespace) -> int:
 def _models_push(args: argparse.Namespace) -> int:
     _require("paho.mqtt")
     from prognos.cloud.model_push import push_bundle
-    from prognos.stack import load_stack
+    from prognos.ops.state import load_stack
 
     try:
         payload = args.file.read_bytes()
@@ -1219,8 +1220,9 @@ def _demo(args: argparse.Namespace) -> int:
     from prognos.config import RECEIPT_TIMEOUT_S
     from prognos.hil.fleet import DEMO_SCENARIO, ScenarioThread, demo_dms, first_vehicles
     from prognos.hil.scenario import load_scenario
-    from prognos.provision import fleet_logins
-    from prognos.stack import read_state, stack_status, stack_up
+    from prognos.ops.provision import fleet_logins
+    from prognos.ops.stack import stack_status, stack_up
+    from prognos.ops.state import read_state
 
     scenario = first_vehicles(load_scenario(args.scenario or DEMO_SCENARIO), args.vehicles)
     fleet = scenario.fleet or DEFAULT_FLEET
@@ -1315,10 +1317,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_dealer_data(home: Path, rows: dict[str, list[dict[str, str]]], fleet: str) -> None:
     """The fleet's dealer-system exports and vehicle registry, written to HOME/demo-dms and imported."""
-    from prognos.cloud.access import stack_influx
     from prognos.cloud.dms_import import import_files
     from prognos.hil.dealers import write_dms
-    from prognos.stack import load_stack
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
 
     out = home / "demo-dms"
     files = write_dms(rows, out)

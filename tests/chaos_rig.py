@@ -65,13 +65,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from prognos.backoff import Backoff
-from prognos.cloud.access import stack_influx
 from prognos.cloud.influx import InfluxClient
 from prognos.config import BrokerConfig
 from prognos.edge.forwarder import FlushTimeout, Forwarder
 from prognos.edge.spool import RESERVE_BYTES, Spool, priority_for
 from prognos.edge.uplink import MqttUplink
-from prognos.provision import provision_vehicles
+from prognos.ops.access import stack_influx
+from prognos.ops.provision import provision_vehicles
+from prognos.ops.stack import find_binary, stack_down, stack_up
+from prognos.ops.state import StackInfo, load_stack
 from prognos.record import (
     DiagnosticRecord,
     FaultHypothesis,
@@ -80,7 +82,6 @@ from prognos.record import (
     decode_record,
     encode_record,
 )
-from prognos.stack import StackInfo, find_binary, load_stack, stack_down, stack_up
 from prognos.topics import ROOT, parse_topic
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ import pytest
 
 from prognos.cloud.influx import InfluxClient, quote_identifier
 from prognos.errors import MissingDependencyError
-from prognos.stack import StackInfo, stack_down, stack_up
+from prognos.ops.stack import stack_down, stack_up
+from prognos.ops.state import StackInfo
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -23,8 +23,8 @@ from prognos.cloud.dms import KINDS, parse_row, point_line
 from prognos.cloud.influx import InfluxClient
 from prognos.cloud.lineprotocol import record_lines
 from prognos.errors import ConfigError
+from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
-from prognos.stack import StackInfo
 from tests.test_analytics import batch_defect_fleet, random_fleet
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ import pytest
 
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import MissingDependencyError
-from prognos.stack import StackInfo
+from prognos.ops.state import StackInfo
 from tests.chaos_rig import (
     KINDS,
     UNEXPLAINED,

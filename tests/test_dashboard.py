@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from prognos.cloud.analytics_job import run_once
 from prognos.cloud.influx import InfluxClient
 from prognos.cloud.lineprotocol import record_lines
+from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
-from prognos.stack import StackInfo
 
 APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
 

@@ -33,8 +33,8 @@ from prognos.cloud.lineprotocol import (
     record_lines,
 )
 from prognos.hil.dealers import make_dms, write_dms
+from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
-from prognos.stack import StackInfo
 
 APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
 PAGES = {

@@ -36,7 +36,7 @@ from prognos.cloud.dms_import import RejectedFilesError, check_files, import_fil
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError
 from prognos.hil.dealers import make_dms, write_dms
-from prognos.stack import StackInfo
+from prognos.ops.state import StackInfo
 
 ORDER_HEADER = (
     "dealer_id,order_id,vin,opened_at,closed_at,promised_minutes,first_contact_resolved,"

@@ -33,8 +33,8 @@ from prognos.config import GatewayConfig, parse_gateway_config
 from prognos.edge.gateway import Gateway
 from prognos.edge.rules import BEARING_VIB_G
 from prognos.link import FeaturesFrame, FrameDecoder
+from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, Trigger
-from prognos.stack import StackInfo
 from tests.firmware_bench import boot_node, micropython_command
 from tests.firmware_reference import bearing_counts, vibration_reference
 from tests.helpers import wait_for

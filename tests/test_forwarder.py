@@ -38,6 +38,7 @@ from prognos.edge.forwarder import AckOutcome, Forwarder, LinkListener
 from prognos.edge.spool import Priority, Spool, priority_for
 from prognos.edge.uplink import MqttUplink
 from prognos.errors import MissingDependencyError, TransientError
+from prognos.ops.stack import find_binary, free_port
 from prognos.record import (
     DiagnosticRecord,
     FaultHypothesis,
@@ -46,7 +47,6 @@ from prognos.record import (
     decode_record,
     encode_record,
 )
-from prognos.stack import find_binary, free_port
 from prognos.topics import diag_topic
 from tests.chaos_rig import Relay
 from tests.helpers import wait_for

@@ -28,8 +28,8 @@ from prognos.cloud.model_push import push_bundle
 from prognos.config import parse_gateway_config
 from prognos.edge.gateway import SEQS_PER_RUN, Gateway
 from prognos.edge.ota import sign_bundle
+from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, Trigger, decode_record
-from prognos.stack import StackInfo
 from prognos.topics import diag_topic, status_topic
 from tests.helpers import wait_for
 from tests.test_slice import ingest_running

@@ -21,7 +21,7 @@ import pytest
 from prognos.cli import main
 from prognos.hil.bench import run_scenario
 from prognos.hil.scenario import BENCH_CATALOG, load_scenario
-from prognos.stack import StackInfo
+from prognos.ops.state import StackInfo
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import MissingDependencyError
+from prognos.ops.stack import find_binary, stack_down, stack_up
+from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger, encode_record
-from prognos.stack import StackInfo, find_binary, stack_down, stack_up
 from prognos.topics import diag_topic, status_topic
 from tests.helpers import wait_for
 from tests.test_slice import ingest_running, normalised, stored_records

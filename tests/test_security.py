@@ -18,7 +18,6 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from prognos.cloud.access import stack_influx
 from prognos.cloud.influx import AccessDeniedError, InfluxClient
 from prognos.cloud.ingest import IngestWorker
 from prognos.cloud.model_push import push_bundle
@@ -27,10 +26,13 @@ from prognos.edge.forwarder import Forwarder
 from prognos.edge.spool import Priority, Spool
 from prognos.edge.uplink import MqttUplink
 from prognos.errors import ConfigError, MissingDependencyError, RejectedError
+from prognos.ops.access import stack_influx
+from prognos.ops.identities import acl_text, mosquitto_hash
+from prognos.ops.stack import stack_down, stack_up
+from prognos.ops.state import StackInfo
 from prognos.receipt import decode_receipt
 from prognos.record import DiagnosticRecord, encode_record
-from prognos.security import BrokerAuth, Credentials, acl_text, mosquitto_hash
-from prognos.stack import StackInfo, stack_down, stack_up
+from prognos.security import BrokerAuth, Credentials
 from prognos.topics import diag_topic, model_topic, stored_topic
 from tests.helpers import wait_for
 
@@ -366,7 +368,7 @@ def test_gateway_broker_files_are_checked(tmp_path: Path) -> None:
 def test_password_hashes_are_salted_and_the_acl_names_only_own_topics() -> None:
     assert mosquitto_hash("same") != mosquitto_hash("same")
     assert mosquitto_hash("pw", salt=b"0" * 12).startswith("$7$101$")
-    from prognos.security import BrokerUser
+    from prognos.ops.identities import BrokerUser
 
     text = acl_text([BrokerUser("VIN1", "h", "vehicle", "f", "VIN1")])
     assert "topic write prognos/v1/f/VIN1/diag" in text

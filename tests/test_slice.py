@@ -19,6 +19,7 @@ from prognos.cloud.influx import InfluxClient
 from prognos.cloud.ingest import IngestWorker
 from prognos.hil.fleet import FleetClock, run_fleet
 from prognos.hil.simulator import Fault, VehicleSpec
+from prognos.ops.state import StackInfo
 from prognos.receipt import decode_receipt
 from prognos.record import (
     DiagnosticRecord,
@@ -27,7 +28,6 @@ from prognos.record import (
     Trigger,
     encode_record,
 )
-from prognos.stack import StackInfo
 from prognos.topics import diag_topic, parse_topic, status_topic
 from tests.helpers import wait_for
 

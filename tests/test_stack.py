@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from prognos import stack as stack_module
-from prognos.cloud.access import stack_influx
 from prognos.errors import MissingDependencyError
-from prognos.stack import read_state, stack_down, stack_status, stack_up
+from prognos.ops import stack as stack_module
+from prognos.ops.access import stack_influx
+from prognos.ops.stack import stack_down, stack_status, stack_up
+from prognos.ops.state import read_state
 
 
 def prognos(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

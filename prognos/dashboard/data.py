@@ -31,7 +31,7 @@ import streamlit as st
 from prognos.cloud.dealer_data import DealerReport, dealer_report
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError, PrognosError, RejectedError
-from prognos.stack import default_home, load_stack
+from prognos.ops.state import default_home, load_stack
 
 LOOKBACK = "30d"  # the window of the per-vehicle raw queries
 DEALER_MONTHS = 13  # months of DMS data the dealer page reads: a year and the month under way

@@ -4,8 +4,8 @@ grants a secure stack sets up (prognos.security lists the roles and their privil
 from __future__ import annotations
 
 from prognos.cloud.influx import AccessDeniedError, InfluxClient, quote_identifier, quote_string
-from prognos.security import DATABASE_ROLES, INFLUX_ADMIN
-from prognos.stack import StackInfo
+from prognos.ops.identities import DATABASE_ROLES, INFLUX_ADMIN
+from prognos.ops.state import StackInfo
 
 
 def stack_influx(info: StackInfo, role: str, *, timeout_s: float = 10.0) -> InfluxClient:

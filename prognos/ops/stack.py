@@ -6,7 +6,7 @@ directories survive `stack down`, so bringing the stack up again keeps what was 
 
 A stack is secure unless started with `secure=False` (`prognos stack up --insecure`, for
 development only): the broker speaks TLS with a certificate from the stack's fleet CA and lets
-in only known users under the ACL of prognos.security; InfluxDB requires a login, and each
+in only known users under the ACL of prognos.ops.identities; InfluxDB requires a login, and each
 cloud role gets its own user with least privilege (docs/security.md).
 """
 
@@ -23,72 +23,25 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from prognos.errors import ConfigError, MissingDependencyError, TransientError
-from prognos.security import (
+from prognos.errors import MissingDependencyError, TransientError
+from prognos.ops.access import ensure_users, prepare_database
+from prognos.ops.identities import (
     BROKER_ROLES,
-    DATABASE_ROLES,
-    INFLUX_ADMIN,
-    BrokerAuth,
     BrokerUsers,
-    Credentials,
     ensure_pki,
     role_credentials,
 )
+from prognos.ops.state import DEFAULT_DATABASE, STATE_FILE, StackInfo, read_state
 
-STATE_FILE = "stack.json"
-DEFAULT_DATABASE = "prognos"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 BINARIES = {
     "mosquitto": ("mosquitto", "apt-get install -y mosquitto"),
     "influxd": ("influxdb", "apt-get install -y influxdb"),
 }
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    home: str
-    mqtt_host: str
-    mqtt_port: int
-    influx_url: str
-    influx_port: int
-    influx_rpc_port: int
-    mosquitto_pid: int
-    influxd_pid: int
-    secure: bool = False
-    ca_file: str | None = None  # the fleet CA the broker's certificate chains to (secure stacks)
-
-    @property
-    def mqtt_address(self) -> str:
-        return f"{'mqtts' if self.secure else 'mqtt'}://{self.mqtt_host}:{self.mqtt_port}"
-
-    def broker_auth(self, role: str) -> BrokerAuth:
-        """How a cloud role (ingest, operator, observer) logs in to this stack's broker."""
-        if not self.secure:
-            return BrokerAuth()
-        if role not in BROKER_ROLES:
-            raise ConfigError(f"unknown broker role {role!r} (known: {', '.join(BROKER_ROLES)})")
-        return BrokerAuth(self.ca_file, role_credentials(self.credentials_dir, f"mqtt-{role}"))
-
-    def influx_credentials(self, role: str) -> Credentials | None:
-        """The database login of a role (ingest, analytics, dashboard, admin); None on an
-        insecure stack."""
-        if not self.secure:
-            return None
-        if role != INFLUX_ADMIN and role not in DATABASE_ROLES:
-            raise ConfigError(f"unknown database role {role!r} (known: {', '.join(DATABASE_ROLES)})")
-        return role_credentials(self.credentials_dir, f"influx-{role}")
-
-    @property
-    def credentials_dir(self) -> Path:
-        return Path(self.home) / "credentials"
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("PROGNOS_HOME", ".prognos")).resolve()
 
 
 def find_binary(name: str) -> str:
@@ -100,27 +53,6 @@ def find_binary(name: str) -> str:
             f"{name} is not installed; install the Debian package {package!r}: sudo {command}"
         )
     return found
-
-
-def read_state(home: Path) -> StackInfo | None:
-    try:
-        data = json.loads((home / STATE_FILE).read_text())
-        return StackInfo(**data)
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"{home / STATE_FILE} is damaged ({exc}); remove it and run `prognos stack up`"
-        ) from exc
-
-
-def load_stack(home: Path | None = None) -> StackInfo:
-    """The running stack, for commands that need the broker or the database."""
-    home = home or default_home()
-    info = read_state(home)
-    if info is None:
-        raise ConfigError(f"no stack in {home}: run `prognos stack up` first (or set PROGNOS_HOME)")
-    return info
 
 
 def stack_status(home: Path) -> dict[str, bool]:
@@ -216,11 +148,6 @@ def _render_broker_users(home: Path) -> None:
 
 def _ensure_database_users(info: StackInfo, databases: tuple[str, ...]) -> None:
     """The database users and `databases` with their grants."""
-    from prognos.cloud.access import (  # the database layer lives in prognos/cloud/
-        ensure_users,
-        prepare_database,
-    )
-
     ensure_users(info)
     for database in databases:
         prepare_database(info, database)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from prognos.config import RECEIPT_TIMEOUT_S, broker_toml
 from prognos.errors import ConfigError
-from prognos.security import BrokerUsers, Credentials, FleetLogins, write_secret
-from prognos.stack import StackInfo, broker_users, reload_broker_users
+from prognos.ops.identities import BrokerUsers
+from prognos.ops.stack import broker_users, reload_broker_users
+from prognos.ops.state import StackInfo
+from prognos.security import Credentials, FleetLogins, write_secret
 
 
 @contextmanager
