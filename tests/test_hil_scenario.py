@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prognos.errors import ConfigError
-from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, SHIPPED_MODELS, load_scenario, parse_scenario
+from prognos.edge import SHIPPED_BUNDLE
+from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, load_scenario, parse_scenario
 from prognos.hil.simulator import FAULT_KINDS
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "scenarios"
@@ -64,7 +65,7 @@ def test_a_minimal_scenario_gets_the_documented_defaults(tmp_path: Path) -> None
     assert (scenario.time.window_s, scenario.time.speedup) == (600.0, None)
     assert scenario.interfaces.can == "virtual" and scenario.interfaces.uart == "pty"
     assert scenario.interfaces.bus_sleep
-    assert scenario.agent.models == SHIPPED_MODELS
+    assert scenario.agent.models == SHIPPED_BUNDLE
     assert (scenario.agent.catalog, scenario.agent.dbc) == (BENCH_CATALOG, BENCH_DBC)
     assert scenario.vehicles[0].faults == ()
     assert scenario.time.start_ms(0.0) % 600_000 == 0

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from prognos import __version__
 from prognos.catalog import Catalog, default_catalog, load_catalog
@@ -33,6 +32,7 @@ from prognos.config import (
     SourceConfig,
     UartSourceConfig,
 )
+from prognos.edge import SHIPPED_BUNDLE
 from prognos.edge.agent import RULES_MODEL_ID, VehicleAssessor
 from prognos.edge.buffers import Sample, SampleBuffers, Window
 from prognos.edge.detector import Bundle, load_bundle
@@ -46,7 +46,6 @@ from prognos.record import encode_record
 
 log = logging.getLogger(__name__)
 
-SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "artifacts"
 LATENESS_S = 2.0  # samples may arrive this late and still count in their window
 QUEUE_BATCHES = 1024
 READ_TIMEOUT_S = 0.5

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prognos.config import TomlTable, parse_toml
+from prognos.edge import SHIPPED_BUNDLE
 from prognos.errors import ConfigError
 from prognos.hil.simulator import (
     FAULT_KINDS,
@@ -35,7 +36,6 @@ from prognos.topics import SEGMENT_PATTERN, VIN_SEGMENT_PATTERN
 HIL_DIR = Path(__file__).resolve().parent
 BENCH_DBC = HIL_DIR / "dbc" / "prognos_sim.dbc"
 BENCH_CATALOG = HIL_DIR / "catalogs" / "bench.toml"
-SHIPPED_MODELS = HIL_DIR.parent / "models" / "artifacts"
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 DEFAULT_START = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
@@ -357,7 +357,7 @@ def _agent(table: TomlTable, base: Path, time_plan: TimePlan) -> AgentPlan:
     if models_text == "none":
         models = None
     elif models_text == "default":
-        models = SHIPPED_MODELS
+        models = SHIPPED_BUNDLE
     else:
         models = table.path("models", base)
         assert models is not None

@@ -3,6 +3,7 @@ the broker or the database, and the logins of the cloud roles on it."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
@@ -78,3 +79,8 @@ def load_stack(home: Path | None = None) -> StackInfo:
     if info is None:
         raise ConfigError(f"no stack in {home}: run `prognos stack up` first (or set PROGNOS_HOME)")
     return info
+
+
+def stack_home(args: argparse.Namespace) -> Path:
+    """The stack directory a command was given with --home, else the default."""
+    return Path(args.home).resolve() if args.home else default_home()
