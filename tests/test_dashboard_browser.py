@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from prognos.dashboard.cli import dashboard_command
 from prognos.cloud.influx import InfluxClient, quote_identifier
+from prognos.dashboard.cli import dashboard_command
 from prognos.ops.state import StackInfo
 from tests.test_dashboard_pages import BAD_LOT, DRIFT, PAD_WEAR, SeededFleet, seed_fleet
 

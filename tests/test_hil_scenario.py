@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prognos.errors import ConfigError
 from prognos.edge import SHIPPED_BUNDLE
+from prognos.errors import ConfigError
 from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, load_scenario, parse_scenario
 from prognos.hil.simulator import FAULT_KINDS
 
