@@ -9,11 +9,11 @@ store for such a fleet:
 
 - per vehicle one heartbeat record an hour (--per-hour), each the points of
   prognos.cloud.lineprotocol.record_lines: a `diag` point and five `vehicle_health` points, plus a
-  `fault` point while a fault of prognos.hil.simulator.make_fleet (10 % random faults and the
+  `fault` point while a fault of prognos.sim.fleet.make_fleet (10 % random faults and the
   default batch defect of lot L002) is detected, with its days to threshold; brake health
   falls with pad wear at each vehicle's own rate; a part that reaches its failure day is
   replaced (health back up, no more fault points);
-- the registry, parts stock and service centers of prognos.hil.dealers.make_dms for the same fleet,
+- the registry, parts stock and service centers of prognos.sim.dealers.make_dms for the same fleet,
   imported with prognos.cloud.dms_import.
 
 The points are formatted here, vectorised (record_lines would take minutes for 7 million
@@ -61,12 +61,13 @@ from prognos.cloud.dms_import import import_files  # noqa: E402
 from prognos.cloud.influx import InfluxClient, Series  # noqa: E402
 from prognos.cloud.lineprotocol import record_lines  # noqa: E402
 from prognos.errors import RejectedError  # noqa: E402
-from prognos.hil.dealers import make_dms, write_dms  # noqa: E402
-from prognos.hil.simulator import Fault, VehicleSpec, make_fleet  # noqa: E402
 from prognos.ops import stack as stack_module  # noqa: E402
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.ops.state import StackInfo  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
+from prognos.sim.dealers import make_dms, write_dms  # noqa: E402
+from prognos.sim.fleet import make_fleet  # noqa: E402
+from prognos.sim.vehicle import Fault, VehicleSpec  # noqa: E402
 from tests.test_analytics_job import assert_same_inputs  # noqa: E402
 
 DATABASE = "bench"

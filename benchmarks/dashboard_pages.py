@@ -6,7 +6,7 @@ Starts its own stack (prognos.ops.stack.stack_up in a temporary directory, stack
 and seeds one database with what the pages read, at the scale of the fleet:
 
 - the vehicle registry (one `vehicle` point per VIN) and 12 months of DMS data of the five
-  synthetic dealers (prognos.hil.dealers.make_dms, through the importer);
+  synthetic dealers (prognos.sim.dealers.make_dms, through the importer);
 - the analytics job's snapshots, one every --snapshot-hours over the days (alerts, cohorts,
   campaign vehicles, service list, parts forecast and reorders, the run marker), written with
   the job's own point serializer (prognos.cloud.analytics_job.point), the way `prognos cloud analytics
@@ -64,9 +64,9 @@ from prognos.cloud.lineprotocol import (  # noqa: E402
     record_lines,
 )
 from prognos.cloud.parts import FAULT_PARTS  # noqa: E402
-from prognos.hil.dealers import make_dms, write_dms  # noqa: E402
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
+from prognos.sim.dealers import make_dms, write_dms  # noqa: E402
 
 APP = str(ROOT / "prognos" / "dashboard" / "app.py")
 DATABASE = "bench"

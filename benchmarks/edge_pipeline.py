@@ -26,8 +26,9 @@ from prognos.catalog import default_catalog  # noqa: E402
 from prognos.edge.agent import VehicleAssessor  # noqa: E402
 from prognos.edge.buffers import SampleBuffers  # noqa: E402
 from prognos.edge.detector import load_bundle  # noqa: E402
-from prognos.hil.simulator import VehicleSimulator, make_fleet  # noqa: E402
 from prognos.record import encode_record  # noqa: E402
+from prognos.sim.fleet import make_fleet  # noqa: E402
+from prognos.sim.vehicle import VehicleSimulator  # noqa: E402
 from prognos.topics import diag_topic  # noqa: E402
 
 WINDOW_S = 600.0

@@ -49,7 +49,7 @@ def registry(
     lots: int = 11, per_lot: int = 40, *, seed: int = 0, extra: dict[str, int] | None = None
 ) -> pd.DataFrame:
     """Vehicle i is in lot i % lots; a lot is one model and one supplier per part (like
-    prognos.hil.simulator.make_fleet). `extra` adds registered vehicles without data to a lot."""
+    prognos.sim.fleet.make_fleet). `extra` adds registered vehicles without data to a lot."""
     rng = np.random.default_rng(seed)
     suppliers = {
         part: rng.choice(["Alpha", "Beta"], lots) for part in ("battery", "tire", "brake", "bearing", "motor")

@@ -32,9 +32,9 @@ from prognos.cloud.lineprotocol import (
     ingest_metrics_line,
     record_lines,
 )
-from prognos.hil.dealers import make_dms, write_dms
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
+from prognos.sim.dealers import make_dms, write_dms
 
 APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
 PAGES = {

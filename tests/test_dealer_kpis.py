@@ -23,7 +23,7 @@ from prognos.cloud.dealer_kpis import (
 )
 from prognos.cloud.dms import KINDS, RowError, parse_row, records_frame
 from prognos.errors import ConfigError
-from prognos.hil.dealers import SLIPPING_DEALER, make_dms
+from prognos.sim.dealers import SLIPPING_DEALER, make_dms
 
 ORDER_COLUMNS = [
     "dealer_id",

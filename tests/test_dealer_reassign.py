@@ -28,8 +28,8 @@ from prognos.cloud.dms import KINDS, parse_row, records_frame
 from prognos.cloud.dms_import import import_files
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError
-from prognos.hil.dealers import make_dms, write_dms
 from prognos.ops.state import StackInfo
+from prognos.sim.dealers import make_dms, write_dms
 
 NOW = int(datetime(2024, 6, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)  # a Monday, 2024-W23
 DAY = 86_400_000

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from prognos.errors import ConfigError
-from prognos.hil.dealers import make_dms
 from prognos.hil.fleet import check_registry, demo_dms, first_vehicles
 from prognos.hil.scenario import load_scenario, parse_scenario
 from prognos.ops.access import stack_influx
 from prognos.ops.stack import free_port, stack_down
 from prognos.ops.state import read_state
+from prognos.sim.dealers import make_dms
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -35,8 +35,8 @@ from prognos.cloud.dms import (
 from prognos.cloud.dms_import import RejectedFilesError, check_files, import_files, read_file
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError
-from prognos.hil.dealers import make_dms, write_dms
 from prognos.ops.state import StackInfo
+from prognos.sim.dealers import make_dms, write_dms
 
 ORDER_HEADER = (
     "dealer_id,order_id,vin,opened_at,closed_at,promised_minutes,first_contact_resolved,"

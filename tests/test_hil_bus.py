@@ -25,7 +25,6 @@ from prognos.edge.gateway import ClockDated, open_source
 from prognos.edge.sources.can_bus import CanDecoder, load_decoder
 from prognos.hil.links import SlcanPty, VirtualCan
 from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC
-from prognos.hil.simulator import Fault, Samples, VehicleSimulator, VehicleSpec
 from prognos.hil.vehicle_bus import (
     AFTER_RUN_S,
     WAKE_BEFORE_S,
@@ -35,6 +34,7 @@ from prognos.hil.vehicle_bus import (
     WakeSchedule,
 )
 from prognos.link import CHANNEL_NAMES, FeaturesFrame, FrameDecoder
+from prognos.sim.vehicle import Fault, Samples, VehicleSimulator, VehicleSpec
 
 START_MS = 1_788_220_800_000  # 2026-09-01T00:00:00Z
 Day = tuple[VehicleSimulator, Samples]

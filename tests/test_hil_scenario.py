@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from prognos.edge import SHIPPED_BUNDLE
 from prognos.errors import ConfigError
 from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, load_scenario, parse_scenario
-from prognos.hil.simulator import FAULT_KINDS
+from prognos.sim.vehicle import FAULT_KINDS
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "scenarios"
 MINIMAL = """

@@ -11,9 +11,10 @@ import pytest
 from prognos.catalog import default_catalog
 from prognos.edge.detector import load_bundle
 from prognos.edge.inputs import MODELLED_SUBSYSTEMS, assemble, input_spec
-from prognos.hil.simulator import Fault, VehicleSpec, make_fleet
 from prognos.models.dataset import simulate_fleet
 from prognos.models.train import FAULT_OF_SUBSYSTEM
+from prognos.sim.fleet import make_fleet
+from prognos.sim.vehicle import Fault, VehicleSpec
 
 BUNDLE = Path(__file__).resolve().parent.parent / "prognos" / "models" / "artifacts"
 TARGETS = {"battery": 1, "tires": 2, "brakes": 0, "bearings": 3, "motor": 0}
@@ -60,8 +61,8 @@ def test_a_late_fault_scores_above_threshold_and_healthy_vehicles_below(subsyste
 
 def test_agent_with_the_bundle_raises_the_fault_and_names_the_model() -> None:
     from prognos.edge.agent import VehicleAssessor
-    from prognos.hil.simulator import VehicleSimulator
     from prognos.models.dataset import EPOCH_MS
+    from prognos.sim.vehicle import VehicleSimulator
 
     bundle = load_bundle(BUNDLE)
     catalog = default_catalog()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prognos.hil.simulator import Fault, VehicleSpec
 from prognos.models.dataset import FleetWindows
 from prognos.models.evaluate import Episode, evaluate
+from prognos.sim.vehicle import Fault, VehicleSpec
 
 
 def fleet(*specs: VehicleSpec) -> FleetWindows:

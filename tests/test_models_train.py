@@ -11,8 +11,9 @@ import pytest
 from prognos.catalog import default_catalog
 from prognos.edge.detector import load_detector
 from prognos.edge.inputs import assemble
-from prognos.hil.simulator import Fault, VehicleSpec, make_fleet
 from prognos.models.dataset import FleetWindows, simulate_fleet
+from prognos.sim.fleet import make_fleet
+from prognos.sim.vehicle import Fault, VehicleSpec
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None,

@@ -11,7 +11,8 @@ import pytest
 from prognos.catalog import Catalog, default_catalog
 from prognos.edge.features import FloatArray
 from prognos.errors import ConfigError
-from prognos.hil.simulator import (
+from prognos.sim.fleet import BatchDefect, make_fleet
+from prognos.sim.vehicle import (
     ATMOSPHERE_KPA,
     DRIFT_AT_FAILURE_C,
     FAULT_KINDS,
@@ -19,12 +20,10 @@ from prognos.hil.simulator import (
     LEAK_LOSS_AT_FAILURE_KPA,
     MOVING_KMH,
     PAD_WEAR_LIMIT_PERCENT,
-    BatchDefect,
     Fault,
     Samples,
     VehicleSimulator,
     VehicleSpec,
-    make_fleet,
 )
 
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00Z

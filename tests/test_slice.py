@@ -18,7 +18,6 @@ from prognos.catalog import default_catalog
 from prognos.cloud.influx import InfluxClient
 from prognos.cloud.ingest import IngestWorker
 from prognos.hil.fleet import FleetClock, run_fleet
-from prognos.hil.simulator import Fault, VehicleSpec
 from prognos.ops.state import StackInfo
 from prognos.receipt import decode_receipt
 from prognos.record import (
@@ -28,6 +27,7 @@ from prognos.record import (
     Trigger,
     encode_record,
 )
+from prognos.sim.vehicle import Fault, VehicleSpec
 from prognos.topics import diag_topic, parse_topic, status_topic
 from tests.helpers import wait_for
 

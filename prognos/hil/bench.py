@@ -59,9 +59,9 @@ from prognos.hil.listener import RecordListener
 from prognos.hil.report import write_report
 from prognos.hil.results import BenchRun, VehicleRun
 from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, Scenario
-from prognos.hil.simulator import VehicleSimulator, VehicleSpec
 from prognos.hil.vehicle_bus import Frames, NodeFrame, SampleCounter, VehicleBus, WakeSchedule, empty_frames
 from prognos.security import FleetLogins, write_secret
+from prognos.sim.vehicle import VehicleSimulator, VehicleSpec
 from prognos.topics import check_fleet
 
 log = logging.getLogger(__name__)

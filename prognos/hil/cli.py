@@ -84,9 +84,9 @@ def edge_simulate(args: argparse.Namespace) -> int:
     require("paho.mqtt")
     from prognos.catalog import default_catalog
     from prognos.hil.fleet import FleetClock, run_fleet
-    from prognos.hil.simulator import make_fleet
     from prognos.ops.provision import fleet_logins
     from prognos.ops.state import load_stack
+    from prognos.sim.fleet import make_fleet
     from prognos.topics import check_fleet
 
     check_fleet(args.fleet)

@@ -27,12 +27,12 @@ from prognos.edge.detector import Bundle
 from prognos.edge.uplink import MqttUplink
 from prognos.errors import ConfigError, TransientError
 from prognos.hil.bench import Progress, run_scenario
-from prognos.hil.dealers import Row, make_dms
 from prognos.hil.judge import Judgement
 from prognos.hil.scenario import HIL_DIR, Scenario
-from prognos.hil.simulator import VehicleSimulator, VehicleSpec
 from prognos.record import DiagnosticRecord, encode_record
 from prognos.security import FleetLogins
+from prognos.sim.dealers import Row, make_dms
+from prognos.sim.vehicle import VehicleSimulator, VehicleSpec
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def check_registry(
 
 
 def demo_dms(scenario: Scenario, *, fleet: str) -> dict[str, list[Row]]:
-    """The demo's dealer-system data (prognos.hil.dealers.make_dms) for the scenario's fleet: its vehicle
+    """The demo's dealer-system data (prognos.sim.dealers.make_dms) for the scenario's fleet: its vehicle
     registry is generated with the scenario's seed and checked against the scenario's vehicles."""
     rows = make_dms(vehicles=len(scenario.vehicles), fleet_seed=scenario.seed, fleet=fleet)
     check_registry(rows["vehicle"], scenario.vehicles, origin=scenario.origin)

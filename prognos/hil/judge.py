@@ -29,8 +29,8 @@ from typing import Any
 from prognos.errors import DecodeError
 from prognos.hil.results import BenchRun
 from prognos.hil.scenario import Expectation, Scenario
-from prognos.hil.simulator import FAULT_PARTS, Fault
 from prognos.record import DiagnosticRecord, decode_record
+from prognos.sim.vehicle import FAULT_PARTS, Fault
 
 MS_PER_DAY = 86_400_000
 KIND_OF_SUBSYSTEM = {part: kind for kind, part in FAULT_PARTS.items()}

@@ -18,8 +18,8 @@ from typing import Any
 from prognos.errors import ConfigError, MissingDependencyError
 from prognos.hil.judge import FaultOutcome, Judgement, VehicleRecords, summary
 from prognos.hil.results import BenchRun
-from prognos.hil.simulator import FAULT_PARTS
 from prognos.record import Trigger
+from prognos.sim.vehicle import FAULT_PARTS
 
 MAX_FAULT_CHARTS = 24
 MAX_TABLE_ROWS = 200

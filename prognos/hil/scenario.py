@@ -21,16 +21,8 @@ from pathlib import Path
 from prognos.config import TomlTable, parse_toml
 from prognos.edge import SHIPPED_BUNDLE
 from prognos.errors import ConfigError
-from prognos.hil.simulator import (
-    FAULT_KINDS,
-    FAULT_PARTS,
-    FAULT_TARGETS,
-    MODELS,
-    REGIONS,
-    Fault,
-    VehicleSpec,
-    make_fleet,
-)
+from prognos.sim.fleet import MODELS, REGIONS, make_fleet
+from prognos.sim.vehicle import FAULT_KINDS, FAULT_PARTS, FAULT_TARGETS, Fault, VehicleSpec
 from prognos.topics import SEGMENT_PATTERN, VIN_SEGMENT_PATTERN
 
 HIL_DIR = Path(__file__).resolve().parent

@@ -35,8 +35,8 @@ from prognos.edge.features import FloatArray
 from prognos.edge.sources.can_bus import CanDecoder
 from prognos.errors import ConfigError
 from prognos.hil.links import BenchFrame
-from prognos.hil.simulator import Samples, VehicleSimulator
 from prognos.link import CHANNEL_IDS, encode_features
+from prognos.sim.vehicle import Samples, VehicleSimulator
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

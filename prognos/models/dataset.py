@@ -9,7 +9,7 @@ import numpy as np
 
 from prognos.catalog import Catalog
 from prognos.edge.features import FloatArray, feature_matrix
-from prognos.hil.simulator import VehicleSimulator, VehicleSpec
+from prognos.sim.vehicle import VehicleSimulator, VehicleSpec
 
 MS_PER_DAY = 86_400_000
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00Z: day 0 of every simulated fleet

@@ -13,7 +13,6 @@ import numpy as np
 from prognos.catalog import Catalog, default_catalog
 from prognos.edge.detector import BUNDLE_FILE, DAYS_CALIBRATION_KEY, Detector, load_bundle
 from prognos.edge.inputs import MODELLED_SUBSYSTEMS, assemble, describe
-from prognos.hil.simulator import make_fleet
 from prognos.models.dataset import FleetWindows, simulate_fleet
 from prognos.models.evaluate import (
     DaysToFailureAccuracy,
@@ -36,6 +35,7 @@ from prognos.models.train import (
     train_classifier,
     write_artifact,
 )
+from prognos.sim.fleet import make_fleet
 
 TRAIN_SEED = 100  # training fleets use seeds TRAIN_SEED, +1, +2; evaluation seeds start at EVAL_SEED
 EVAL_SEED = 900

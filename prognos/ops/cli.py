@@ -304,9 +304,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _demo_dealer_data(home: Path, rows: dict[str, list[dict[str, str]]], fleet: str) -> None:
     """The fleet's dealer-system exports and vehicle registry, written to HOME/demo-dms and imported."""
     from prognos.cloud.dms_import import import_files
-    from prognos.hil.dealers import write_dms
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
+    from prognos.sim.dealers import write_dms
 
     out = home / "demo-dms"
     files = write_dms(rows, out)

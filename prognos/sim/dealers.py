@@ -4,7 +4,7 @@ A handful of dealers with realistic KPI levels (first-time fix near 90 %, CSAT n
 two to four complaints per 100 orders, fulfilment near 97 %, steady cash), and one dealer
 that slips over its last months: complaints rise, fulfilment and satisfaction fall and its
 cash flow swings, so the risk early warning has something to find. The vehicle registry is
-built from prognos.hil.simulator.make_fleet, so its VINs, models, lots and suppliers are those of the
+built from prognos.sim.fleet.make_fleet, so its VINs, models, lots and suppliers are those of the
 simulated fleet with the same seed; each dealer's service center has a place, a capacity and
 its technicians (WORKSHOPS). `write_dms` writes one CSV file per kind in the formats of
 docs/dms.md.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from prognos.cloud.dms import KINDS
-from prognos.hil.simulator import make_fleet
+from prognos.sim.fleet import make_fleet
 
 Row = dict[str, str]
 
@@ -40,7 +40,7 @@ PROMISES_MIN = (45, 60, 90, 120, 180, 240, 480)
 COMPLAINT_CATEGORIES = ("waiting time", "repair quality", "billing", "communication", "parts delay")
 FIRST_NAMES = ("Anna", "Ben", "Clara", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kaja")
 LAST_NAMES = ("Berger", "Costa", "Dahl", "Ekström", "Fischer", "García", "Horvat", "Ivanova", "Jansen")
-SUPPLIER_COLUMNS = {  # part, as prognos.hil.simulator names it -> registry column
+SUPPLIER_COLUMNS = {  # part, as prognos.sim.vehicle names it -> registry column
     "battery": "battery_supplier",
     "tires": "tire_supplier",
     "brakes": "brake_supplier",
@@ -55,7 +55,7 @@ class DealerProfile:
 
     dealer_id: str
     service_center: str
-    region: str  # one of prognos.hil.simulator.REGIONS, so registry vehicles find a home dealer
+    region: str  # one of prognos.sim.fleet.REGIONS, so registry vehicles find a home dealer
     orders_per_month: int
     ftf: float  # share of orders fixed the first time
     fcr: float  # share resolved at the first contact
