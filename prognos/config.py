@@ -12,7 +12,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prognos.errors import ConfigError
 from prognos.security import BrokerAuth, Credentials
@@ -63,6 +63,7 @@ class SpoolConfig:
 
 @dataclass(frozen=True)
 class CanSourceConfig:
+    kind: ClassVar[str] = "can"  # its key in prognos.edge.sources.SOURCES
     dbc: Path
     interface: str = "socketcan"
     channel: str = "can0"
@@ -71,6 +72,7 @@ class CanSourceConfig:
 
 @dataclass(frozen=True)
 class ReplaySourceConfig:
+    kind: ClassVar[str] = "replay"
     path: Path
     dbc: Path
     realtime: bool = False
@@ -78,6 +80,7 @@ class ReplaySourceConfig:
 
 @dataclass(frozen=True)
 class UartSourceConfig:
+    kind: ClassVar[str] = "uart"
     port: str
     baudrate: int = 115_200
 

@@ -12,7 +12,8 @@ programs:
         --client-id C
 
 The agent is the gateway's store-and-forward path (prognos.edge.spool.Spool, prognos.edge.forwarder.Forwarder,
-prognos.edge.uplink.MqttUplink and the retained status message, wired as prognos/edge/gateway.py wires them)
+prognos.edge.uplink.MqttUplink and the retained status message, wired by prognos.edge.assembly.open_link as
+every gateway's are)
 fed by a deterministic record source in simulated time: record `seq` of a vehicle covers the
 10-minute window number `seq`, and every `alert_every`-th record is an alert. Its stdout says
 what happened to each record, one line each: `spooled SEQ A|H T` once submit() stored it,
@@ -67,9 +68,9 @@ from paho.mqtt.properties import Properties
 from prognos.backoff import Backoff
 from prognos.cloud.influx import InfluxClient
 from prognos.config import BrokerConfig
-from prognos.edge.forwarder import FlushTimeout, Forwarder
+from prognos.edge.assembly import LinkTiming, open_link
+from prognos.edge.forwarder import FlushTimeout
 from prognos.edge.spool import RESERVE_BYTES, Spool, priority_for
-from prognos.edge.uplink import MqttUplink
 from prognos.ops.access import stack_influx
 from prognos.ops.provision import provision_vehicles
 from prognos.ops.stack import find_binary, stack_down, stack_up
@@ -1302,34 +1303,24 @@ def _agent_main(argv: Sequence[str]) -> int:
         while batch := spool.peek(500, after_id=after):
             seqs.update((r.id, decode_record(r.payload).seq) for r in batch)
             after = batch[-1].id
-    fast = Backoff(base_s=0.1, cap_s=2.0)
-    # The [broker] table of a provisioned gateway's configuration, read as prognos/edge/gateway.py reads it.
+    # The [broker] table of a provisioned gateway's configuration (with a short keepalive), wired
+    # by the gateway's own assembly, with timeouts short enough for the faults to heal in seconds.
     broker = BrokerConfig(
         host=args.host,
         port=args.port,
+        keepalive_s=2,
         ca_file=args.ca_file,
         username=args.username,
         password_file=args.password_file,
         receipt_timeout_s=args.receipt_timeout_s,
     )
-    uplink = MqttUplink(
-        host=broker.host,
-        port=broker.port,
-        fleet=args.fleet,
-        vin=args.vin,
-        keepalive_s=2,
+    timing = LinkTiming(
         connect_timeout_s=2.0,
-        reconnect_backoff=fast,
-        auth=broker.auth(),
-        receipts=broker.receipt_timeout_s is not None,
-    )
-    forwarder = Forwarder(
-        spool=spool,
-        link=uplink,
         ack_timeout_s=5.0,
+        reconnect_backoff=Backoff(base_s=0.1, cap_s=2.0),
         retry_backoff=Backoff(base_s=0.1, cap_s=2.0),
-        receipt_timeout_s=broker.receipt_timeout_s,
     )
+    uplink, forwarder = open_link(broker, fleet=args.fleet, vin=args.vin, spool=spool, timing=timing)
     seq = args.first_seq
     produced = 0
     next_at = next_status = time.monotonic()

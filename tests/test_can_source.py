@@ -1,5 +1,6 @@
 """CAN acquisition with the real Hyundai C-CAN DBC: decoding, counters, the live bus (virtual and
-slcan over a pseudo-terminal), log replay in every format, and the errors for bad files."""
+slcan over a pseudo-terminal), log replay in every format, and the errors for bad files; and the
+SOURCES registry that opens every kind of source (can, replay, uart) from its config entry."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prognos.catalog import Catalog, default_catalog, load_catalog_text
+from prognos.config import SOURCE_KINDS, CanSourceConfig, ReplaySourceConfig
 from prognos.edge.agent import VehicleAssessor
 from prognos.edge.buffers import Sample, SampleBuffers
-from prognos.edge.sources import SOURCES, describe_error, source_class
+from prognos.edge.sources import SOURCES, describe_error, open_source, source_class
 from prognos.edge.sources.can_bus import CanBusSource, CanDecoder, load_dbc, load_decoder
 from prognos.edge.sources.replay import REPLAY_FORMATS, ReplaySource
-from prognos.errors import ConfigError, TransientError
+from prognos.edge.sources.uart import UartSource
+from prognos.errors import ConfigError, MissingDependencyError, TransientError
 
 KPA_PER_PSI = 6.894757293168361
 TPMS_ID = 0x593  # TPMS11 in the Hyundai C-CAN DBC
@@ -652,9 +655,9 @@ def test_a_damaged_log_replays_or_is_a_config_error_never_another_exception(
 def test_sources_are_found_by_name_and_imported_lazily() -> None:
     assert source_class("replay") is ReplaySource
     assert source_class("can") is CanBusSource
-    assert {"can", "replay"} <= set(SOURCES)
-    listed = r"^unknown source 'nope'; choose one of (\w+, )*can, (\w+, )*replay"
-    with pytest.raises(ConfigError, match=listed):
+    assert source_class("uart") is UartSource
+    assert set(SOURCES) == set(SOURCE_KINDS), "every kind a gateway.toml may name has its class"
+    with pytest.raises(ConfigError, match=r"^unknown source 'nope'; choose one of can, replay, uart$"):
         source_class("nope")
     probe = (
         "import sys, prognos.edge.sources, prognos.edge.buffers; "
@@ -662,6 +665,43 @@ def test_sources_are_found_by_name_and_imported_lazily() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("kind", "modules", "missing"),
+    [
+        ("can", ("prognos.edge.sources.can_bus",), "python-can"),
+        ("replay", ("prognos.edge.sources.replay", "prognos.edge.sources.can_bus"), "python-can"),
+        ("uart", ("prognos.edge.sources.uart",), "pyserial"),
+    ],
+)
+def test_a_source_whose_packages_are_missing_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, kind: str, modules: tuple[str, ...], missing: str
+) -> None:
+    for package in ("can", "serial"):  # as if not installed: importing them fails
+        monkeypatch.setitem(sys.modules, package, None)
+    for module in modules:  # imported again, as on a gateway without the extra
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(MissingDependencyError) as info:
+        source_class(kind)
+    assert str(info.value) == (
+        f"the {kind} source needs {missing}, which is not installed: pip install 'prognos[edge]'"
+    )
+
+
+def test_a_config_entry_opens_its_kind_of_source(hyundai_dbc: Path, tmp_path: Path, channel: str) -> None:
+    log = write_log(tmp_path / "drive.log", [])
+    replay = open_source(ReplaySourceConfig(log, hyundai_dbc), catalog=CATALOG, clock=time.time)
+    with replay:
+        assert isinstance(replay, ReplaySource) and replay.path == log and not replay.live
+    bus = open_source(CanSourceConfig(hyundai_dbc, "virtual", channel), catalog=CATALOG, clock=time.time)
+    with bus:
+        assert isinstance(bus, CanBusSource) and bus.live
+        assert (bus.interface, bus.channel, bus.dated_by) == ("virtual", channel, None)
+    with pytest.raises(ConfigError, match=f"^cannot read DBC file {re.escape(str(tmp_path / 'no.dbc'))}"):
+        open_source(
+            CanSourceConfig(tmp_path / "no.dbc", "virtual", channel), catalog=CATALOG, clock=time.time
+        )
 
 
 def test_foreign_errors_become_one_printable_line() -> None:

@@ -1,16 +1,23 @@
-"""The agent's pure parts: features, smoothing, trends, the assessor's record decisions."""
+"""The agent's pure parts: features, smoothing, trends, the assessor's record decisions, and
+the base every source derives from (reading with a timeout, counters, closing)."""
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
 
 from prognos.edge.agent import VehicleAssessor
+from prognos.edge.buffers import Sample
 from prognos.edge.features import FEATURE_NAMES, feature_matrix, window_features
 from prognos.edge.smoothing import ScoreSmoother
+from prognos.edge.sources import FrameSource, SampleSource
 from prognos.edge.trend import Trend
+from prognos.errors import ConfigError, TransientError
 from prognos.record import Trigger
 
 
@@ -119,3 +126,123 @@ def test_assessor_sends_anomalies_changes_and_heartbeats_only() -> None:
     assert [f.code for f in hot.faults] == ["battery.module_temperature_drift"]
     assert hot.subsystems["battery"].anomaly_score > 1.0
     assert hot.seq == 3
+
+
+# --- the source base ---------------------------------------------------------------------------
+
+
+class ScriptedSource(FrameSource[str]):
+    """The least adapter: its interface hands out the units of `script`, then, like a quiet bus,
+    nothing until the timeout (a recording, `ends`, closes itself instead). Units: "PATH=VALUE"
+    decodes to a sample, "?" is a frame without samples (unknown), "!" a line the interface
+    cannot parse, "gone" a failing interface, "closed" a wait ended by close() from another
+    thread, "bad" a recording that cannot be read on."""
+
+    def __init__(
+        self, script: list[str], *, ends: bool = False, dated_by: Callable[[], float] | None = None
+    ) -> None:
+        super().__init__(dated_by=dated_by)
+        self.script = script
+        self.ends = ends
+        self.waits: list[float | None] = []
+        self.frames_seen = 0
+        self.frames_unknown = 0
+        self.released = 0
+
+    def _read_raw(self, timeout_s: float | None) -> str | None:
+        self.waits.append(timeout_s)
+        if not self.script:
+            if self.ends:
+                self.close()
+            else:
+                time.sleep(0.01 if timeout_s is None else timeout_s)
+            return None
+        unit = self.script.pop(0)
+        if unit == "!":
+            self._count_unreadable()
+            return None
+        if unit == "gone":
+            raise TransientError("the interface went away")
+        if unit in ("closed", "bad"):
+            self.close()
+            raise TransientError("closed") if unit == "closed" else ConfigError("cannot read on")
+        return unit
+
+    def _decode(self, raw: str) -> list[Sample]:
+        self.frames_seen += 1
+        if raw == "?":
+            self.frames_unknown += 1
+            return []
+        path, value = raw.split("=")
+        return [Sample(path, 100.0, float(value))]
+
+    def _decoder_counters(self) -> Mapping[str, int]:
+        return {"frames_seen": self.frames_seen, "frames_unknown": self.frames_unknown, "frames_bad": 0}
+
+    def _release(self) -> None:
+        self.released += 1
+
+
+def test_a_read_with_nothing_coming_waits_out_its_timeout() -> None:
+    source = ScriptedSource([])
+    started = time.monotonic()
+    assert source.read(0.2) == []
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert not source.finished  # a timeout, not the end
+    assert source.waits[0] == pytest.approx(0.2, abs=0.05)
+
+
+def test_a_read_goes_past_units_without_samples_until_one_has_some() -> None:
+    source = ScriptedSource(["?", "!", "?", "A=1.5", "B=2"])
+    assert source.read(5.0) == [Sample("A", 100.0, 1.5)]
+    waits = [w for w in source.waits if w is not None]
+    assert len(waits) == 4 and waits == sorted(waits, reverse=True) and waits[0] <= 5.0  # one deadline
+    assert source.read(0.0) == [Sample("B", 100.0, 2.0)]
+    assert source.read(0.0) == [] and source.waits[-1] == 0.0  # timeout 0: one look, no wait
+    # The decoder's counters, with the unparseable line seen and bad.
+    assert source.counters() == {"frames_seen": 5, "frames_unknown": 2, "frames_bad": 1}
+
+
+def test_a_read_without_timeout_waits_until_samples_come() -> None:
+    source = ScriptedSource([])
+    later = threading.Timer(0.1, source.script.append, args=["C=3"])
+    later.start()
+    try:
+        assert source.read(None) == [Sample("C", 100.0, 3.0)]
+    finally:
+        later.join()
+    assert None in source.waits
+
+
+def test_samples_are_dated_by_the_given_clock() -> None:
+    source = ScriptedSource(["A=1", "B=2"], dated_by=lambda: 42.0)
+    assert source.read(0.0) == [Sample("A", 42.0, 1.0)]
+    assert ScriptedSource(["B=2"]).read(0.0) == [Sample("B", 100.0, 2.0)]  # else the decoder's time
+
+
+def test_a_recording_ends_and_iterating_yields_every_sample() -> None:
+    source = ScriptedSource(["A=1", "?", "B=2"], ends=True)
+    assert list(source) == [Sample("A", 100.0, 1.0), Sample("B", 100.0, 2.0)]
+    assert source.finished and source.released == 1
+
+
+def test_closing_releases_the_interface_once_and_reads_nothing_after() -> None:
+    with ScriptedSource(["A=1"]) as source:
+        as_agent_sees_it: SampleSource = source
+        assert as_agent_sees_it.live and not as_agent_sees_it.finished
+    assert source.finished and source.released == 1
+    source.close()
+    assert source.released == 1
+    assert source.read(None) == [] and source.waits == []  # at once, without touching the interface
+
+
+def test_a_failing_interface_raises_unless_the_source_was_closed_meanwhile() -> None:
+    source = ScriptedSource(["gone", "A=1", "closed"])
+    with pytest.raises(TransientError, match="went away"):
+        source.read(1.0)
+    assert source.read(1.0) == [Sample("A", 100.0, 1.0)]  # the reader tries again
+    assert source.read(1.0) == [] and source.finished  # closed while waiting: the end, no error
+    unreadable = ScriptedSource(["bad"])
+    with pytest.raises(ConfigError, match="cannot read on"):  # not only a TransientError ends quietly
+        unreadable.read(1.0)
+    assert unreadable.finished

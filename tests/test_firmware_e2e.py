@@ -1,7 +1,7 @@
 """From the sensor node's accelerometer to a diagnostic record on the broker: the real firmware
 (firmware/main.py under the MicroPython unix port, hardware scripted by
 tests/micropython_shim/machine.py) writes its frames to a pseudo-terminal, the test carries them
-to a second one, and a real Gateway (prognos/edge/gateway.py, rules only, a `uart` source on that
+to a second one, and a real gateway agent (prognos/edge/gateway.py, rules only, a `uart` source on that
 pseudo-terminal) assesses them and publishes to the real broker.
 
 The shim's accelerometer plays one 320 ms window of a bearing tone over and over, so every
@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from prognos.config import GatewayConfig, parse_gateway_config
+from prognos.edge.assembly import build_gateway
 from prognos.edge.gateway import Gateway
 from prognos.edge.rules import BEARING_VIB_G
 from prognos.link import FeaturesFrame, FrameDecoder
@@ -200,8 +201,8 @@ port = "{port}"
 
 @contextmanager
 def running(config: GatewayConfig) -> Iterator[Gateway]:
-    """A Gateway working in a thread of its own until the block ends."""
-    gateway = Gateway(config)
+    """A gateway agent working in a thread of its own until the block ends."""
+    gateway = build_gateway(config)
     stop = threading.Event()
     runner = threading.Thread(target=gateway.run, args=(stop,), name="gateway")
     runner.start()

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from prognos.catalog import Catalog, DbcSource, default_catalog, load_catalog
 from prognos.config import CanSourceConfig
 from prognos.edge.buffers import Sample
-from prognos.edge.gateway import ClockDated, open_source
-from prognos.edge.sources.can_bus import CanDecoder, load_decoder
+from prognos.edge.sources import open_source
+from prognos.edge.sources.can_bus import CanBusSource, CanDecoder, load_decoder
 from prognos.hil.links import SlcanPty, VirtualCan
 from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC
 from prognos.hil.vehicle_bus import (
@@ -247,9 +247,13 @@ def test_an_slcan_source_is_dated_by_the_gateways_clock(
     adapter = SlcanPty()
     clock_s = [START_MS / 1000 + 3600.0]
     config = CanSourceConfig(BENCH_DBC, interface="slcan", channel=adapter.port, bitrate=500_000)
-    source = open_source(config, catalog, lambda: clock_s[0])
+
+    def clock() -> float:
+        return clock_s[0]
+
+    source = open_source(config, catalog=catalog, clock=clock)
     try:
-        assert isinstance(source, ClockDated)
+        assert isinstance(source, CanBusSource) and source.dated_by is clock
         # A loaded machine may hand over the adapter's commands in more than one read.
         commands = adapter.drain()
         deadline = time.monotonic() + 10.0
@@ -268,6 +272,9 @@ def test_an_slcan_source_is_dated_by_the_gateways_clock(
         source.close()
         adapter.close()
     assert source.finished
-    virtual = open_source(CanSourceConfig(BENCH_DBC, interface="virtual", channel="x"), catalog, time.time)
-    assert not isinstance(virtual, ClockDated)  # a virtual bus's sender sets the time
+    virtual = open_source(
+        CanSourceConfig(BENCH_DBC, interface="virtual", channel="x"), catalog=catalog, clock=time.time
+    )
+    # A virtual bus's sender sets the time.
+    assert isinstance(virtual, CanBusSource) and virtual.dated_by is None
     virtual.close()

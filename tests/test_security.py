@@ -22,9 +22,8 @@ from prognos.cloud.influx import AccessDeniedError, InfluxClient
 from prognos.cloud.ingest import IngestWorker
 from prognos.cloud.model_push import push_bundle
 from prognos.config import RECEIPT_TIMEOUT_S, parse_gateway_config
-from prognos.edge.forwarder import Forwarder
+from prognos.edge.assembly import open_link
 from prognos.edge.spool import Priority, Spool
-from prognos.edge.uplink import MqttUplink
 from prognos.errors import ConfigError, MissingDependencyError, RejectedError
 from prognos.ops.access import stack_influx
 from prognos.ops.identities import acl_text, mosquitto_hash
@@ -157,16 +156,9 @@ def test_provisioning_hands_out_a_working_gateway_broker_table(
     worker.start()
     thread = threading.Thread(target=worker.run, args=(stop,), name="ingest-worker")
     thread.start()
-    uplink = MqttUplink(
-        host=config.broker.host,
-        port=config.broker.port,
-        fleet=FLEET,
-        vin=vin,
-        auth=config.broker.auth(),
-        receipts=True,
-    )
     spool = Spool(config.spool.path, max_bytes=config.spool.max_bytes)
-    forwarder = Forwarder(spool=spool, link=uplink, receipt_timeout_s=config.broker.receipt_timeout_s)
+    # Wired from the provisioned table as every gateway's are: TLS, the login, storage receipts.
+    uplink, forwarder = open_link(config.broker, fleet=FLEET, vin=vin, spool=spool)
     # The vehicle hears of its own stored records; another vehicle, listening to every
     # vehicle's receipts, hears nothing (the ACL lets each read only its own).
     listeners = [Client(secure_stack, vehicle_auth(provisioned, v)) for v in (vin, VINS[1])]

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from prognos.catalog import Catalog, default_catalog, load_catalog_text
+from prognos.config import UartSourceConfig
 from prognos.edge.buffers import Sample
-from prognos.edge.sources import SampleSource
+from prognos.edge.sources import SampleSource, open_source
 from prognos.edge.sources.uart import NodeDecoder, UartSource
 from prognos.errors import ConfigError, TransientError
 from prognos.link import CHANNEL_IDS, encode_features, encode_status
@@ -149,6 +150,18 @@ def test_iterating_yields_samples_until_closed(pty: tuple[int, str], catalog: Ca
         ("Vehicle.Chassis.Axle.Row2.Wheel.Left.Bearing.VibrationKurtosis", 5.0),
     ]
     assert all(before <= s.timestamp_s <= time.time() for s in got)
+
+
+def test_a_uart_entry_of_the_config_opens_a_source_dated_by_the_gateways_clock(
+    pty: tuple[int, str], catalog: Catalog
+) -> None:
+    master, port = pty
+    config = UartSourceConfig(port, baudrate=57_600)
+    with open_source(config, catalog=catalog, clock=lambda: NOW_S) as source:
+        assert isinstance(source, UartSource) and source.live
+        assert (source.port, source.baudrate) == (port, 57_600)
+        os.write(master, encode_features(1, 0, 1_000, [(RMS, 0.5)]))
+        assert read_until(source, done=1) == [Sample(f"{LEFT_FRONT}.VibrationRMS", NOW_S, 0.5)]
 
 
 def test_a_port_that_cannot_be_opened_is_a_config_error(tmp_path: Path, catalog: Catalog) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from prognos import __version__
-from prognos.edge.detector import Detector
+from prognos.edge.detector import Bundle, Detector
 from prognos.edge.features import FloatArray, WindowFeatures, feature_matrix
 from prognos.edge.inputs import assemble
 from prognos.edge.rules import assess
@@ -75,6 +75,10 @@ class VehicleAssessor:
         self._smoothers = {name: ScoreSmoother(tau_days=d.meta.tau_days) for name, d in detectors.items()}
         self.model_id = model_id
         self.model_version = model_version
+
+    def use_bundle(self, bundle: Bundle) -> None:
+        """Run a model bundle's detectors, under its id and version, from the next window on."""
+        self.use_detectors(bundle.detectors, bundle.bundle_id, bundle.version, bundle.days_calibration)
 
     def window(
         self,

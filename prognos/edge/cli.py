@@ -89,12 +89,12 @@ def add_edge(commands: Commands, help_text: str) -> None:
 def _edge_run(args: argparse.Namespace) -> int:
     require("paho.mqtt")
     from prognos.config import load_gateway_config
-    from prognos.edge.gateway import Gateway
+    from prognos.edge.assembly import build_gateway
 
     config = load_gateway_config(args.config)
     if not args.verbose:
         logging.getLogger().setLevel(config.log_level.upper())
-    gateway = Gateway(config)
+    gateway = build_gateway(config)
     stats = gateway.run(until_signalled())
     print(
         f"gateway {config.vin}: {stats.samples} samples, {stats.windows} windows, {stats.records} records "

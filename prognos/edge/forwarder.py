@@ -69,6 +69,7 @@ class RecordLink(Protocol):
     def drop_connection(self, reason: str) -> None: ...
 
 
+ACK_TIMEOUT_S = 30.0  # a PUBACK overdue this long: the connection is dropped and the spool sent again
 ACKED_RETRY_S = 1.0  # how often to try again to delete acknowledged records the spool kept
 RECEIPT_BACKOFF_LIMIT = 16  # an overdue receipt's wait doubles at each resend, up to this factor
 OVERDUE_LOG_S = 60.0  # at most one log line this often about overdue receipts
@@ -110,7 +111,7 @@ class Forwarder:
         link: RecordLink,
         name: str = "forwarder",
         max_inflight: int = 20,
-        ack_timeout_s: float = 30.0,
+        ack_timeout_s: float = ACK_TIMEOUT_S,
         retry_backoff: Backoff | None = None,
         receipt_timeout_s: float | None = None,
         max_awaiting: int = 10_000,

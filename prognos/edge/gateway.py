@@ -1,8 +1,12 @@
-"""`prognos edge run`: the gateway service, wired from its config (docs/gateway.md).
+"""The gateway agent: sources in, records out (docs/gateway.md).
 
     sources (CAN, replay, UART; one reader thread each) -> bounded queue -> sample buffers
     -> windows cut at multiples of window_s -> assessor (features, rules, detectors, trend)
     -> record -> spool (SQLite, before anything is sent) -> forwarder -> MQTT QoS 1
+
+`Gateway` runs that loop on the parts it is given; it puts nothing together itself.
+prognos/edge/assembly.py builds an agent from a gateway.toml (`build_gateway`), and is the one
+place that knows how the parts fit; `prognos edge run` calls it.
 
 Time is event time: a window closes once the samples (a replay's recorded time) or, with a
 live source, the clock have passed its end by LATENESS_S. A replay therefore runs as fast as
@@ -20,28 +24,22 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from prognos import __version__
-from prognos.catalog import Catalog, default_catalog, load_catalog
-from prognos.config import (
-    CanSourceConfig,
-    GatewayConfig,
-    ReplaySourceConfig,
-    SourceConfig,
-    UartSourceConfig,
-)
-from prognos.edge import SHIPPED_BUNDLE
+from prognos.catalog import Catalog
 from prognos.edge.agent import RULES_MODEL_ID, VehicleAssessor
 from prognos.edge.buffers import Sample, SampleBuffers, Window
 from prognos.edge.detector import Bundle, load_bundle
 from prognos.edge.forwarder import Forwarder
-from prognos.edge.ota import ModelStore, load_public_key
+from prognos.edge.ota import ModelStore
 from prognos.edge.sources import SampleSource
 from prognos.edge.spool import Spool, priority_for
-from prognos.edge.uplink import MqttUplink
-from prognos.errors import MissingDependencyError, PrognosError, TransientError
+from prognos.errors import PrognosError, TransientError
 from prognos.record import encode_record
 
 log = logging.getLogger(__name__)
@@ -50,69 +48,28 @@ LATENESS_S = 2.0  # samples may arrive this late and still count in their window
 QUEUE_BATCHES = 1024
 READ_TIMEOUT_S = 0.5
 FLUSH_ON_EXIT_S = 10.0
-# Record seqs each start claims from the spool: never used up in one run, and 2**31 starts
-# before the 2**63 of the wire format are.
-SEQS_PER_RUN = 1 << 32
 # Counters every record carries (the status message carries all of them).
 RECORD_COUNTERS = ("frames_seen", "frames_bad", "frames_unknown", "values_out_of_range", "samples_dropped")
-# CAN interfaces whose frames python-can dates with the host's wall clock as it parses them.
-CLOCK_DATED_INTERFACES = frozenset({"slcan"})
 
 
-def open_source(config: SourceConfig, catalog: Catalog, clock: Callable[[], float]) -> SampleSource:
-    """The source a [[source]] entry describes; ConfigError if it cannot be opened."""
-    try:
-        if isinstance(config, UartSourceConfig):
-            from prognos.edge.sources.uart import UartSource
+class Uplink(Protocol):
+    """What the agent itself needs of its MQTT connection (prognos.edge.uplink.MqttUplink is the
+    real one; the forwarder sends the records through it)."""
 
-            return UartSource(port=config.port, catalog=catalog, baudrate=config.baudrate, clock=clock)
-        from prognos.edge.sources.can_bus import CanBusSource, load_decoder
-        from prognos.edge.sources.replay import ReplaySource
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"the gateway's sources need python-can, cantools and pyserial: "
-            f"pip install 'prognos[edge]' ({exc})"
-        ) from exc
-    if isinstance(config, CanSourceConfig):
-        decoder = load_decoder(config.dbc, catalog)
-        bus = CanBusSource(
-            decoder=decoder, interface=config.interface, channel=config.channel, bitrate=config.bitrate
-        )
-        return ClockDated(bus, clock) if config.interface in CLOCK_DATED_INTERFACES else bus
-    decoder = load_decoder(config.dbc, catalog)
-    return ReplaySource(config.path, decoder=decoder, realtime=config.realtime)
+    def publish_status(self, status: dict[str, object]) -> None: ...
+
+    def close(self) -> None: ...
 
 
-class ClockDated:
-    """A source whose samples are dated by the gateway's clock as they are read. python-can dates
-    an slcan frame with time.time() as it parses the adapter's line (the line carries no time);
-    the gateway's clock is that same time in service, and the simulated time on the HIL bench
-    (docs/hil.md), so a frame's samples always land in the window the gateway's clock says."""
+@dataclass(frozen=True)
+class ModelUpdates:
+    """Model updates (docs/model-updates.md): the store they are installed in, the keys they must
+    be signed with (none: every update is refused), and the inbox the uplink puts each one in as
+    it arrives (on paho's thread, so it only enqueues; the agent installs between windows)."""
 
-    def __init__(self, source: SampleSource, clock: Callable[[], float]) -> None:
-        self.source = source
-        self._clock = clock
-
-    @property
-    def finished(self) -> bool:
-        return self.source.finished
-
-    @finished.setter
-    def finished(self, value: bool) -> None:
-        self.source.finished = value
-
-    def read(self, timeout_s: float | None = None) -> list[Sample]:
-        samples = self.source.read(timeout_s)
-        if not samples:
-            return samples
-        now_s = self._clock()
-        return [Sample(sample.path, now_s, sample.value) for sample in samples]
-
-    def counters(self) -> dict[str, int]:
-        return self.source.counters()
-
-    def close(self) -> None:
-        self.source.close()
+    store: ModelStore
+    trusted: list[Ed25519PublicKey]
+    inbox: queue.Queue[bytes] = field(default_factory=queue.Queue)
 
 
 @dataclass
@@ -134,50 +91,41 @@ class Gateway:
     is a recording, until the recordings end; then it waits up to FLUSH_ON_EXIT_S for the
     spool to drain (what is left stays spooled for the next start)."""
 
-    def __init__(self, config: GatewayConfig, *, clock: Callable[[], float] = time.time) -> None:
-        self.config = config
-        self._clock = clock
-        self.catalog = load_catalog(config.catalog) if config.catalog else default_catalog()
+    def __init__(
+        self,
+        *,
+        sources: Sequence[SampleSource],
+        assessor: VehicleAssessor,
+        spool: Spool,
+        forwarder: Forwarder,
+        link: Uplink,
+        catalog: Catalog,
+        window_s: float,
+        status_interval_s: float,
+        models: ModelUpdates | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """The agent owns its parts from here on: run() closes them all as it ends. `forwarder`
+        drains `spool` into `link`; the agent publishes its status on `link`. It keeps samples
+        of `catalog`'s signals, assesses windows of `window_s` and refreshes the status every
+        `status_interval_s`. `clock` is the time of live sources (the HIL bench's is simulated).
+        Without `models`, no update is taken and a failing bundle falls back to the rules."""
+        self.catalog = catalog
+        self.assessor = assessor
         self.stats = GatewayStats()
-        self._trusted = [load_public_key(path) for path in config.trusted_keys]
-        self._store = ModelStore(config.models) if config.models else None
-        self._buffers = SampleBuffers(self.catalog.keys())
+        self._sources = list(sources)
+        self._live = any(source.live for source in self._sources)
+        self._spool = spool
+        self._forwarder = forwarder
+        self._uplink = link
+        self._window_s = window_s
+        self._status_interval_s = status_interval_s
+        self._models = models
+        self._clock = clock
+        self._buffers = SampleBuffers(catalog.keys())
         self._queue: queue.Queue[list[Sample]] = queue.Queue(maxsize=QUEUE_BATCHES)
-        self._updates: queue.Queue[bytes] = queue.Queue()
         self._last_update_digest = ""
         self.spooled = 0  # records left in the spool when run() ended
-        self._sources: list[SampleSource] = []
-        try:
-            for source_config in config.sources:
-                self._sources.append(open_source(source_config, self.catalog, clock))
-            self._live = not all(isinstance(s, ReplaySourceConfig) for s in config.sources)
-            self._spool = Spool(config.spool.path, max_bytes=config.spool.max_bytes)
-        except BaseException:
-            self._close_sources()
-            raise
-        try:
-            first_seq = self._spool.claim_seqs(SEQS_PER_RUN)
-            bundle = self._initial_bundle()
-        except BaseException:
-            self._spool.close()
-            self._close_sources()
-            raise
-        self.assessor = VehicleAssessor(vin=config.vin, heartbeat_s=config.heartbeat_s, first_seq=first_seq)
-        if bundle is not None:
-            self._use(bundle)
-        self._uplink = MqttUplink(
-            host=config.broker.host,
-            port=config.broker.port,
-            fleet=config.fleet,
-            vin=config.vin,
-            keepalive_s=config.broker.keepalive_s,
-            on_model_update=self._updates.put if self._store is not None else None,
-            auth=config.broker.auth(),
-            receipts=config.broker.receipt_timeout_s is not None,
-        )
-        self._forwarder = Forwarder(
-            spool=self._spool, link=self._uplink, receipt_timeout_s=config.broker.receipt_timeout_s
-        )
 
     def run(self, stop: threading.Event) -> GatewayStats:
         readers = [
@@ -198,7 +146,7 @@ class Gateway:
                     watermark_s = max(watermark_s, max(s.timestamp_s for s in batch))
                     if next_start_s is None:
                         first_s = min(s.timestamp_s for s in batch)
-                        next_start_s = math.floor(first_s / self.config.window_s) * self.config.window_s
+                        next_start_s = math.floor(first_s / self._window_s) * self._window_s
                 if self._live:
                     watermark_s = max(watermark_s, self._clock())
                 finished = self._queue.empty() and not any(r.is_alive() for r in readers)
@@ -208,7 +156,7 @@ class Gateway:
                 self._install_updates()
                 if time.monotonic() >= next_status_s:
                     self._publish_status()
-                    next_status_s = time.monotonic() + self.config.status_interval_s
+                    next_status_s = time.monotonic() + self._status_interval_s
                 if finished and not self._live:
                     break
         finally:
@@ -222,7 +170,7 @@ class Gateway:
 
     def _close_windows(self, start_s: float, horizon_s: float, watermark_s: float) -> float:
         """Assess every window that ended before `horizon_s`; the start of the next open one."""
-        window_s = self.config.window_s
+        window_s = self._window_s
         while start_s + window_s <= horizon_s and start_s <= watermark_s:
             end_s = start_s + window_s
             samples = self._buffers.take_window(start_s, end_s)
@@ -292,30 +240,24 @@ class Gateway:
 
     # Models.
 
-    def _initial_bundle(self) -> Bundle | None:
-        if self._store is None:
-            return None
-        current = self._store.current() or self._store.seed(SHIPPED_BUNDLE)
-        return load_bundle(current)
-
     def _use(self, bundle: Bundle) -> None:
-        self.assessor.use_detectors(
-            bundle.detectors, bundle.bundle_id, bundle.version, bundle.days_calibration
-        )
+        self.assessor.use_bundle(bundle)
         log.info("running model bundle %s %s", bundle.bundle_id, bundle.version)
 
     def _install_updates(self) -> None:
+        if self._models is None:
+            return
         while True:
             try:
-                payload = self._updates.get_nowait()
+                payload = self._models.inbox.get_nowait()
             except queue.Empty:
                 return
             digest = hashlib.sha256(payload).hexdigest()
-            if digest == self._last_update_digest or self._store is None:
+            if digest == self._last_update_digest:
                 continue  # the retained update comes again after every reconnect
             self._last_update_digest = digest
             try:
-                bundle = self._store.install(payload, self._trusted)
+                bundle = self._models.store.install(payload, self._models.trusted)
             except PrognosError as exc:
                 self.stats.model_updates_rejected += 1
                 self.stats.last_model_error = str(exc)
@@ -327,8 +269,8 @@ class Gateway:
     def _roll_back(self) -> None:
         self.stats.model_rollbacks += 1
         try:
-            assert self._store is not None
-            self._use(load_bundle(self._store.rollback()))
+            assert self._models is not None
+            self._use(load_bundle(self._models.store.rollback()))
         except (PrognosError, AssertionError) as exc:
             log.error("no bundle to roll back to (%s): running on rules alone", exc)
             self.assessor.use_detectors({}, RULES_MODEL_ID, __version__)

@@ -32,6 +32,7 @@ paho_log = logging.getLogger(f"{__name__}.paho")
 ONLINE = b'{"state":"online"}'
 OFFLINE = b'{"state":"offline"}'
 GOODBYE_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0  # for the broker's CONNACK, before the connection counts as failed
 # PUBACK reason codes (MQTT 5, section 3.4.2.1) worth retrying: the broker may take the same
 # message later. Every other failure code is a refusal of this message for good.
 RETRY_PUBACK_CODES = frozenset({0x80, 0x97})  # unspecified error, quota exceeded
@@ -53,7 +54,7 @@ class MqttUplink:
         fleet: str,
         vin: str,
         keepalive_s: int = 30,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
         max_inflight: int = 20,
         reconnect_backoff: Backoff | None = None,
         on_model_update: Callable[[bytes], None] | None = None,

@@ -1,13 +1,13 @@
 """The HIL bench runner: simulated vehicles drive real gateway agents through real interfaces,
 and what the agents publish is read back from the broker.
 
-Each vehicle gets its own `prognos.edge.gateway.Gateway`, built from a gateway.toml the bench writes
-(kept in the work directory) exactly as `prognos edge run --config` builds it, with its own
-VIN, spool, MQTT connection, CAN interface and UART. The agents run as threads of the bench's
-process rather than as `prognos edge run` subprocesses, for one reason: simulated time. A
-subprocess would date what it reads by its own wall clock; in process, each agent is given the
-bench's clock (Gateway(config, clock=...)) and so sees days pass in seconds, exactly as
-consistently as it would see them pass in service.
+Each vehicle gets its own gateway agent, built from a gateway.toml the bench writes (kept in
+the work directory) by the same `prognos.edge.assembly.build_gateway` that `prognos edge run
+--config` builds it with, with its own VIN, spool, MQTT connection, CAN interface and UART. The
+agents run as threads of the bench's process rather than as `prognos edge run` subprocesses, for
+one reason: simulated time. A subprocess would date what it reads by its own wall clock; in
+process, each agent is given the bench's clock (build_gateway(config, clock=...)) and so sees
+days pass in seconds, exactly as consistently as it would see them pass in service.
 
 Time (docs/hil.md): the bench is the time master and moves in steps of one agent window. For
 each step it sends every frame of the step, the CAN frames carrying their simulated times
@@ -48,6 +48,7 @@ import numpy as np
 
 from prognos.catalog import load_catalog
 from prognos.config import broker_toml, load_gateway_config, toml_string
+from prognos.edge.assembly import build_gateway
 from prognos.edge.gateway import LATENESS_S, Gateway, GatewayStats
 from prognos.edge.ota import ModelStore
 from prognos.edge.sources.can_bus import load_dbc, load_decoder
@@ -208,7 +209,7 @@ class _Rig:
     # The agent.
 
     def start(self) -> None:
-        self.gateway = Gateway(self.config, clock=self.clock)
+        self.gateway = build_gateway(self.config, clock=self.clock)
         self._thread = threading.Thread(target=self._serve, name=f"prognos-hil-{self.spec.vin}", daemon=True)
         self._thread.start()
 

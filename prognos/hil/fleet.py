@@ -2,7 +2,8 @@
 
 `run_fleet` (`prognos edge simulate`) drives a fleet through bare assessors: each vehicle has
 its own simulator, its own assessor and its own MQTT connection, without spool or interfaces,
-and time runs `speedup` times faster than real time.
+and time runs `speedup` times faster than real time. The assessors and connections are made
+by the gateway's own assembly (prognos/edge/assembly.py: make_assessor, open_uplink).
 
 `prognos demo` runs a bench scenario in fleet mode instead (prognos/hil/bench.py, docs/hil.md): real
 gateway agents fed through real interfaces, in a `ScenarioThread` beside the demo's other
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from prognos.catalog import Catalog
-from prognos.edge.agent import VehicleAssessor
+from prognos.config import BrokerConfig
+from prognos.edge.assembly import make_assessor, open_uplink
 from prognos.edge.detector import Bundle
-from prognos.edge.uplink import MqttUplink
 from prognos.errors import ConfigError, TransientError
 from prognos.hil.bench import Progress, run_scenario
 from prognos.hil.judge import Judgement
@@ -81,24 +82,10 @@ def run_fleet(
         VehicleSimulator(s, catalog, seed=seed * 100_003 + i, epoch_ms=clock.start_ms)
         for i, s in enumerate(specs)
     ]
-    agents = [
-        VehicleAssessor(vin=s.vin, heartbeat_s=heartbeat_s)
-        if bundle is None
-        else VehicleAssessor(
-            vin=s.vin,
-            heartbeat_s=heartbeat_s,
-            detectors=bundle.detectors,
-            model_id=bundle.bundle_id,
-            model_version=bundle.version,
-            days_calibration=bundle.days_calibration,
-        )
-        for s in specs
-    ]
+    agents = [make_assessor(vin=s.vin, heartbeat_s=heartbeat_s, bundle=bundle) for s in specs]
     logins = logins or FleetLogins()
-    uplinks = [
-        MqttUplink(host=host, port=port, fleet=fleet, vin=s.vin, auth=logins.vehicle_auth(s.vin))
-        for s in specs
-    ]
+    broker = BrokerConfig(host=host, port=port)
+    uplinks = [open_uplink(broker, fleet=fleet, vin=s.vin, auth=logins.vehicle_auth(s.vin)) for s in specs]
     stats = FleetStats()
     frames_seen = [0] * len(specs)
     try:

@@ -4,17 +4,15 @@
 catalog signal, and turns each frame into samples in catalog units (DBC physical value *
 scale + offset). It never raises on a frame: unknown, bad and out-of-range ones are counted.
 `CanBusSource` reads a live bus: socketcan on gateways, slcan for serial adapters, virtual in
-tests. `FrameSource` is the base that the live bus and the log replay share.
+tests. `DbcSource` (a FrameSource of CAN frames) is what the live bus and the log replay share.
 """
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import can
@@ -25,13 +23,17 @@ from cantools.database import Message as DbcMessage
 from cantools.database.errors import UnsupportedDatabaseFormatError
 
 from prognos.catalog import Catalog, Signal
+from prognos.config import CanSourceConfig, SourceConfig
 from prognos.edge.buffers import Sample
-from prognos.edge.sources import describe_error
+from prognos.edge.sources import FrameSource, describe_error
 from prognos.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.1
+# CAN interfaces whose frames python-can dates with the host's wall clock as it parses them: an
+# slcan adapter's lines carry no time. The gateway dates their samples by its own clock as it
+# reads them: the same time in service, the simulated time on the HIL bench (docs/hil.md).
+CLOCK_DATED_INTERFACES = frozenset({"slcan"})
 
 
 def load_dbc(path: Path) -> DbcDatabase:
@@ -68,9 +70,10 @@ class CanDecoder:
     Counters (they go out in diagnostic records):
       frames_seen          every frame given to decode()
       frames_unknown       an id the DBC lacks or that carries no catalog signal, or a remote frame
-      frames_bad           an error frame, a payload whose length differs from the DBC's, one
-                           cantools cannot decode, or one the interface could not parse
+      frames_bad           an error frame, a payload whose length differs from the DBC's, or one
+                           cantools cannot decode
       values_out_of_range  a decoded value outside the catalog's [min, max] or not finite; not emitted
+    A source adds the lines its interface could not parse to frames_seen and frames_bad.
     """
 
     def __init__(self, *, database: DbcDatabase, catalog: Catalog, origin: str = "the DBC") -> None:
@@ -142,11 +145,6 @@ class CanDecoder:
                 self.values_out_of_range += 1
         return samples
 
-    def count_unreadable(self) -> None:
-        """A frame the interface itself could not parse (e.g. a garbled slcan line): seen and bad."""
-        self.frames_seen += 1
-        self.frames_bad += 1
-
     def counters(self) -> dict[str, int]:
         return {
             "frames_seen": self.frames_seen,
@@ -161,49 +159,27 @@ def load_decoder(dbc_path: Path, catalog: Catalog) -> CanDecoder:
     return CanDecoder(database=load_dbc(dbc_path), catalog=catalog, origin=f"DBC file {dbc_path}")
 
 
-class FrameSource(ABC):
-    """CAN frames in, samples out. `read` decodes and counts; a subclass writes only `_read_raw`."""
+class DbcSource(FrameSource[can.Message]):
+    """CAN frames decoded with a DBC: what the live bus and the log replay share. Its counters
+    are the decoder's, with the lines an interface could not parse added (FrameSource)."""
 
-    def __init__(self, *, decoder: CanDecoder) -> None:
+    def __init__(self, *, decoder: CanDecoder, dated_by: Callable[[], float] | None = None) -> None:
+        super().__init__(dated_by=dated_by)
         self.decoder = decoder
-        self.finished = False
 
-    @abstractmethod
-    def _read_raw(self, timeout_s: float | None) -> can.Message | None:
-        """The next frame, or None if none came within timeout_s. Sets `finished` when no
-        frame will come again."""
+    def _decode(self, raw: can.Message) -> list[Sample]:
+        return self.decoder.decode(raw)
 
-    def read(self, timeout_s: float | None = None) -> list[Sample]:
-        """The samples of the next frame; [] on timeout, at the end, or for a frame without any."""
-        if self.finished:
-            return []
-        frame = self._read_raw(timeout_s)
-        return [] if frame is None else self.decoder.decode(frame)
-
-    def __iter__(self) -> Iterator[Sample]:
-        """Every sample until the source is finished (a live bus: until closed)."""
-        while not self.finished:
-            yield from self.read(POLL_S)
-
-    def counters(self) -> dict[str, int]:
+    def _decoder_counters(self) -> dict[str, int]:
         return self.decoder.counters()
 
-    def close(self) -> None:
-        self.finished = True
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class CanBusSource(FrameSource):
+class CanBusSource(DbcSource):
     """A live CAN bus through python-can: `interface` is a python-can interface name
     ("socketcan", "slcan", "virtual", ...), `channel` its channel ("can0", "/dev/ttyACM0").
-    `options` go to can.Bus as they are (e.g. {"sleep_after_open": 0} for slcan)."""
+    `options` go to can.Bus as they are (e.g. {"sleep_after_open": 0} for slcan). `dated_by`:
+    see FrameSource; from a config, the interfaces in CLOCK_DATED_INTERFACES get the gateway's
+    clock."""
 
     def __init__(
         self,
@@ -213,8 +189,9 @@ class CanBusSource(FrameSource):
         channel: str,
         bitrate: int | None = None,
         options: Mapping[str, Any] | None = None,
+        dated_by: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(decoder=decoder)
+        super().__init__(decoder=decoder, dated_by=dated_by)
         self.interface = interface
         self.channel = channel
         where = f"CAN interface {interface} channel {channel}"
@@ -232,13 +209,25 @@ class CanBusSource(FrameSource):
             raise ConfigError(f"cannot open {where}: {describe_error(exc)}") from exc
         log.info("reading %s", where)
 
+    @classmethod
+    def from_config(cls, config: SourceConfig, *, catalog: Catalog, clock: Callable[[], float]) -> Self:
+        if not isinstance(config, CanSourceConfig):
+            raise TypeError(f"a CAN source is built from a CanSourceConfig, not {type(config).__name__}")
+        return cls(
+            decoder=load_decoder(config.dbc, catalog),
+            interface=config.interface,
+            channel=config.channel,
+            bitrate=config.bitrate,
+            dated_by=clock if config.interface in CLOCK_DATED_INTERFACES else None,
+        )
+
     def _read_raw(self, timeout_s: float | None) -> can.Message | None:
         try:
             frame: can.Message | None = self._bus.recv(timeout=timeout_s)
         except (ValueError, IndexError, KeyError) as exc:
             # A serial adapter's line that python-can cannot parse (a cut-off line, a bad digit):
             # the line is consumed, so count it and go on with the next one.
-            self.decoder.count_unreadable()
+            self._count_unreadable()
             log.debug("unreadable frame on %s %s: %s", self.interface, self.channel, exc)
             return None
         except (can.CanError, OSError) as exc:
@@ -246,7 +235,7 @@ class CanBusSource(FrameSource):
                 raise self._read_failed(exc) from exc
             # A serial line that is not text (noise, a wrong baud rate). python-can's slcan keeps
             # it in its line buffer and fails on every later line, so drop the pending input.
-            self.decoder.count_unreadable()
+            self._count_unreadable()
             self._flush_input()
             return None
         return frame
@@ -264,10 +253,8 @@ class CanBusSource(FrameSource):
             f"reading CAN interface {self.interface} channel {self.channel} failed: {describe_error(exc)}"
         )
 
-    def close(self) -> None:
-        if not self.finished:
-            try:
-                self._bus.shutdown()
-            except (can.CanError, OSError) as exc:  # e.g. an adapter unplugged: nothing to close
-                log.warning("closing CAN interface %s channel %s: %s", self.interface, self.channel, exc)
-        super().close()
+    def _release(self) -> None:
+        try:
+            self._bus.shutdown()
+        except (can.CanError, OSError) as exc:  # e.g. an adapter unplugged: nothing to close
+            log.warning("closing CAN interface %s channel %s: %s", self.interface, self.channel, exc)

@@ -21,16 +21,18 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import can
 from can.io.blf import BLFParseError
 from can.io.generic import MessageReader
 
+from prognos.catalog import Catalog
+from prognos.config import ReplaySourceConfig, SourceConfig
 from prognos.edge.sources import describe_error
-from prognos.edge.sources.can_bus import CanDecoder, FrameSource
+from prognos.edge.sources.can_bus import CanDecoder, DbcSource, load_decoder
 from prognos.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,12 @@ REPLAY_FORMATS: Mapping[str, Mapping[str, Any]] = {
 READ_ERRORS = (ValueError, IndexError, KeyError, EOFError, OSError, struct.error, zlib.error, BLFParseError)
 
 
-class ReplaySource(FrameSource):
-    """The frames of one log file. `read(timeout_s)` ignores the timeout: the next frame is
-    always there, after the pacing wait when `realtime`."""
+class ReplaySource(DbcSource):
+    """The frames of one log file, a recording: it ends (`finished`) at the end of the file.
+    `_read_raw` ignores the timeout: the next frame is always there, after the pacing wait when
+    `realtime`."""
+
+    live = False
 
     def __init__(
         self, path: Path, *, decoder: CanDecoder, realtime: bool = False, max_gap_s: float = 60.0
@@ -73,6 +78,12 @@ class ReplaySource(FrameSource):
         self._frames: Iterator[can.Message] = iter(frames)
         self.frames_read = 0
         log.info("replaying %s%s", self.path, " in real time" if realtime else "")
+
+    @classmethod
+    def from_config(cls, config: SourceConfig, *, catalog: Catalog, clock: Callable[[], float]) -> Self:
+        if not isinstance(config, ReplaySourceConfig):
+            raise TypeError(f"a replay is built from a ReplaySourceConfig, not {type(config).__name__}")
+        return cls(config.path, decoder=load_decoder(config.dbc, catalog), realtime=config.realtime)
 
     def _open(self, options: Mapping[str, Any]) -> MessageReader:
         try:
@@ -113,7 +124,5 @@ class ReplaySource(FrameSource):
         self.frames_read += 1
         return frame
 
-    def close(self) -> None:
-        if not self.finished:
-            self._reader.stop()
-        super().close()
+    def _release(self) -> None:
+        self._reader.stop()

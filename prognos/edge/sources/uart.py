@@ -21,21 +21,20 @@ import math
 import os
 import select
 import time
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import Self
 
 import serial
 
 from prognos.catalog import Catalog
+from prognos.config import SourceConfig, UartSourceConfig
 from prognos.edge.buffers import Sample
-from prognos.edge.sources import describe_error
+from prognos.edge.sources import FrameSource, describe_error
 from prognos.errors import ConfigError, TransientError
 from prognos.link import CHANNEL_NAMES, FeaturesFrame, Frame, FrameDecoder, StatusFrame
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.1
 SEQ_MODULO = 1 << 16
 READ_BYTES = 4096  # at most per read; a 115200-baud line brings about 11.5 kB/s
 
@@ -133,13 +132,14 @@ class NodeDecoder:
                 self.values_out_of_range += 1
 
 
-class UartSource:
+class UartSource(FrameSource[bytes]):
     """The sensor nodes on one serial port (e.g. /dev/ttyUSB0, /dev/serial0), 8N1.
 
     The port is opened exclusively, so a second reader cannot split the byte stream with this
     one. A port that cannot be opened is a ConfigError; a read that fails later (an adapter
     unplugged, any other failure of the port) is a TransientError, and the gateway's reader
-    tries again with backoff. `clock` gives sample times (seconds since the epoch)."""
+    tries again with backoff. `clock` gives sample times (seconds since the epoch). Its raw
+    unit is the bytes that have arrived, often part of a frame; its counters are `nodes`'."""
 
     def __init__(
         self,
@@ -149,9 +149,9 @@ class UartSource:
         baudrate: int = 115_200,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.port = port
         self.baudrate = baudrate
-        self.finished = False
         self.nodes = NodeDecoder(catalog=catalog)
         self._clock = clock
         try:
@@ -165,26 +165,22 @@ class UartSource:
         self._poll.register(self._fd, select.POLLIN)
         log.info("reading sensor nodes on %s at %d baud", port, baudrate)
 
-    def read(self, timeout_s: float | None = None) -> list[Sample]:
-        """Waits up to `timeout_s` (None: until bytes come) for bytes, takes what has arrived,
-        and returns the samples of the frames it completes: often [] while a frame is still
-        arriving. [] once closed."""
-        if self.finished:
-            return []
+    @classmethod
+    def from_config(cls, config: SourceConfig, *, catalog: Catalog, clock: Callable[[], float]) -> Self:
+        if not isinstance(config, UartSourceConfig):
+            raise TypeError(f"a UART source is built from a UartSourceConfig, not {type(config).__name__}")
+        return cls(port=config.port, catalog=catalog, baudrate=config.baudrate, clock=clock)
+
+    def _read_raw(self, timeout_s: float | None) -> bytes | None:
+        """What has arrived, after waiting up to `timeout_s` for it; None if nothing came."""
         try:
-            data = self._read_bytes(timeout_s)
+            return self._read_bytes(timeout_s) or None
         except (serial.SerialException, OSError, ValueError) as exc:
-            if self.finished:  # closed while waiting
-                return []
             raise TransientError(
                 f"reading sensor-node UART {self.port} failed: {describe_error(exc)}"
             ) from exc
-        if not data:
-            return []
-        return self.nodes.feed(data, self._clock())
 
     def _read_bytes(self, timeout_s: float | None) -> bytes:
-        """What has arrived, after waiting up to `timeout_s` for it; b"" if nothing came."""
         timeout_ms = None if timeout_s is None else max(0, math.ceil(timeout_s * 1000.0))
         if not self._poll.poll(timeout_ms):
             return b""
@@ -198,23 +194,12 @@ class UartSource:
             )
         return data
 
-    def __iter__(self) -> Iterator[Sample]:
-        """Every sample until the source is closed."""
-        while not self.finished:
-            yield from self.read(POLL_S)
+    def _decode(self, raw: bytes) -> list[Sample]:
+        """The samples of the frames these bytes complete, dated by the clock now."""
+        return self.nodes.feed(raw, self._clock())
 
-    def counters(self) -> dict[str, int]:
+    def _decoder_counters(self) -> dict[str, int]:
         return self.nodes.counters()
 
-    def close(self) -> None:
-        if not self.finished:
-            self.finished = True
-            self._serial.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def _release(self) -> None:
+        self._serial.close()
