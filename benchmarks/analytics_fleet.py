@@ -67,7 +67,7 @@ from prognos.ops import stack as stack_module  # noqa: E402
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.ops.state import StackInfo  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
-from tests.test_analytics_job import assert_same_inputs  # noqa: E402
+from tests.support.analytics_inputs import assert_same_inputs  # noqa: E402
 
 DATABASE = "bench"
 FLEET = "bench"

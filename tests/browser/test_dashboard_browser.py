@@ -27,7 +27,7 @@ import pytest
 from prognos.cli import dashboard_command
 from prognos.cloud.influx import InfluxClient, quote_identifier
 from prognos.ops.state import StackInfo
-from tests.test_dashboard_pages import BAD_LOT, DRIFT, PAD_WEAR, SeededFleet, seed_fleet
+from tests.integration.test_dashboard_pages import BAD_LOT, DRIFT, PAD_WEAR, SeededFleet, seed_fleet
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, ViewportSize

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from prognos.cli import main
-from prognos.cloud.analytics import DAY_MS, Inputs
+from prognos.cloud.analytics import DAY_MS
 from prognos.cloud.analytics_job import SCHEMA, read_inputs, rfc3339, run_every, run_once
 from prognos.cloud.dms import KINDS, parse_row, point_line
 from prognos.cloud.influx import InfluxClient
@@ -25,9 +25,8 @@ from prognos.cloud.lineprotocol import record_lines
 from prognos.errors import ConfigError
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
-from tests.test_analytics import batch_defect_fleet, random_fleet
-
-pytestmark = pytest.mark.integration
+from tests.support.analytics_inputs import assert_same_inputs
+from tests.unit.test_analytics import batch_defect_fleet, random_fleet
 
 AS_OF = int(datetime(2024, 6, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
 HOUR_MS = 3_600_000
@@ -82,22 +81,6 @@ def all_points(influx: InfluxClient, database: str) -> dict[str, int]:
         series = influx.query(f'SELECT count("{key}") FROM "{name}"', database=database)
         found[name] = int(series[0].values[0][1]) if series else 0
     return found
-
-
-def assert_same_inputs(ours: Inputs, theirs: Inputs) -> dict[str, int]:
-    """The frames that come from stored records are equal, whatever order their rows came in;
-    the rows of each, by name."""
-    rows = {}
-    for name in ("states", "last_seen", "faults", "fault_counts", "peaks", "baseline", "wear"):
-        mine, other = getattr(ours, name), getattr(theirs, name)
-        keys = [k for k in ("fleet", "vin", "subsystem", "code", "time") if k in mine.columns]
-        if name in ("baseline", "peaks", "fault_counts"):
-            keys = [k for k in keys if k != "time"]
-        mine = mine.sort_values(keys).reset_index(drop=True)
-        other = other[mine.columns].sort_values(keys).reset_index(drop=True)
-        pd.testing.assert_frame_equal(mine, other, check_dtype=False, rtol=1e-9, atol=1e-12, obj=name)
-        rows[name] = len(mine)
-    return rows
 
 
 def test_daily_rollups_give_the_inputs_the_raw_points_give(influx: InfluxClient, database: str) -> None:

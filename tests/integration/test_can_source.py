@@ -1,5 +1,8 @@
 """CAN acquisition with the real Hyundai C-CAN DBC: decoding, counters, the live bus (virtual and
-slcan over a pseudo-terminal), log replay in every format, and the errors for bad files."""
+slcan over a pseudo-terminal), log replay in every format, and the errors for bad files.
+
+In tests/integration though it starts no server: the property runs over damaged logs and frames
+and the real-time replay take about ten seconds, too long for tests/unit (under a minute)."""
 
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ at seeded random points, a network partition lasting simulated hours, and a full
 Each test starts a stack of its own in its tmp dir (`_start_stack`), never the session stack: the
 secure stack users run (TLS, a broker login and ACL per vehicle and per cloud role, InfluxDB
 users with least privilege). It runs real processes: agents (the gateway's spool, forwarder and
-MQTT uplink; tests/chaos_rig.py) and ingest workers (prognos.cloud.ingest.IngestWorker). Records are
+MQTT uplink; tests/support/chaos_rig.py) and ingest workers (prognos.cloud.ingest.IngestWorker). Records are
 deterministic per vehicle and seq, so what the agents produced can be compared with what InfluxDB
 holds, record by record.
 
 The random faults take their seed from PROGNOS_CHAOS_SEED, or draw one; it is printed, and a
-failure names it, so that `PROGNOS_CHAOS_SEED=... pytest tests/test_chaos.py` replays the run.
+failure names it, so that `PROGNOS_CHAOS_SEED=... pytest tests/integration/test_chaos.py` replays the run.
 
 Mosquitto itself loses records it had acknowledged in two cases, described in docs/chaos.md: a
 SIGKILL loses what it received since it last saved its state, and after a restart it routes
@@ -33,7 +33,7 @@ import pytest
 from prognos.cloud.influx import InfluxClient
 from prognos.errors import MissingDependencyError
 from prognos.ops.state import StackInfo
-from tests.chaos_rig import (
+from tests.support.chaos_rig import (
     KINDS,
     UNEXPLAINED,
     AgentProcess,
@@ -58,11 +58,9 @@ from tests.chaos_rig import (
     stored_keys,
     wait_stored,
 )
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
-pytestmark = pytest.mark.integration
-
-SUBSYSTEMS = 2  # health points per record (tests/chaos_rig.py SUBSYSTEMS)
+SUBSYSTEMS = 2  # health points per record (tests/support/chaos_rig.py SUBSYSTEMS)
 
 
 def _start_stack(home: Path) -> StackInfo:
@@ -260,7 +258,7 @@ def spool_file_system(path: Path, size: str) -> Iterator[Path]:
         with small_file_system(path, size) as mounted:
             yield mounted
     except MountRefused as exc:
-        pytest.skip(f"{exc}; tests/test_spool.py covers SQLITE_FULL through max_page_count")
+        pytest.skip(f"{exc}; tests/unit/test_spool.py covers SQLITE_FULL through max_page_count")
 
 
 def test_a_full_spool_disk_keeps_alerts_counts_what_it_cannot_store_and_recovers(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from prognos.cloud.lineprotocol import record_lines
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 
-APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "prognos" / "dashboard" / "app.py")
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from prognos.hil.dealers import make_dms, write_dms
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 
-APP = str(Path(__file__).resolve().parent.parent / "prognos" / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "prognos" / "dashboard" / "app.py")
 PAGES = {
     "fleet": "pages/fleet_health.py",
     "vehicle": "pages/vehicle.py",

@@ -23,9 +23,7 @@ from prognos.hil.scenario import load_scenario, parse_scenario
 from prognos.ops.access import stack_influx
 from prognos.ops.stack import free_port, stack_down
 from prognos.ops.state import read_state
-from tests.helpers import wait_for
-
-pytestmark = pytest.mark.integration
+from tests.support.helpers import wait_for
 
 SCENARIO = """
 name = "demo-test"

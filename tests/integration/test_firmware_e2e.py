@@ -1,6 +1,6 @@
 """From the sensor node's accelerometer to a diagnostic record on the broker: the real firmware
 (firmware/main.py under the MicroPython unix port, hardware scripted by
-tests/micropython_shim/machine.py) writes its frames to a pseudo-terminal, the test carries them
+tests/support/micropython_shim/machine.py) writes its frames to a pseudo-terminal, the test carries them
 to a second one, and a real Gateway (prognos/edge/gateway.py, rules only, a `uart` source on that
 pseudo-terminal) assesses them and publishes to the real broker.
 
@@ -35,10 +35,7 @@ from prognos.edge.rules import BEARING_VIB_G
 from prognos.link import FeaturesFrame, FrameDecoder
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, Trigger
-from tests.firmware_bench import boot_node, micropython_command
-from tests.firmware_reference import bearing_counts, vibration_reference
-from tests.helpers import wait_for
-from tests.test_firmware_node import (
+from tests.integration.test_firmware_node import (
     CAUSE,
     DEFECT_HZ,
     HARMONICS,
@@ -48,7 +45,10 @@ from tests.test_firmware_node import (
     node_config,
     scenario,
 )
-from tests.test_gateway import Listener
+from tests.integration.test_gateway import Listener
+from tests.support.firmware_bench import boot_node, micropython_command
+from tests.support.firmware_reference import bearing_counts, vibration_reference
+from tests.support.helpers import wait_for
 
 WINDOWS = 12  # of 320 ms: 3.84 s of node time
 LINE_BYTES_PER_S = 240  # 2400 baud, 8N1

@@ -1,10 +1,13 @@
 """Fuzzing, the short pass: the record decoder, the sensor-node link, the DMS importer and the
-scenario loader against the Hypothesis strategies of tests/fuzz_strategies.py. Only the
+scenario loader against the Hypothesis strategies of tests/support/fuzz_strategies.py. Only the
 documented error may come out, with a message for people; valid inputs still parse to what they
 hold; no case may take more than its target's CPU-time bound. benchmarks/fuzz.py runs the same
 strategies for 100,000 cases per target (docs/fuzzing.md). With CI set the runs are repeatable.
 
 Each @example is an input fuzzing once found to break its parser.
+
+In tests/integration though it starts no server: the campaigns take 15-40 s, too long for
+tests/unit, which stays under a minute.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from hypothesis import strategies as st
 from prognos.cloud.dms import VEHICLE, Record
 from prognos.link import FrameError, decode_frame
 from prognos.record import DiagnosticRecord
-from tests.fuzz_strategies import (
+from tests.support.fuzz_strategies import (
     SCENARIOS,
     VALID_RECORDS,
     DmsCase,

@@ -31,10 +31,10 @@ from prognos.edge.ota import sign_bundle
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, Trigger, decode_record
 from prognos.topics import diag_topic, status_topic
-from tests.helpers import wait_for
-from tests.test_slice import ingest_running
+from tests.integration.test_slice import ingest_running
+from tests.support.helpers import wait_for
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "prognos" / "models" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "prognos" / "models" / "artifacts"
 PSI_KPA = 6.894757293168361
 T0 = 1_780_000_200.0  # a multiple of 600 s: windows start with the log
 

@@ -23,9 +23,7 @@ from prognos.hil.bench import run_scenario
 from prognos.hil.scenario import BENCH_CATALOG, load_scenario
 from prognos.ops.state import StackInfo
 
-pytestmark = pytest.mark.integration
-
-CI = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "scenarios" / "ci"
+CI = Path(__file__).resolve().parents[2] / "prognos" / "hil" / "scenarios" / "ci"
 PSI_KPA = 6.894757293168361
 
 

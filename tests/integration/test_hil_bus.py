@@ -1,7 +1,10 @@
 """The simulated vehicle's side of the wires: its own DBC and catalog, frames packed with numpy
 that cantools and the agent's decoder read back to the simulator's values, the bench's sample
 count that equals the agent decoder's, the bus sleeping while parked, node frames the link
-decoder reads, and slcan frames the agent dates by its own clock."""
+decoder reads, and slcan frames the agent dates by its own clock.
+
+In tests/integration though it starts no server: the bench runs over a pseudo-terminal and the
+sample-count property take about five seconds, too long for tests/unit (under a minute)."""
 
 from __future__ import annotations
 

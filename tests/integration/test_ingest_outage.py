@@ -24,10 +24,8 @@ from prognos.ops.stack import find_binary, stack_down, stack_up
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger, encode_record
 from prognos.topics import diag_topic, status_topic
-from tests.helpers import wait_for
-from tests.test_slice import ingest_running, normalised, stored_records
-
-pytestmark = pytest.mark.integration
+from tests.integration.test_slice import ingest_running, normalised, stored_records
+from tests.support.helpers import wait_for
 
 SUBSYSTEMS = ("battery", "tires", "brakes", "bearings", "motor")
 START_MS = 1_767_225_600_000

@@ -1,5 +1,8 @@
 """The committed model bundle: it loads on LiteRT, matches the current catalog, carries its
-cards, and separates a developing fault from healthy vehicles."""
+cards, and separates a developing fault from healthy vehicles.
+
+In tests/integration though it starts no server: scoring simulated fleets and running the agent
+on LiteRT take about five seconds, too long for tests/unit (under a minute)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from prognos.hil.simulator import Fault, VehicleSpec, make_fleet
 from prognos.models.dataset import simulate_fleet
 from prognos.models.train import FAULT_OF_SUBSYSTEM
 
-BUNDLE = Path(__file__).resolve().parent.parent / "prognos" / "models" / "artifacts"
+BUNDLE = Path(__file__).resolve().parents[2] / "prognos" / "models" / "artifacts"
 TARGETS = {"battery": 1, "tires": 2, "brakes": 0, "bearings": 3, "motor": 0}
 
 

@@ -1,4 +1,5 @@
-"""A small train, int8 export and parity check (needs the `train` extra: TensorFlow)."""
+"""A small train, int8 export and parity check (needs the `train` extra: TensorFlow). In
+tests/integration though it starts no server: it trains real TensorFlow models."""
 
 from __future__ import annotations
 

@@ -34,11 +34,11 @@ from prognos.receipt import decode_receipt
 from prognos.record import DiagnosticRecord, encode_record
 from prognos.security import BrokerAuth, Credentials
 from prognos.topics import diag_topic, model_topic, stored_topic
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 FLEET = "secfleet"
 DATABASE = "prognos"
-DBC = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "dbc" / "prognos_sim.dbc"
+DBC = Path(__file__).resolve().parents[2] / "prognos" / "hil" / "dbc" / "prognos_sim.dbc"
 VINS = ("SEC00000000000001", "SEC00000000000002", "SEC00000000000003")
 
 

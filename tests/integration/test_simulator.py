@@ -1,4 +1,7 @@
-"""The vehicle simulator: determinism, batching, and physics checks that a wrong model fails."""
+"""The vehicle simulator: determinism, batching, and physics checks that a wrong model fails.
+
+In tests/integration though it starts no server: simulating months of windows takes about ten
+seconds, too long for tests/unit, which stays under a minute."""
 
 from __future__ import annotations
 

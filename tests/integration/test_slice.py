@@ -29,7 +29,7 @@ from prognos.record import (
     encode_record,
 )
 from prognos.topics import diag_topic, parse_topic, status_topic
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 
 @contextmanager

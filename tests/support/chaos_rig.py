@@ -1,14 +1,14 @@
 """The chaos rig: a stack of its own, gateway agents and ingest workers as processes that can be
 SIGKILLed, faults at seeded random times, and the count of records sent against records stored.
 
-tests/test_chaos.py and benchmarks/chaos.py both run on it. The stack is the secure one users
+tests/integration/test_chaos.py and benchmarks/chaos.py both run on it. The stack is the secure one users
 run: TLS with the stack's fleet CA, a broker login and ACL per vehicle (issued as `prognos fleet
 provision` issues them) and per cloud role, and least-privilege InfluxDB users. Its two child
 programs:
 
-    python -m tests.chaos_rig agent --port P --fleet F --vin V --ca-file CA --username U
+    python -m tests.support.chaos_rig agent --port P --fleet F --vin V --ca-file CA --username U
         --password-file PATH --spool PATH --first-seq N [...]
-    python -m tests.chaos_rig ingest --home STACK_HOME --database D --group G --fleet F
+    python -m tests.support.chaos_rig ingest --home STACK_HOME --database D --group G --fleet F
         --client-id C
 
 The agent is the gateway's store-and-forward path (prognos.edge.spool.Spool, prognos.edge.forwarder.Forwarder,
@@ -84,7 +84,7 @@ from prognos.record import (
 )
 from prognos.topics import ROOT, parse_topic
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 DATABASE = "chaos"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 WINDOW_MS = 600_000  # one record per simulated 10-minute window
@@ -514,7 +514,7 @@ class Vehicle:
 
 
 class AgentProcess:
-    """One vehicle's agent as a child process (`python -m tests.chaos_rig agent`)."""
+    """One vehicle's agent as a child process (`python -m tests.support.chaos_rig agent`)."""
 
     def __init__(
         self,
@@ -561,7 +561,7 @@ class AgentProcess:
                 [
                     sys.executable,
                     "-m",
-                    "tests.chaos_rig",
+                    "tests.support.chaos_rig",
                     "agent",
                     *self._argv,
                     "--first-seq",
@@ -631,13 +631,13 @@ class AgentProcess:
 
 
 class IngestProcess:
-    """One ingest worker as a child process (`python -m tests.chaos_rig ingest`), with a fixed
+    """One ingest worker as a child process (`python -m tests.support.chaos_rig ingest`), with a fixed
     client id, so that a start after a kill resumes its persistent session. `subscribed_at`: when
     the broker confirmed its subscription (after each connection)."""
 
     def __init__(self, stack: ChaosStack, *, fleet: str, name: str, log_dir: Path) -> None:
         self._argv = [
-            *("-m", "tests.chaos_rig", "ingest", "--home", str(stack.home), "--database", DATABASE),
+            *("-m", "tests.support.chaos_rig", "ingest", "--home", str(stack.home), "--database", DATABASE),
             *("--group", f"chaos{fleet}", "--fleet", fleet, "--client-id", f"chaos-ingest-{name}"),
         ]
         self._log_path = log_dir / f"ingest-{name}.log"
@@ -1424,4 +1424,4 @@ if __name__ == "__main__":
         sys.exit(_agent_main(rest))
     if program == "ingest":
         sys.exit(_ingest_main(rest))
-    sys.exit("usage: python -m tests.chaos_rig agent|ingest ARGS")
+    sys.exit("usage: python -m tests.support.chaos_rig agent|ingest ARGS")

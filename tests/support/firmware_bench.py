@@ -4,7 +4,7 @@
 line (a pseudo-terminal: the shim's UART writes to the slave side, whose path the bench puts
 into node.json as the UART's id) and the gateway's `UartSource` on a second pseudo-terminal.
 While the node runs, the bench carries the bytes from the first to the second, as the wire
-does, and keeps a copy. `Bench.run()` boots firmware/main.py once with tests/micropython_shim
+does, and keeps a copy. `Bench.run()` boots firmware/main.py once with tests/support/micropython_shim
 first on MICROPYPATH and a scenario for the shim (see its docstring), and returns what came
 over the line and what the shim recorded.
 
@@ -33,10 +33,10 @@ from prognos.edge.buffers import Sample
 from prognos.edge.sources.uart import UartSource
 from prognos.link import FeaturesFrame, Frame, FrameDecoder, StatusFrame
 
-TESTS_DIR = Path(__file__).resolve().parent
-ROOT = TESTS_DIR.parent
+SUPPORT_DIR = Path(__file__).resolve().parent
+ROOT = SUPPORT_DIR.parents[1]
 FIRMWARE_DIR = ROOT / "firmware"
-SHIM_DIR = TESTS_DIR / "micropython_shim"
+SHIM_DIR = SUPPORT_DIR / "micropython_shim"
 BIN_DIR = Path(sys.executable).parent
 
 

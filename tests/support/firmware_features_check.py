@@ -1,7 +1,7 @@
 """Runs under MicroPython (the unix port): firmware/features.py's side of
-tests/test_firmware_features.py.
+tests/unit/test_firmware_features.py.
 
-    MICROPYPATH=firmware micropython tests/firmware_features_check.py REQUEST.json
+    MICROPYPATH=firmware micropython tests/support/firmware_features_check.py REQUEST.json
 
 imports features.py as a node does and prints one JSON answer. Floats travel as the hex of
 their float64 bytes, which keeps NaN intact and every bit of the value. Request:

@@ -1,5 +1,5 @@
 """Fuzzing of the four input parsers: the Hypothesis strategies that make their inputs, and the
-checks that say what each parser may do with them. tests/test_fuzz.py runs a short pass of every
+checks that say what each parser may do with them. tests/integration/test_fuzz.py runs a short pass of every
 target in the test suite; benchmarks/fuzz.py runs 100,000 cases per target. docs/fuzzing.md
 describes both.
 
@@ -77,9 +77,16 @@ from prognos.link import (
     encode_status,
 )
 from prognos.record import FLOAT32_MAX, MAX_RECORD_BYTES, DiagnosticRecord, decode_record, encode_record
-from tests.link_vectors import FEATURES, STATUS, STATUS_FIELDS, features_payload, on_wire, reference_raw
+from tests.support.link_vectors import (
+    FEATURES,
+    STATUS,
+    STATUS_FIELDS,
+    features_payload,
+    on_wire,
+    reference_raw,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors"
 SCENARIOS = ROOT / "prognos" / "hil" / "scenarios"
 

@@ -1,6 +1,6 @@
-"""Runs under MicroPython (the unix port): the link codec's side of tests/test_link_micropython.py.
+"""Runs under MicroPython (the unix port): the link codec's side of tests/unit/test_link_micropython.py.
 
-    MICROPYPATH=firmware micropython tests/micropython_link_check.py REQUEST.json
+    MICROPYPATH=firmware micropython tests/support/micropython_link_check.py REQUEST.json
 
 imports link.py as a node does (from the path, not as a package), does what the request asks
 and prints one JSON answer. Values travel as float32 hex ("0000003f" is 0.5), which keeps NaN

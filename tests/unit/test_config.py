@@ -17,7 +17,7 @@ from prognos.config import (
 )
 from prognos.errors import ConfigError
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.toml"
 
 MINIMAL = """
 [gateway]

@@ -1,17 +1,14 @@
-"""Dealer closure: hand-made networks where the right answer is known, the synthetic DMS data,
-and the command against the real InfluxDB."""
+"""Dealer closure: hand-made networks where the right answer is known, and the synthetic DMS
+data. The command against the real InfluxDB is tests/integration/test_dealer_reassign.py."""
 
 from __future__ import annotations
 
-import csv
 import math
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from prognos.cli import main
 from prognos.cloud.dealer_reassign import (
     Appointment,
     Customer,
@@ -25,11 +22,8 @@ from prognos.cloud.dealer_reassign import (
     weekly_capacity,
 )
 from prognos.cloud.dms import KINDS, parse_row, records_frame
-from prognos.cloud.dms_import import import_files
-from prognos.cloud.influx import InfluxClient
 from prognos.errors import ConfigError
-from prognos.hil.dealers import make_dms, write_dms
-from prognos.ops.state import StackInfo
+from prognos.hil.dealers import make_dms
 
 NOW = int(datetime(2024, 6, 3, 8, 0, tzinfo=UTC).timestamp() * 1000)  # a Monday, 2024-W23
 DAY = 86_400_000
@@ -242,25 +236,3 @@ def test_synthetic_network_closing_a_dealer() -> None:
     # Hamburg's nearest neighbour in the network is Kiel (86 km; Bremen is 95 km away).
     assert {a.to_center for a in customers} == {"SC-04"}
     assert all(a.distance_km == pytest.approx(86, abs=2) for a in customers)
-
-
-@pytest.mark.integration
-def test_the_command_reads_the_imported_data_and_writes_the_csv(
-    stack: StackInfo, influx: InfluxClient, database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rows = make_dms(seed=3, months=2, end=date(2024, 7, 1), order_scale=0.3, vehicles=60)
-    import_files(influx, database, list(write_dms(rows, tmp_path / "dms").values()))
-    out = tmp_path / "moves.csv"
-    argv = ["cloud", "reassign", "--home", stack.home, "--database", database, "--dealer", "DLR-01"]
-    assert main([*argv, "--as-of", "2024-07-01T00:00:00Z", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.startswith("dealer DLR-01 closes SC-01:")
-    assert "unplaced" in printed and f"wrote {out}" in printed
-    with out.open(newline="") as handle:
-        table = list(csv.DictReader(handle))
-    assert table and {r["kind"] for r in table} == {"appointment", "customer"}
-    assert all(r["to_center"] not in ("SC-01",) and r["to_dealer"] != "DLR-01" for r in table)
-    assert all(r["status"] == "placed" and float(r["distance_km"]) > 0 for r in table if r["to_center"])
-
-    assert main([*argv[:-1], "DLR-99"]) == 2
-    assert "dealer 'DLR-99' runs no service center" in capsys.readouterr().err

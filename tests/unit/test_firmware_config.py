@@ -1,5 +1,5 @@
 """firmware/config.py under CPython: node.json validated with defaults, and the boot counter.
-(tests/test_firmware_node.py runs the same module on MicroPython, on the node's flash.)"""
+(tests/integration/test_firmware_node.py runs the same module on MicroPython, on the node's flash.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""firmware/features.py against a numpy reference (tests/firmware_reference.py): under CPython,
+"""firmware/features.py against a numpy reference (tests/support/firmware_reference.py): under CPython,
 and under the real MicroPython unix port with the same signals.
 
 Values must agree within float32 tolerance, the precision the link carries them in. The
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from firmware import features
-from tests.firmware_bench import FIRMWARE_DIR, TESTS_DIR, micropython_command
-from tests.firmware_reference import (
+from tests.support.firmware_bench import FIRMWARE_DIR, SUPPORT_DIR, micropython_command
+from tests.support.firmware_reference import (
     DB_FLOOR,
     G_PER_COUNT,
     VIBRATION_CHANNELS,
@@ -248,7 +248,7 @@ def test_micropython_computes_the_same_features(tmp_path: Path) -> None:
     request_path = tmp_path / "request.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
     result = subprocess.run(
-        [*micropython_command(), str(TESTS_DIR / "firmware_features_check.py"), str(request_path)],
+        [*micropython_command(), str(SUPPORT_DIR / "firmware_features_check.py"), str(request_path)],
         env={"MICROPYPATH": str(FIRMWARE_DIR)},
         capture_output=True,
         text=True,

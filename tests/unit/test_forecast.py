@@ -18,7 +18,7 @@ from prognos.cloud import forecast as fc
 from prognos.cloud import parts
 from prognos.errors import ConfigError
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "forecast.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "forecast.md"
 NAN = math.nan
 
 # ---------------------------------------------------------------- baselines

@@ -15,7 +15,7 @@ from prognos.errors import ConfigError
 from prognos.hil.scenario import BENCH_CATALOG, BENCH_DBC, SHIPPED_MODELS, load_scenario, parse_scenario
 from prognos.hil.simulator import FAULT_KINDS
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "prognos" / "hil" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "prognos" / "hil" / "scenarios"
 MINIMAL = """
 name = "minimal"
 

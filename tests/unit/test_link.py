@@ -34,7 +34,7 @@ from prognos.link import (
     encode_features,
     encode_status,
 )
-from tests.link_vectors import (
+from tests.support.link_vectors import (
     FIRMWARE_DIR,
     STATUS_FIELDS,
     VECTORS_PATH,
@@ -84,7 +84,7 @@ def nonzero_errors(decoder: FrameDecoder) -> dict[str, int]:
 
 def test_vectors_file_matches_its_generator() -> None:
     assert VECTORS_PATH.read_text(encoding="utf-8") == render(build_vectors()), (
-        "tests/vectors/link/frames.json is stale: run python -m tests.link_vectors"
+        "tests/vectors/link/frames.json is stale: run python -m tests.support.link_vectors"
     )
 
 

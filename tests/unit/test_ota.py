@@ -17,7 +17,7 @@ from prognos.edge.detector import load_bundle
 from prognos.edge.ota import ModelStore, generate_key, load_private_key, load_public_key, sign_bundle, verify
 from prognos.errors import ConfigError, RejectedError
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "prognos" / "models" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "prognos" / "models" / "artifacts"
 
 
 @pytest.fixture

