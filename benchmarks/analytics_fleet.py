@@ -68,7 +68,7 @@ from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Tr
 from prognos.sim.dealers import make_dms, write_dms  # noqa: E402
 from prognos.sim.fleet import make_fleet  # noqa: E402
 from prognos.sim.vehicle import Fault, VehicleSpec  # noqa: E402
-from tests.test_analytics_job import assert_same_inputs  # noqa: E402
+from tests.support.analytics_inputs import assert_same_inputs  # noqa: E402
 
 DATABASE = "bench"
 FLEET = "bench"

@@ -4,13 +4,13 @@
         [--rate 25] [--faults-per-minute 12] [--without-receipts] [--crash] [--home DIR]
 
 On a stack of its own (a temporary directory, or --home; the secure stack, with TLS, logins and
-ACLs, each vehicle provisioned), with the code tests/test_chaos.py runs (tests/chaos_rig.py):
-agents (the gateway's spool, forwarder and MQTT uplink, each behind a relay that can partition
-it) and ingest workers as processes; faults at seeded random times, each lasting 0.5-4 s:
-SIGKILL of the broker, of the database, of an ingest worker, of an agent, and a partition of an
-agent's link. At the end every agent drains its spool and each record the agents produced is
-looked up in InfluxDB. One row per fault, with the records produced from it until the next
-fault:
+ACLs, each vehicle provisioned), with the code tests/integration/test_chaos.py runs
+(tests/support/chaos_rig.py): agents (the gateway's spool, forwarder and MQTT uplink, each
+behind a relay that can partition it) and ingest workers as processes; faults at seeded random
+times, each lasting 0.5-4 s: SIGKILL of the broker, of the database, of an ingest worker, of an
+agent, and a partition of an agent's link. At the end every agent drains its spool and each
+record the agents produced is looked up in InfluxDB. One row per fault, with the records
+produced from it until the next fault:
 
     sent     produced: the agent's spool stored it (submit() returned)
     acked    the spool deleted it: on ingest's storage receipt (as shipped), or on the broker's
@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.chaos_rig import (  # noqa: E402
+from tests.support.chaos_rig import (  # noqa: E402
     RECEIPT_TIMEOUT_S,
     ChaosPlan,
     format_report,

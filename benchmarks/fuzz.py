@@ -1,5 +1,5 @@
 """Fuzzing benchmark: each input parser against the Hypothesis strategies of the test suite
-(tests/fuzz_strategies.py), 100,000 cases per target by default.
+(tests/support/fuzz_strategies.py), 100,000 cases per target by default.
 
     .venv/bin/python benchmarks/fuzz.py [--cases 100000] [--target record|link|dms|scenario|all]
                                         [--seed 0] [--out .prognos/fuzz]
@@ -36,7 +36,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz_strategies import TARGETS, Target  # noqa: E402
+from tests.support.fuzz_strategies import TARGETS, Target  # noqa: E402
 
 BATCH = 2_000  # cases per Hypothesis run, so its record of the cases it has tried stays small
 MAX_SAVED = 50  # failing inputs saved per target; all are counted

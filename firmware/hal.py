@@ -1,7 +1,7 @@
 """Runs only on the sensor node (MicroPython): the hardware the firmware touches, over `machine`.
 
 Nothing else in the firmware imports `machine`, so a test replaces the hardware by putting a
-stand-in `machine` module first on the import path (tests/micropython_shim/machine.py).
+stand-in `machine` module first on the import path (tests/support/micropython_shim/machine.py).
 
     Accelerometer  ADXL345 on I2C: samples at its own output data rate into its 32-sample
                    FIFO; read_into() drains the FIFO into the window buffer

@@ -1,5 +1,7 @@
 """Fixtures: one real stack (Mosquitto + InfluxDB) per test session, and per test its own
-database and fleet (so its own topics)."""
+database and fleet (so its own topics). Each test is marked by its folder: tests/unit (starts no
+server), tests/integration (a real broker or database, or slow) and tests/browser (Chromium);
+tests/support holds the rigs and helpers they import."""
 
 from __future__ import annotations
 
@@ -17,14 +19,35 @@ from prognos.errors import MissingDependencyError
 from prognos.ops.stack import stack_down, stack_up
 from prognos.ops.state import StackInfo
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+TESTS_DIR = Path(__file__).resolve().parent
+SHARED_DATA = TESTS_DIR.parent.parent / "shared" / "data"
+KINDS = ("unit", "integration", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its kind, the folder it lives in, so `-m unit` and the like select
+    by folder too."""
+    misplaced: set[str] = set()
+    for item in items:
+        path = item.path.resolve()
+        if not path.is_relative_to(TESTS_DIR):
+            continue
+        parts = path.relative_to(TESTS_DIR).parts
+        if len(parts) > 1 and parts[0] in KINDS:
+            item.add_marker(parts[0])
+        else:
+            misplaced.add(item.nodeid.split("::")[0])
+    if misplaced:
+        raise pytest.UsageError(
+            f"tests outside tests/unit, tests/integration and tests/browser: {', '.join(sorted(misplaced))}"
+        )
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     home = tmp_path_factory.mktemp("stack")
     try:
-        # The development stack (anonymous, plain); tests/test_security.py runs the secure one.
+        # The development stack (anonymous, plain); tests/integration/test_security.py runs the secure one.
         info, _ = stack_up(home, secure=False)
     except MissingDependencyError as exc:
         if os.environ.get("CI"):
