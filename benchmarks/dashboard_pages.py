@@ -56,7 +56,6 @@ from prognos.cloud.analytics_job import (  # noqa: E402
 )
 from prognos.cloud.dms import KINDS, parse_row, point_line  # noqa: E402
 from prognos.cloud.dms_import import import_files  # noqa: E402
-from prognos.cloud.influx import InfluxClient  # noqa: E402
 from prognos.cloud.lineprotocol import (  # noqa: E402
     dead_letter_line,
     gateway_status_line,
@@ -64,6 +63,7 @@ from prognos.cloud.lineprotocol import (  # noqa: E402
     record_lines,
 )
 from prognos.cloud.parts import FAULT_PARTS  # noqa: E402
+from prognos.cloud.storage.client import InfluxClient  # noqa: E402
 from prognos.hil.dealers import make_dms, write_dms  # noqa: E402
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402

@@ -65,7 +65,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from prognos.backoff import Backoff
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.config import BrokerConfig
 from prognos.edge.forwarder import FlushTimeout, Forwarder
 from prognos.edge.spool import RESERVE_BYTES, Spool, priority_for

@@ -20,8 +20,8 @@ from prognos.cli import main
 from prognos.cloud.analytics import DAY_MS, Inputs
 from prognos.cloud.analytics_job import SCHEMA, read_inputs, rfc3339, run_every, run_once
 from prognos.cloud.dms import KINDS, parse_row, point_line
-from prognos.cloud.influx import InfluxClient
 from prognos.cloud.lineprotocol import record_lines
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState

@@ -26,7 +26,7 @@ from prognos.cloud.dealer_reassign import (
 )
 from prognos.cloud.dms import KINDS, parse_row, records_frame
 from prognos.cloud.dms_import import import_files
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.hil.dealers import make_dms, write_dms
 from prognos.ops.state import StackInfo

@@ -33,7 +33,7 @@ from prognos.cloud.dms import (
     validate,
 )
 from prognos.cloud.dms_import import RejectedFilesError, check_files, import_files, read_file
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.hil.dealers import make_dms, write_dms
 from prognos.ops.state import StackInfo

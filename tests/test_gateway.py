@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from prognos.cloud.influx import InfluxClient
 from prognos.cloud.model_push import push_bundle
+from prognos.cloud.storage.client import InfluxClient
 from prognos.config import parse_gateway_config
 from prognos.edge.gateway import SEQS_PER_RUN, Gateway
 from prognos.edge.ota import sign_bundle

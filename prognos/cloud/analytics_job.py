@@ -42,9 +42,9 @@ from prognos.cloud.analytics import (
     parts_failures,
 )
 from prognos.cloud.dealer_data import vehicles
-from prognos.cloud.influx import BatchTooLargeError, InfluxClient, quote_identifier
 from prognos.cloud.lineprotocol import escape_key, string_field
 from prognos.cloud.parts import DEFAULT_LEAD_TIME_WEEKS
+from prognos.cloud.storage.client import BatchTooLargeError, InfluxClient, quote_identifier
 from prognos.errors import ConfigError, RejectedError, TransientError
 
 log = logging.getLogger(__name__)

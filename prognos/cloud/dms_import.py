@@ -26,7 +26,7 @@ from prognos.cloud.dms import (
     point_line,
     validate,
 )
-from prognos.cloud.influx import BatchTooLargeError, InfluxClient, quote_identifier
+from prognos.cloud.storage.client import BatchTooLargeError, InfluxClient, quote_identifier
 from prognos.errors import ConfigError, RejectedError, TransientError
 
 log = logging.getLogger(__name__)

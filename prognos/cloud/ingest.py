@@ -38,13 +38,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from prognos.cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
 from prognos.cloud.lineprotocol import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
     record_lines,
 )
+from prognos.cloud.storage.client import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
 from prognos.errors import DecodeError, RejectedError, TransientError
 from prognos.receipt import MAX_SEQS, encode_receipt
 from prognos.record import decode_record

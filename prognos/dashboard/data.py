@@ -29,7 +29,7 @@ import pandas as pd
 import streamlit as st
 
 from prognos.cloud.dealer_data import DealerReport, dealer_report
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError, PrognosError, RejectedError
 from prognos.ops.state import default_home, load_stack
 
