@@ -21,7 +21,6 @@ from prognos.cloud.dms import (
     Kind,
     decode_table,
     detect_kind,
-    field_types,
     kind_named,
     point_line,
     validate,
@@ -181,10 +180,10 @@ def check_field_types(influx: InfluxClient, database: str, kinds: Iterable[Kind]
     InfluxDB would drop those points (a partial write) and keep the others."""
     conflicts = []
     for kind in kinds:
-        expected = field_types(kind)
+        expected = kind.measurement.fields
         series = influx.query(f"SHOW FIELD KEYS FROM {quote_identifier(kind.name)}", database=database)
         for row in (row for s in series for row in s.rows()):
-            key, stored = row.get("fieldKey"), row.get("fieldType")
+            key, stored = str(row.get("fieldKey")), row.get("fieldType")
             if key in expected and stored != expected[key]:
                 conflicts.append(f"{kind.name}.{key} is {stored} in the database, {expected[key]} here")
     if conflicts:
