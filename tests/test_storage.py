@@ -1,13 +1,24 @@
 """Storage: the encoder against hand-written line protocol, the schema against what the code
-writes."""
+writes, and the writer against a small HTTP server of the test's own
+that answers /write with scripted statuses (413, 429 and 503 with or without Retry-After,
+400, 404 database not found)."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 import re
 import subprocess
 import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -20,8 +31,11 @@ from prognos.cloud.lineprotocol import (
     record_lines,
 )
 from prognos.cloud.storage import schema
+from prognos.cloud.storage.client import BatchTooLargeError, InfluxClient
 from prognos.cloud.storage.encode import encode, encode_row
 from prognos.cloud.storage.measurement import FieldPattern, FieldType, Measurement, SchemaError
+from prognos.cloud.storage.writer import InfluxWriter, WriteStopped
+from prognos.errors import RejectedError, ThrottledError, TransientError
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
 from prognos.status import FIELDS, status_message
 
@@ -220,8 +234,235 @@ def test_the_dashboard_reads_only_declared_measurements() -> None:
     assert read and read <= set(schema.MEASUREMENTS), read - set(schema.MEASUREMENTS)
 
 
+def test_only_the_writer_sends_points() -> None:
+    """Every write goes through InfluxWriter: nothing else in prognos calls the client's write."""
+    callers = []
+    for path in (ROOT / "prognos").rglob("*.py"):
+        if path.parent.name == "storage":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"(influx|client)\.write\(", text):
+            callers.append(path.relative_to(ROOT))
+    assert callers == []
+
+
 def test_the_schema_loads_without_pandas() -> None:
     """Ingest imports the schema, which holds the DMS kinds: loading them must not cost an
     ingest worker pandas (a second and 50 MB)."""
     code = "import sys, prognos.cloud.ingest; sys.exit('pandas' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+
+
+def test_ingest_reads_the_retry_delay_from_the_typed_error() -> None:
+    source = (ROOT / "prognos" / "cloud" / "ingest.py").read_text(encoding="utf-8")
+    assert "retry_after" not in source and "getattr(exc" not in source
+
+
+# ---------------------------------------------------------------- the writer, against an HTTP server
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+
+
+Script = Callable[[list[str]], Answer | None]  # the lines of a /write -> a scripted answer, or None: 204
+
+
+@dataclass
+class ScriptedInflux:
+    """An HTTP server that answers /write as the test scripts it and keeps what it stored."""
+
+    url: str
+    answers: deque[Answer] = field(default_factory=deque)  # answered first, one per /write
+    rule: Script = lambda lines: None
+    stored: list[str] = field(default_factory=list)
+    writes: list[tuple[float, list[str], str]] = field(default_factory=list)  # time, lines, precision
+    queries: list[str] = field(default_factory=list)
+    databases: set[str] = field(default_factory=lambda: {"db"})
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedInflux]:
+    state: list[ScriptedInflux] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _answer(self, answer: Answer) -> None:
+            body = answer.body.encode()
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            me = state[0]
+            url = urlparse(self.path)
+            params = {k: v[0] for k, v in parse_qs(url.query).items()}
+            data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if url.path == "/query":
+                me.queries.append(params["q"])
+                name = params["q"].removeprefix("CREATE DATABASE ").strip('"')
+                me.databases.add(name)
+                return self._answer(Answer(200, {"Content-Type": "application/json"}, '{"results":[{}]}'))
+            lines = gzip.decompress(data).decode().splitlines()
+            me.writes.append((time.monotonic(), lines, params["precision"]))
+            if params["db"] not in me.databases:
+                return self._answer(
+                    Answer(404, body=json.dumps({"error": f'database not found: "{params["db"]}"'}))
+                )
+            answer = me.answers.popleft() if me.answers else me.rule(lines)
+            if answer is None:
+                me.stored.extend(lines)
+                answer = Answer(204)
+            self._answer(answer)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.append(ScriptedInflux(f"http://127.0.0.1:{httpd.server_address[1]}"))
+    thread = threading.Thread(target=httpd.serve_forever, name="scripted-influx", daemon=True)
+    thread.start()
+    try:
+        yield state[0]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def client(server: ScriptedInflux) -> Iterator[InfluxClient]:
+    influx = InfluxClient(server.url, timeout_s=5.0)
+    yield influx
+    influx.close()
+
+
+def at_most(lines_per_request: int) -> Script:
+    """A server whose body limit holds `lines_per_request` lines."""
+    return lambda lines: (
+        Answer(413, body='{"error":"Request Entity Too Large"}') if len(lines) > lines_per_request else None
+    )
+
+
+def test_a_batch_too_large_is_halved_until_it_fits(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.rule = at_most(3)
+    lines = [f"m v={i}i {i}" for i in range(20)]
+    done: list[int] = []
+    InfluxWriter(client=client, database="db", batch_lines=8).write(
+        lines, precision="ns", progress=done.append
+    )
+    assert server.stored == lines and done == [8, 8, 4]
+    assert all(precision == "ns" for _, _, precision in server.writes)
+    assert max(len(sent) for _, sent, _ in server.writes if len(sent) <= 3) == 2  # 8 -> 4 -> 2
+
+
+def test_a_line_too_large_alone_is_refused(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.rule = lambda lines: Answer(413) if any("huge" in line for line in lines) else None
+    with pytest.raises(BatchTooLargeError):
+        InfluxWriter(client=client, database="db").write(["m v=1i 1", 'm s="huge" 2'], precision="ms")
+    assert server.stored == ["m v=1i 1"]
+
+
+def test_429_and_503_are_throttled_errors_with_the_servers_retry_after(
+    server: ScriptedInflux, client: InfluxClient
+) -> None:
+    server.answers.append(Answer(429, {"Retry-After": "7"}, '{"error":"slow down"}'))
+    with pytest.raises(ThrottledError, match="InfluxDB answered 429: slow down") as caught:
+        client.write("db", ["m v=1i 1"])
+    assert caught.value.retry_after_s == 7.0 and isinstance(caught.value, TransientError)
+    server.answers.extend([Answer(503), Answer(503, {"Retry-After": "soon"})])
+    for _ in range(2):
+        with pytest.raises(ThrottledError) as caught:
+            client.write("db", ["m v=1i 1"])
+        assert caught.value.retry_after_s is None
+
+
+def test_the_writer_waits_as_long_as_retry_after_says(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.answers.extend([Answer(429, {"Retry-After": "0.3"}), Answer(503, {"Retry-After": "0.2"})])
+    retries: list[tuple[str, float]] = []
+    writer = InfluxWriter(
+        client=client, database="db", on_retry=lambda e, d: retries.append((type(e).__name__, d))
+    )
+    writer.write(["m v=1i 1"], precision="ms")
+    assert retries == [("ThrottledError", 0.3), ("ThrottledError", 0.2)]
+    (first, _, _), (second, _, _), (third, _, _) = server.writes
+    assert second - first >= 0.3 and third - second >= 0.2
+    assert server.stored == ["m v=1i 1"]
+
+
+def test_without_retry_after_the_writer_backs_off_with_jitter(
+    server: ScriptedInflux, client: InfluxClient
+) -> None:
+    server.answers.extend([Answer(503), Answer(500), Answer(503, {"Retry-After": "0"})])
+    delays: list[float] = []
+    writer = InfluxWriter(
+        client=client,
+        database="db",
+        backoff_base_s=0.01,
+        backoff_cap_s=0.02,
+        on_retry=lambda e, d: delays.append(d),
+    )
+    writer.write(["m v=1i 1"], precision="ms")
+    assert len(delays) == 3 and 0 <= delays[0] <= 0.01 and all(0 <= d <= 0.02 for d in delays[1:])
+    assert server.stored == ["m v=1i 1"]
+
+
+def test_the_attempts_are_a_budget(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.rule = lambda lines: Answer(503, {"Retry-After": "0.01"})
+    with pytest.raises(ThrottledError) as caught:
+        InfluxWriter(client=client, database="db", attempts=3).write(["m v=1i 1"], precision="ms")
+    assert caught.value.retry_after_s == 0.01 and len(server.writes) == 3
+    with pytest.raises(ThrottledError):
+        InfluxWriter(client=client, database="db", attempts=1).write(["m v=1i 1"], precision="ms")
+    assert len(server.writes) == 4
+
+
+def test_a_stop_ends_the_retries(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.rule = lambda lines: Answer(503, {"Retry-After": "30"})
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(WriteStopped):
+        InfluxWriter(client=client, database="db", stop=stop).write(["m v=1i 1"], precision="ms")
+    assert time.monotonic() - started < 5 and server.stored == []
+
+
+def test_a_missing_database_is_created_when_asked(server: ScriptedInflux, client: InfluxClient) -> None:
+    InfluxWriter(client=client, database="new", create_database=True).write(["m v=1i 1"], precision="ms")
+    assert server.queries == ['CREATE DATABASE "new"'] and server.stored == ["m v=1i 1"]
+    with pytest.raises(TransientError, match="database not found"):
+        InfluxWriter(client=client, database="other", attempts=1).write(["m v=1i 1"], precision="ms")
+
+
+def test_refused_data_is_not_retried(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.rule = lambda lines: Answer(400, body='{"error":"field type conflict"}')
+    with pytest.raises(RejectedError, match="field type conflict"):
+        InfluxWriter(client=client, database="db").write(["m v=1i 1"], precision="ms")
+    assert len(server.writes) == 1
+
+
+def test_groups_refused_come_back_and_the_others_are_stored(
+    server: ScriptedInflux, client: InfluxClient
+) -> None:
+    poison = lambda lines: Answer(400, body='{"error":"partial write: field type conflict"}')  # noqa: E731
+    big = at_most(4)
+    server.rule = lambda lines: (
+        poison(lines) if any("poison" in line for line in lines) else big(lines) if len(lines) > 4 else None
+    )
+    groups = [
+        ["a v=1i 1", "a w=1i 1"],
+        ['b s="poison" 1'],
+        ["c v=1i 1", "c w=1i 1"],
+        [f"d v={i}i {i}" for i in range(5)],  # too large alone
+        ["e v=1i 1"],
+    ]
+    refused = InfluxWriter(client=client, database="db").write_groups(groups, precision="ms")
+    assert [index for index, _ in refused] == [1, 3]
+    assert "field type conflict" in str(refused[0][1]) and isinstance(refused[1][1], BatchTooLargeError)
+    assert sorted(server.stored) == sorted([*groups[0], *groups[2], *groups[4]])
+    assert InfluxWriter(client=client, database="db").write_groups([], precision="ms") == []

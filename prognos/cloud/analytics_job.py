@@ -12,8 +12,8 @@ A run at time T writes a snapshot: every result point is stamped T, and an `anal
 point at T, written last, says the snapshot is complete. Running again at the same T first
 deletes that snapshot, so nothing is duplicated and nothing stale is left; a run at a new T
 adds a new snapshot. Snapshots older than `keep_days` are deleted. Every measurement written is
-declared in prognos.cloud.storage.schema; docs/analytics.md says what the dashboard reads in
-them.
+declared in prognos.cloud.storage.schema and written through prognos.cloud.storage.writer;
+docs/analytics.md says what the dashboard reads in them.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ from prognos.cloud.analytics import (
 from prognos.cloud.dealer_data import vehicles
 from prognos.cloud.parts import DEFAULT_LEAD_TIME_WEEKS
 from prognos.cloud.storage import schema
-from prognos.cloud.storage.client import BatchTooLargeError, InfluxClient, quote_identifier
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.cloud.storage.encode import encode, encode_row
 from prognos.cloud.storage.measurement import Measurement
+from prognos.cloud.storage.writer import InfluxWriter
 from prognos.errors import ConfigError, RejectedError, TransientError
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ BASELINE_DAYS = 7.0  # the drift baseline: mean health over the window's first d
 BATCH_LINES = 5000
 QUERY_TIMEOUT_S = 120.0  # aggregates over a fleet's month may take a while on a busy server
 
+# A failed write ends the run, whose snapshot then has no marker: the next run writes it again,
+# and `--every` reports the failure and goes on at the next run's time.
+WRITE_ATTEMPTS = 1
 PRECISION = schema.ANALYTICS_RUN.precision  # of every point the job writes
 
 
@@ -357,7 +361,7 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
                 _rows(influx, database, text, params, method="POST")
                 longest = max(longest, time.monotonic() - started)
             markers = [encode(schema.ANALYTICS_ROLLUP_DAY, {}, {"done": True}, day) for day in chunk]
-            influx.write(database, markers, precision=PRECISION)
+            _writer(influx, database).write(markers, precision=PRECISION)
         except TransientError as exc:
             log.warning("rollup of %s stopped (%s); the next run goes on with it", rfc3339(chunk[0]), exc)
             break
@@ -726,20 +730,8 @@ def _delete(
     )
 
 
-def _write(influx: InfluxClient, database: str, lines: list[str]) -> None:
-    for start in range(0, len(lines), BATCH_LINES):
-        _write_batch(influx, database, lines[start : start + BATCH_LINES])
-
-
-def _write_batch(influx: InfluxClient, database: str, batch: list[str]) -> None:
-    try:
-        influx.write(database, batch, precision=PRECISION)
-    except BatchTooLargeError:
-        if len(batch) == 1:
-            raise
-        half = len(batch) // 2
-        _write_batch(influx, database, batch[:half])
-        _write_batch(influx, database, batch[half:])
+def _writer(influx: InfluxClient, database: str) -> InfluxWriter:
+    return InfluxWriter(client=influx, database=database, batch_lines=BATCH_LINES, attempts=WRITE_ATTEMPTS)
 
 
 BEGUN = schema.ANALYTICS_BEGUN.name  # one point per snapshot whose writing began: where results may lie
@@ -775,11 +767,12 @@ def write_snapshot(
         _delete(influx, database, schema.ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
         for measurement in schema.ANALYTICS_RESULTS:
             _delete(influx, database, measurement.name, "time >= $t AND time <= $t", at)
-    _write(influx, database, [encode(schema.ANALYTICS_BEGUN, {}, {"begun": True}, as_of_ms)])
-    _write(influx, database, lines)
+    writer = _writer(influx, database)
+    writer.write([encode(schema.ANALYTICS_BEGUN, {}, {"begun": True}, as_of_ms)], precision=PRECISION)
+    writer.write(lines, precision=PRECISION)
     marker = encode_row(schema.ANALYTICS_RUN, counts, as_of_ms)
     if marker is not None:
-        _write(influx, database, [marker])
+        writer.write([marker], precision=PRECISION)
     if keep_days is not None and keep_days > 0:
         cutoff = {"cutoff": rfc3339(as_of_ms - int(keep_days * DAY_MS))}
         if _any(influx, database, "time < $cutoff", cutoff):
