@@ -1,5 +1,5 @@
 """Storage: the encoder against hand-written line protocol, the schema against what the code
-writes, and the writer against a small HTTP server of the test's own
+writes and what the docs list, and the writer against a small HTTP server of the test's own
 that answers /write with scripted statuses (413, 429 and 503 with or without Retry-After,
 400, 404 database not found)."""
 
@@ -256,6 +256,38 @@ def test_the_schema_loads_without_pandas() -> None:
 def test_ingest_reads_the_retry_delay_from_the_typed_error() -> None:
     source = (ROOT / "prognos" / "cloud" / "ingest.py").read_text(encoding="utf-8")
     assert "retry_after" not in source and "getattr(exc" not in source
+
+
+def test_the_storage_page_lists_every_measurement_with_its_tags_and_fields() -> None:
+    text = (ROOT / "docs" / "storage.md").read_text(encoding="utf-8")
+    for measurement in schema.MEASUREMENTS.values():
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{measurement.name}` |")]
+        assert len(rows) == 1, measurement.name
+        for tag in measurement.tags:
+            assert f"`{tag}`" in rows[0].split(" | ")[1], (measurement.name, tag)
+        for name, kind in measurement.fields.items():
+            assert f"`{name}` {kind}" in rows[0], (measurement.name, name)
+
+
+def test_the_gateway_page_lists_every_status_field() -> None:
+    text = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
+    for status_field in FIELDS:
+        assert re.search(rf"^\| `{status_field.name}` \| {status_field.type} \|", text, re.M), (
+            status_field.name
+        )
+    message = status_message(
+        model_id="m",
+        model_version="v",
+        windows=0,
+        records=0,
+        source_errors=0,
+        model_updates=0,
+        model_updates_rejected=0,
+        model_rollbacks=0,
+        last_model_error="",
+        counters={},
+    )
+    assert tuple(message) == tuple(f.name for f in FIELDS)
 
 
 # ---------------------------------------------------------------- the writer, against an HTTP server
