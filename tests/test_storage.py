@@ -471,6 +471,16 @@ def test_a_missing_database_is_created_when_asked(server: ScriptedInflux, client
         InfluxWriter(client=client, database="other", attempts=1).write(["m v=1i 1"], precision="ms")
 
 
+def test_a_database_that_stays_missing_is_waited_for(server: ScriptedInflux, client: InfluxClient) -> None:
+    server.rule = lambda lines: Answer(404, body='{"error":"database not found: \\"db\\""}')
+    writer = InfluxWriter(
+        client=client, database="db", attempts=2, create_database=True, backoff_base_s=0.01, backoff_cap_s=0.1
+    )
+    with pytest.raises(TransientError, match="database not found"):
+        writer.write(["m v=1i 1"], precision="ms")
+    assert server.queries == ['CREATE DATABASE "db"'] * 2 and len(server.writes) == 4
+
+
 def test_refused_data_is_not_retried(server: ScriptedInflux, client: InfluxClient) -> None:
     server.rule = lambda lines: Answer(400, body='{"error":"field type conflict"}')
     with pytest.raises(RejectedError, match="field type conflict"):

@@ -64,9 +64,8 @@ class InfluxWriter:
             raise ConfigError(f"batch_lines must be at least 1, not {batch_lines}")
         if attempts is not None and attempts < 1:
             raise ConfigError(f"attempts must be at least 1 (or None: until stopped), not {attempts}")
-        Backoff(
-            base_s=backoff_base_s, cap_s=backoff_cap_s
-        )  # ConfigError now rather than at the first failure
+        # Each retried call draws from a Backoff of its own; this one refuses bad settings now.
+        Backoff(base_s=backoff_base_s, cap_s=backoff_cap_s)
         self.client = client
         self.database = database
         self.batch_lines = batch_lines
@@ -146,16 +145,19 @@ class InfluxWriter:
         of writes."""
         backoff: Backoff | None = None
         tries = 0
+        created = False
         while True:
             try:
                 action()
                 return
             except DatabaseNotFoundError as exc:
-                if not self.create_database:
+                if not self.create_database or created:  # still missing: wait before creating again
                     failure: TransientError = exc
+                    created = False
                 else:
                     log.info("database %s does not exist: creating it", self.database)
                     self.ensure_database()
+                    created = True
                     continue
             except TransientError as exc:
                 failure = exc
