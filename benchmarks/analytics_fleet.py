@@ -58,8 +58,8 @@ from prognos.cloud.analytics_job import (  # noqa: E402
     run_once,
 )
 from prognos.cloud.dms_import import import_files  # noqa: E402
-from prognos.cloud.influx import InfluxClient, Series  # noqa: E402
 from prognos.cloud.lineprotocol import record_lines  # noqa: E402
+from prognos.cloud.storage.client import InfluxClient, Series  # noqa: E402
 from prognos.errors import RejectedError  # noqa: E402
 from prognos.ops import stack as stack_module  # noqa: E402
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402

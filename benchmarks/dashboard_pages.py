@@ -44,19 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prognos.cloud.analytics import CAMPAIGN_CHECKS, RECOMMENDED_ACTIONS  # noqa: E402
-from prognos.cloud.analytics_job import (  # noqa: E402
-    ALERT,
-    ANALYTICS_RUN,
-    CAMPAIGN_VEHICLE,
-    COHORT,
-    PARTS_FORECAST,
-    PARTS_REORDER,
-    SERVICE_LIST,
-    point,
-)
 from prognos.cloud.dms import KINDS, parse_row, point_line  # noqa: E402
 from prognos.cloud.dms_import import import_files  # noqa: E402
-from prognos.cloud.influx import InfluxClient  # noqa: E402
 from prognos.cloud.lineprotocol import (  # noqa: E402
     dead_letter_line,
     gateway_status_line,
@@ -64,6 +53,17 @@ from prognos.cloud.lineprotocol import (  # noqa: E402
     record_lines,
 )
 from prognos.cloud.parts import FAULT_PARTS  # noqa: E402
+from prognos.cloud.storage.client import InfluxClient  # noqa: E402
+from prognos.cloud.storage.encode import encode_row  # noqa: E402
+from prognos.cloud.storage.schema import (  # noqa: E402
+    ALERT,
+    ANALYTICS_RUN,
+    CAMPAIGN_VEHICLE,
+    COHORT,
+    PARTS_FORECAST,
+    PARTS_REORDER,
+    SERVICE_LIST,
+)
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger  # noqa: E402
 from prognos.sim.dealers import make_dms, write_dms  # noqa: E402
@@ -224,7 +224,7 @@ def snapshot_lines(
                 "action": RECOMMENDED_ACTIONS.get(code, "Inspect the subsystem at the next visit."),
                 "reason": f"{code}: synthetic benchmark alert",
             }
-            lines.append(point(ALERT, values, at_ms) or "")
+            lines.append(encode_row(ALERT, values, at_ms) or "")
             if band == "act":
                 service = {
                     "vin": row["vin"],
@@ -236,7 +236,7 @@ def snapshot_lines(
                     "codes": code,
                     "reason": "synthetic",
                 }
-                lines.append(point(SERVICE_LIST, service, at_ms) or "")
+                lines.append(encode_row(SERVICE_LIST, service, at_ms) or "")
     lots = [f"L{lot:03d}" for lot in (7, 23, 61)]
     for k, lot in enumerate(lots + [f"L{lot:03d}" for lot in (2, 3, 4, 5, 6)]):
         code = CODES[k % len(CODES)]
@@ -264,7 +264,7 @@ def snapshot_lines(
             "campaign_vehicles": len(members) if campaign else 0,
             "not_yet_affected": len(members) - len(members) // 5 if campaign else 0,
         }
-        lines.append(point(COHORT, cohort, at_ms) or "")
+        lines.append(encode_row(COHORT, cohort, at_ms) or "")
         for j, member in enumerate(members if campaign else []):
             vehicle = {
                 "cohort": cohort_id,
@@ -282,7 +282,7 @@ def snapshot_lines(
                 "part": FAULT_PARTS[code].part,
                 "check": CAMPAIGN_CHECKS[code],
             }
-            lines.append(point(CAMPAIGN_VEHICLE, vehicle, at_ms) or "")
+            lines.append(encode_row(CAMPAIGN_VEHICLE, vehicle, at_ms) or "")
     centers = sorted({r["service_center"] for r in registry})
     for center in centers:
         for spec in FAULT_PARTS.values():
@@ -303,7 +303,7 @@ def snapshot_lines(
                     "low": 0,
                     "high": int(demand * 2) + 1,
                 }
-                lines.append(point(PARTS_FORECAST, forecast, at_ms) or "")
+                lines.append(encode_row(PARTS_FORECAST, forecast, at_ms) or "")
             on_hand = float(rng.integers(0, 12))
             reorder = {
                 "service_center": center,
@@ -317,7 +317,7 @@ def snapshot_lines(
                 "reorder_point": 5,
                 "order_qty": max(0, 5 - int(on_hand)),
             }
-            lines.append(point(PARTS_REORDER, reorder, at_ms) or "")
+            lines.append(encode_row(PARTS_REORDER, reorder, at_ms) or "")
     counts = {
         "window_start_ms": at_ms - 30 * DAY_MS,
         "lookback_days": 30.0,
@@ -337,7 +337,7 @@ def snapshot_lines(
         "campaigns": 3,
         "service_list": len(act),
     }
-    lines.append(point(ANALYTICS_RUN, counts, at_ms) or "")
+    lines.append(encode_row(ANALYTICS_RUN, counts, at_ms) or "")
     return [line for line in lines if line]
 
 

@@ -17,6 +17,15 @@ class TransientError(PrognosError):
     """A peer is unreachable or busy: retry with backoff."""
 
 
+class ThrottledError(TransientError):
+    """A peer asked to be left alone for a while (HTTP 429 or 503): retry after `retry_after_s`
+    seconds when it said how long (Retry-After), else with backoff."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class RejectedError(PrognosError):
     """A peer refused the data for good: dead-letter it and count; never retry."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prognos.cloud.influx import InfluxClient, quote_identifier
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.errors import MissingDependencyError
 from prognos.ops.stack import stack_down, stack_up
 from prognos.ops.state import StackInfo

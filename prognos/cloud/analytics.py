@@ -43,6 +43,7 @@ from prognos.cloud.parts import (
     failures_from_faults,
     plan_parts,
 )
+from prognos.cloud.storage import schema
 
 DAY_MS = 86_400_000
 Z_INTERVAL = NormalDist().inv_cdf((1.0 + DAYS_INTERVAL) / 2.0)  # 1.2816: the 10% / 90% quantiles
@@ -130,91 +131,16 @@ class AnalyticsSettings:
 
 DEFAULT_SETTINGS = AnalyticsSettings()
 
-ALERT_COLUMNS = (
-    "fleet",
-    "vin",
-    "code",
-    "priority",
-    "kind",
-    "subsystem",
-    "health",
-    "anomaly_score",
-    "confidence",
-    "days_left",
-    "days_low_left",
-    "days_high_left",
-    "band",
-    "vehicle_health",
-    "last_seen_ms",
-    "action",
-    "reason",
+# The result tables have the columns their measurements store (prognos.cloud.storage.schema),
+# but for what the job adds: the rank (a row's place), a cohort's campaign counts; a campaign
+# vehicle's cohort is the tag `cohort`.
+ALERT_COLUMNS = schema.ALERT.column_names(without=("rank",))
+COHORT_COLUMNS = schema.COHORT.column_names(
+    first=("cohort_id",), without=("campaign_vehicles", "not_yet_affected")
 )
-COHORT_COLUMNS = (
-    "cohort_id",
-    "attribute",
-    "value",
-    "code",
-    "affected",
-    "cohort_size",
-    "registered",
-    "share",
-    "base_rate",
-    "lift",
-    "p_value",
-    "q_value",
-    "status",
-    "covered_by",
-    "part",
-    "part_name",
-    "check",
-)
-CAMPAIGN_COLUMNS = (
-    "cohort_id",
-    "vin",
-    "attribute",
-    "value",
-    "code",
-    "status",
-    "affected",
-    "model",
-    "lot",
-    "owner_name",
-    "owner_contact",
-    "service_center",
-    "part",
-    "check",
-)
-SERVICE_COLUMNS = (
-    "vin",
-    "fleet",
-    "owner_name",
-    "owner_contact",
-    "service_center",
-    "registered",
-    "due_ms",
-    "due_date",
-    "failure_ms",
-    "failure_date",
-    "days_left",
-    "codes",
-    "parts",
-    "reason",
-)
-INTERVAL_COLUMNS = (
-    "vin",
-    "subsystem",
-    "part",
-    "method",
-    "days_of_data",
-    "health",
-    "wear_rate_per_day",
-    "fleet_rate_per_day",
-    "relative_rate",
-    "standard_interval_days",
-    "interval_days",
-    "next_service_days",
-    "next_service_date",
-)
+CAMPAIGN_COLUMNS = ("cohort_id", *schema.CAMPAIGN_VEHICLE.column_names(without=("cohort",)))
+SERVICE_COLUMNS = schema.SERVICE_LIST.column_names(without=("rank",))
+INTERVAL_COLUMNS = schema.MAINTENANCE_INTERVAL.column_names(first=("vin", "subsystem"))
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:

@@ -3,16 +3,17 @@
 Every query is fixed text with bound parameters; aggregation runs in InfluxDB (the latest
 point per vehicle and subsystem or fault code, maxima, counts, daily sums). Whole settled days
 are read from daily rollups the job keeps in InfluxDB itself (SELECT ... INTO, one point per
-series and day: `rollup_health_day`, `rollup_diag_day`, `rollup_fault_day`, each day marked
-in `analytics_rollup`), the rest of the window from the raw points, so a run's cost grows with
+series and day, in the `rollup` retention policy: `health_day`, `diag_day`, `fault_day`, each
+day marked in `analytics_rollup_day`), the rest of the window from the raw points, so a run's cost grows with
 vehicles x subsystems x days, not with raw records; the results are the same as from the raw
 points alone (section "Daily rollups" below).
 
 A run at time T writes a snapshot: every result point is stamped T, and an `analytics_run`
 point at T, written last, says the snapshot is complete. Running again at the same T first
 deletes that snapshot, so nothing is duplicated and nothing stale is left; a run at a new T
-adds a new snapshot. Snapshots older than `keep_days` are deleted. docs/analytics.md is the
-schema the dashboard reads.
+adds a new snapshot. Snapshots older than `keep_days` are deleted. Every measurement written is
+declared in prognos.cloud.storage.schema and written through prognos.cloud.storage.writer;
+docs/analytics.md says what the dashboard reads in them.
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ from prognos.cloud.analytics import (
     parts_failures,
 )
 from prognos.cloud.dealer_data import vehicles
-from prognos.cloud.influx import BatchTooLargeError, InfluxClient, quote_identifier
-from prognos.cloud.lineprotocol import escape_key, string_field
 from prognos.cloud.parts import DEFAULT_LEAD_TIME_WEEKS
+from prognos.cloud.storage import schema
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
+from prognos.cloud.storage.encode import encode, encode_row
+from prognos.cloud.storage.measurement import Measurement
+from prognos.cloud.storage.writer import InfluxWriter
 from prognos.errors import ConfigError, RejectedError, TransientError
 
 log = logging.getLogger(__name__)
@@ -56,206 +60,20 @@ BASELINE_DAYS = 7.0  # the drift baseline: mean health over the window's first d
 BATCH_LINES = 5000
 QUERY_TIMEOUT_S = 120.0  # aggregates over a fleet's month may take a while on a busy server
 
-FieldType = str  # "float", "integer", "string" or "boolean", as SHOW FIELD KEYS names them
-
-
-@dataclass(frozen=True)
-class Measurement:
-    name: str
-    tags: tuple[str, ...]
-    fields: Mapping[str, FieldType]
-
-
-def _measurement(name: str, tags: tuple[str, ...], **fields: FieldType) -> Measurement:
-    return Measurement(name, tags, fields)
-
-
-FLOAT, INTEGER, STRING, BOOLEAN = "float", "integer", "string", "boolean"
-
-ALERT = _measurement(
-    "alert",
-    ("fleet", "vin", "code", "priority"),
-    rank=INTEGER,
-    kind=STRING,
-    subsystem=STRING,
-    health=FLOAT,
-    anomaly_score=FLOAT,
-    confidence=FLOAT,
-    days_left=FLOAT,
-    days_low_left=FLOAT,
-    days_high_left=FLOAT,
-    band=STRING,
-    vehicle_health=FLOAT,
-    last_seen_ms=INTEGER,
-    action=STRING,
-    reason=STRING,
-)
-COHORT = _measurement(
-    "cohort",
-    ("attribute", "value", "code"),
-    cohort_id=STRING,
-    affected=INTEGER,
-    cohort_size=INTEGER,
-    registered=INTEGER,
-    share=FLOAT,
-    base_rate=FLOAT,
-    lift=FLOAT,
-    p_value=FLOAT,
-    q_value=FLOAT,
-    status=STRING,
-    covered_by=STRING,
-    part=STRING,
-    part_name=STRING,
-    check=STRING,
-    campaign_vehicles=INTEGER,
-    not_yet_affected=INTEGER,
-)
-CAMPAIGN_VEHICLE = _measurement(
-    "campaign_vehicle",
-    ("cohort", "vin"),
-    attribute=STRING,
-    value=STRING,
-    code=STRING,
-    status=STRING,
-    affected=BOOLEAN,
-    model=STRING,
-    lot=STRING,
-    owner_name=STRING,
-    owner_contact=STRING,
-    service_center=STRING,
-    part=STRING,
-    check=STRING,
-)
-SERVICE_LIST = _measurement(
-    "service_list",
-    ("vin",),
-    rank=INTEGER,
-    fleet=STRING,
-    owner_name=STRING,
-    owner_contact=STRING,
-    service_center=STRING,
-    registered=BOOLEAN,
-    due_date=STRING,
-    due_ms=INTEGER,
-    failure_date=STRING,
-    failure_ms=INTEGER,
-    days_left=FLOAT,
-    codes=STRING,
-    parts=STRING,
-    reason=STRING,
-)
-MAINTENANCE_INTERVAL = _measurement(
-    "maintenance_interval",
-    ("vin", "part"),
-    subsystem=STRING,
-    method=STRING,
-    days_of_data=INTEGER,
-    health=FLOAT,
-    wear_rate_per_day=FLOAT,
-    fleet_rate_per_day=FLOAT,
-    relative_rate=FLOAT,
-    standard_interval_days=FLOAT,
-    interval_days=FLOAT,
-    next_service_days=FLOAT,
-    next_service_date=STRING,
-)
-PARTS_FORECAST = _measurement(
-    "parts_forecast",
-    ("service_center", "part", "week"),
-    week_index=INTEGER,
-    week_start_ms=INTEGER,
-    week_start=STRING,
-    baseline=FLOAT,
-    from_failures=FLOAT,
-    forecast=FLOAT,
-    low=INTEGER,
-    high=INTEGER,
-)
-PARTS_REORDER = _measurement(
-    "parts_reorder",
-    ("service_center", "part"),
-    on_hand=FLOAT,
-    on_order=FLOAT,
-    lead_time_weeks=FLOAT,
-    review_weeks=FLOAT,
-    protection_demand=FLOAT,
-    safety_stock=FLOAT,
-    reorder_point=INTEGER,
-    order_qty=INTEGER,
-)
-ANALYTICS_RUN = _measurement(
-    "analytics_run",
-    (),
-    window_start_ms=INTEGER,
-    lookback_days=FLOAT,
-    horizon_weeks=INTEGER,
-    vehicles_registered=INTEGER,
-    vehicles_observed=INTEGER,
-    vehicles_unregistered=INTEGER,
-    vehicles_act=INTEGER,
-    vehicles_watch=INTEGER,
-    vehicles_healthy=INTEGER,
-    alerts=INTEGER,
-    alerts_p1=INTEGER,
-    alerts_p2=INTEGER,
-    alerts_p3=INTEGER,
-    cohorts_tested=INTEGER,
-    cohorts=INTEGER,
-    campaigns=INTEGER,
-    campaign_vehicles=INTEGER,
-    service_list=INTEGER,
-    maintenance_intervals=INTEGER,
-    parts_forecast=INTEGER,
-    parts_reorder=INTEGER,
-    duration_s=FLOAT,
-)
-RESULT_MEASUREMENTS = (
-    ALERT,
-    COHORT,
-    CAMPAIGN_VEHICLE,
-    SERVICE_LIST,
-    MAINTENANCE_INTERVAL,
-    PARTS_FORECAST,
-    PARTS_REORDER,
-)
-SCHEMA: dict[str, Measurement] = {m.name: m for m in (*RESULT_MEASUREMENTS, ANALYTICS_RUN)}
+# A failed write ends the run, whose snapshot then has no marker: the next run writes it again,
+# and `--every` reports the failure and goes on at the next run's time.
+WRITE_ATTEMPTS = 1
+PRECISION = schema.ANALYTICS_RUN.precision  # of every point the job writes
 
 
 # ---------------------------------------------------------------- points (pure)
 
 
-def point(measurement: Measurement, values: Mapping[str, Any], ts_ms: int) -> str | None:
-    """One line of line protocol: the measurement's tags and fields taken from `values`, each
-    field as its schema type. Unknown values (None, NaN) and empty tags are left out; a point
-    without any field is None."""
-    tags = "".join(
-        f",{escape_key(tag)}={escape_key(str(values[tag]))}"
-        for tag in sorted(measurement.tags)
-        if values.get(tag) is not None and str(values[tag]) != ""
-    )
-    parts = []
-    for name, kind in measurement.fields.items():
-        value = values.get(name)
-        if value is None or (isinstance(value, float | np.floating) and not math.isfinite(float(value))):
-            continue
-        if kind == FLOAT:
-            text = repr(float(value))
-        elif kind == INTEGER:
-            text = f"{int(value)}i"
-        elif kind == BOOLEAN:
-            text = "true" if bool(value) else "false"
-        else:
-            text = string_field(str(value))
-        parts.append(f"{escape_key(name)}={text}")
-    if not parts:
-        return None
-    return f"{escape_key(measurement.name)}{tags} {','.join(parts)} {ts_ms}"
-
-
 def _lines(measurement: Measurement, frame: pd.DataFrame, ts_ms: int) -> list[str]:
+    """One point per row with a field value (prognos.cloud.storage.encode.encode_row)."""
     lines = []
     for record in frame.to_dict("records"):
-        line = point(measurement, record, ts_ms)
+        line = encode_row(measurement, record, ts_ms)
         if line is not None:
             lines.append(line)
     return lines
@@ -298,13 +116,13 @@ def snapshot(
             ],
         )
     lines = [
-        *_lines(ALERT, alerts, as_of_ms),
-        *_lines(COHORT, cohorts, as_of_ms),
-        *_lines(CAMPAIGN_VEHICLE, campaign, as_of_ms),
-        *_lines(SERVICE_LIST, service, as_of_ms),
-        *_lines(MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
-        *_lines(PARTS_FORECAST, weekly, as_of_ms),
-        *_lines(PARTS_REORDER, results.parts_reorder, as_of_ms),
+        *_lines(schema.ALERT, alerts, as_of_ms),
+        *_lines(schema.COHORT, cohorts, as_of_ms),
+        *_lines(schema.CAMPAIGN_VEHICLE, campaign, as_of_ms),
+        *_lines(schema.SERVICE_LIST, service, as_of_ms),
+        *_lines(schema.MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
+        *_lines(schema.PARTS_FORECAST, weekly, as_of_ms),
+        *_lines(schema.PARTS_REORDER, results.parts_reorder, as_of_ms),
     ]
     bands = results.vehicles["band"].value_counts() if not results.vehicles.empty else pd.Series(dtype=int)
     priorities = (
@@ -356,7 +174,7 @@ def rfc3339(ms: int) -> str:
 # until its marker is deleted (DELETE FROM analytics_rollup_day WHERE time = ...; the next run
 # rolls the day up again).
 SETTLE_DAYS = 1.0
-ROLLUP_RP = "rollup"
+ROLLUP_RP = schema.ROLLUP_POLICY
 ROLLUP_SHARD = "520w"
 ROLLED_SPAN_DAYS = 31  # rolled days read in one query
 ROLLUP_BUDGET_S = 2.0  # about how long one rollup query may take
@@ -377,7 +195,7 @@ ROLLUP_QUERIES = (
     'INTO "rollup"."fault_day" FROM fault '
     "WHERE time >= $lo AND time < $hi GROUP BY time(1d), fleet, vin, code fill(none)",
 )
-ROLLUP_MARKER = "analytics_rollup_day"  # one point per rolled-up day, in the default policy
+ROLLUP_MARKER = schema.ANALYTICS_ROLLUP_DAY.name  # one point per rolled-up day, in the default policy
 Q_MARKERS = f'SELECT "done" FROM {ROLLUP_MARKER} WHERE time >= $lo AND time < $hi'
 
 # Each input as (raw query, rollup query); {where} is a piece's time condition. Queries of
@@ -542,7 +360,8 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
                 started = time.monotonic()
                 _rows(influx, database, text, params, method="POST")
                 longest = max(longest, time.monotonic() - started)
-            influx.write(database, [f"{ROLLUP_MARKER} done=true {day}" for day in chunk], precision="ms")
+            markers = [encode(schema.ANALYTICS_ROLLUP_DAY, {}, {"done": True}, day) for day in chunk]
+            _writer(influx, database).write(markers, precision=PRECISION)
         except TransientError as exc:
             log.warning("rollup of %s stopped (%s); the next run goes on with it", rfc3339(chunk[0]), exc)
             break
@@ -911,29 +730,17 @@ def _delete(
     )
 
 
-def _write(influx: InfluxClient, database: str, lines: list[str]) -> None:
-    for start in range(0, len(lines), BATCH_LINES):
-        _write_batch(influx, database, lines[start : start + BATCH_LINES])
+def _writer(influx: InfluxClient, database: str) -> InfluxWriter:
+    return InfluxWriter(client=influx, database=database, batch_lines=BATCH_LINES, attempts=WRITE_ATTEMPTS)
 
 
-def _write_batch(influx: InfluxClient, database: str, batch: list[str]) -> None:
-    try:
-        influx.write(database, batch, precision="ms")
-    except BatchTooLargeError:
-        if len(batch) == 1:
-            raise
-        half = len(batch) // 2
-        _write_batch(influx, database, batch[:half])
-        _write_batch(influx, database, batch[half:])
-
-
-BEGUN = "analytics_begun"  # one point per snapshot whose writing began: where results may lie
+BEGUN = schema.ANALYTICS_BEGUN.name  # one point per snapshot whose writing began: where results may lie
 
 
 def _any(influx: InfluxClient, database: str, condition: str, params: dict[str, str]) -> bool:
     """Whether a snapshot was begun or completed at the times of `condition` (the two marker
     measurements are one series each: cheap to ask, unlike the results themselves)."""
-    for name, field_key in ((BEGUN, "begun"), (ANALYTICS_RUN.name, "alerts")):
+    for name, field_key in ((BEGUN, "begun"), (schema.ANALYTICS_RUN.name, "alerts")):
         text = f"SELECT count({quote_identifier(field_key)}) FROM {quote_identifier(name)} WHERE {condition}"
         if any(row.get("count") for row in _rows(influx, database, text, params)):
             return True
@@ -957,18 +764,19 @@ def write_snapshot(
     a snapshot was begun (an `analytics_begun` point, written before the results) or completed."""
     at = {"t": rfc3339(as_of_ms)}
     if _any(influx, database, "time >= $t AND time <= $t", at):
-        _delete(influx, database, ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
-        for measurement in RESULT_MEASUREMENTS:
+        _delete(influx, database, schema.ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
+        for measurement in schema.ANALYTICS_RESULTS:
             _delete(influx, database, measurement.name, "time >= $t AND time <= $t", at)
-    _write(influx, database, [f"{BEGUN} begun=true {as_of_ms}"])
-    _write(influx, database, lines)
-    marker = point(ANALYTICS_RUN, counts, as_of_ms)
+    writer = _writer(influx, database)
+    writer.write([encode(schema.ANALYTICS_BEGUN, {}, {"begun": True}, as_of_ms)], precision=PRECISION)
+    writer.write(lines, precision=PRECISION)
+    marker = encode_row(schema.ANALYTICS_RUN, counts, as_of_ms)
     if marker is not None:
-        _write(influx, database, [marker])
+        writer.write([marker], precision=PRECISION)
     if keep_days is not None and keep_days > 0:
         cutoff = {"cutoff": rfc3339(as_of_ms - int(keep_days * DAY_MS))}
         if _any(influx, database, "time < $cutoff", cutoff):
-            for name in (*(m.name for m in RESULT_MEASUREMENTS), ANALYTICS_RUN.name, BEGUN):
+            for name in (*(m.name for m in schema.ANALYTICS_RESULTS), schema.ANALYTICS_RUN.name, BEGUN):
                 _delete(influx, database, name, "time < $cutoff", cutoff)
 
 

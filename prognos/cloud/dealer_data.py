@@ -13,7 +13,7 @@ import pandas as pd
 
 from prognos.cloud.dealer_kpis import DEFAULT_WINDOW, dealer_kpis, dealer_risk
 from prognos.cloud.dms import KINDS, Record, from_stored, kind_named, records_frame
-from prognos.cloud.influx import InfluxClient, quote_identifier
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.errors import ConfigError, RejectedError
 
 

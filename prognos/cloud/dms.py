@@ -21,14 +21,26 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
-
-from prognos.cloud.lineprotocol import escape_key, string_field
+from prognos.cloud.storage.encode import encode
+from prognos.cloud.storage.measurement import FieldType, Measurement, Precision
 from prognos.errors import ConfigError, PrognosError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 ColumnType = Literal["text", "int", "float", "bool", "time", "parts", "period"]
+# How each column type is stored; "parts" is two fields (Kind.measurement).
+_FIELD_TYPES: dict[ColumnType, FieldType] = {
+    "text": FieldType.STR,
+    "int": FieldType.INT,
+    "float": FieldType.FLOAT,
+    "bool": FieldType.BOOL,
+    "time": FieldType.INT,  # epoch milliseconds, in the field X_ms
+    "period": FieldType.STR,
+}
 Value = str | int | float | bool | datetime | tuple[str, ...] | None
 Record = dict[str, Value]
 
@@ -41,6 +53,7 @@ PARTS_SEPARATOR = ";"
 TIME_SUFFIX = "_ms"  # a time column X is stored as the integer field X_ms (epoch milliseconds)
 PART_COUNT = "part_count"  # stored beside `parts`: how many part units the order used
 EPOCH_NS = 0  # the time of points that describe a thing rather than an event (the registry)
+PRECISION: Precision = "ns"  # of every point's timestamp (point_time_ns)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # from a JSON escape such as \ud800: not a character
@@ -111,6 +124,24 @@ class Kind:
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns if column.tag)
+
+    @cached_property
+    def measurement(self) -> Measurement:
+        """How the kind is stored: tagged columns as tags, the others as fields (a time column X
+        as the integer field X_ms, `parts` with `part_count` beside it), stamped in nanoseconds
+        (point_time_ns). prognos.cloud.storage.schema lists it with the other measurements."""
+        fields: dict[str, FieldType] = {}
+        for column in self.columns:
+            if column.tag:
+                continue
+            if column.type == "parts":
+                fields[column.name] = FieldType.STR
+                fields[PART_COUNT] = FieldType.INT
+            else:
+                fields[column.field_key] = _FIELD_TYPES[column.type]
+        return Measurement(
+            name=self.name, meaning=self.meaning, tags=self.tags, fields=fields, precision=PRECISION
+        )
 
 
 @dataclass(frozen=True)
@@ -945,42 +976,10 @@ def stored_fields(kind: Kind, record: Record) -> dict[str, str | int | float | b
     return fields
 
 
-def field_types(kind: Kind) -> dict[str, str]:
-    """Field key -> InfluxDB field type, as SHOW FIELD KEYS names them."""
-    types = {"text": "string", "int": "integer", "float": "float", "bool": "boolean", "period": "string"}
-    result: dict[str, str] = {}
-    for column in kind.columns:
-        if column.tag:
-            continue
-        if column.type == "parts":
-            result[column.name] = "string"
-            result[PART_COUNT] = "integer"
-        elif column.type == "time":
-            result[column.field_key] = "integer"
-        else:
-            result[column.name] = types[column.type]
-    return result
-
-
 def point_line(kind: Kind, record: Record) -> str:
-    """The record as one line of line protocol, timestamp in nanoseconds."""
-    tags = "".join(
-        f",{escape_key(name)}={escape_key(str(record[name]))}"
-        for name in sorted(kind.tags)
-        if record.get(name) is not None
-    )
-    parts = []
-    for key, value in stored_fields(kind, record).items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, int):
-            text = f"{value}i"
-        elif isinstance(value, float):
-            text = repr(value)
-        else:
-            text = string_field(value)
-        parts.append(f"{escape_key(key)}={text}")
-    return f"{escape_key(kind.name)}{tags} {','.join(parts)} {point_time_ns(kind, record)}"
+    """The record as one line of line protocol (kind.measurement), timestamp in nanoseconds."""
+    tags = {name: None if record.get(name) is None else str(record[name]) for name in kind.tags}
+    return encode(kind.measurement, tags, stored_fields(kind, record), point_time_ns(kind, record))
 
 
 def from_stored(kind: Kind, row: Mapping[str, Any]) -> Record:
@@ -1009,6 +1008,8 @@ def from_stored(kind: Kind, row: Mapping[str, Any]) -> Record:
 def records_frame(kind: Kind, records: Iterable[Record]) -> pd.DataFrame:
     """Records as a DataFrame: one column per column of the kind, times as UTC timestamps;
     `parts` holds tuples of part numbers."""
+    import pandas as pd  # here: the schema imports this module, and ingest the schema
+
     frame = pd.DataFrame(list(records), columns=list(kind.names))
     for column in kind.columns:
         if column.type == "time":

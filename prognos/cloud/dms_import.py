@@ -9,31 +9,30 @@ be stored and others not; running the same import again completes it.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from prognos.cloud.dms import (
+    PRECISION,
     Checked,
     Kind,
     decode_table,
     detect_kind,
-    field_types,
     kind_named,
     point_line,
     validate,
 )
-from prognos.cloud.influx import BatchTooLargeError, InfluxClient, quote_identifier
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
+from prognos.cloud.storage.writer import InfluxWriter
 from prognos.errors import ConfigError, RejectedError, TransientError
 
 log = logging.getLogger(__name__)
 
 BATCH_LINES = 5000
-WRITE_ATTEMPTS = 5
-BACKOFF_BASE_S = 0.5
+WRITE_ATTEMPTS = 5  # tries of each batch before the import stops (running it again completes it)
+BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 10.0
 DEFAULT_MAX_SHOWN = 20
 
@@ -181,10 +180,10 @@ def check_field_types(influx: InfluxClient, database: str, kinds: Iterable[Kind]
     InfluxDB would drop those points (a partial write) and keep the others."""
     conflicts = []
     for kind in kinds:
-        expected = field_types(kind)
+        expected = kind.measurement.fields
         series = influx.query(f"SHOW FIELD KEYS FROM {quote_identifier(kind.name)}", database=database)
         for row in (row for s in series for row in s.rows()):
-            key, stored = row.get("fieldKey"), row.get("fieldType")
+            key, stored = str(row.get("fieldKey")), row.get("fieldType")
             if key in expected and stored != expected[key]:
                 conflicts.append(f"{kind.name}.{key} is {stored} in the database, {expected[key]} here")
     if conflicts:
@@ -197,38 +196,25 @@ def check_field_types(influx: InfluxClient, database: str, kinds: Iterable[Kind]
 def _write_all(
     influx: InfluxClient, database: str, lines: list[str], batch_lines: int, bar: ProgressBar
 ) -> None:
+    writer = InfluxWriter(
+        client=influx,
+        database=database,
+        batch_lines=batch_lines,
+        attempts=WRITE_ATTEMPTS,
+        backoff_base_s=BACKOFF_BASE_S,
+        backoff_cap_s=BACKOFF_CAP_S,
+    )
     written = 0
-    for start in range(0, len(lines), batch_lines):
-        batch = lines[start : start + batch_lines]
-        try:
-            _write_batch(influx, database, batch)
-        except (TransientError, RejectedError) as exc:
-            raise type(exc)(
-                f"{exc}; {written} of {len(lines)} points were written. Importing the same files "
-                "again is safe: points overwrite themselves"
-            ) from exc
-        written += len(batch)
-        bar.update(len(batch))
 
+    def done(count: int) -> None:
+        nonlocal written
+        written += count
+        bar.update(count)
 
-def _write_batch(influx: InfluxClient, database: str, batch: list[str]) -> None:
-    attempt = 0
-    while True:
-        try:
-            influx.write(database, batch, precision="ns")
-            return
-        except BatchTooLargeError:
-            if len(batch) == 1:
-                raise
-            half = len(batch) // 2
-            _write_batch(influx, database, batch[:half])
-            _write_batch(influx, database, batch[half:])
-            return
-        except TransientError as exc:
-            attempt += 1
-            if attempt >= WRITE_ATTEMPTS:
-                raise
-            retry_after = getattr(exc, "retry_after_s", None)
-            delay = retry_after or random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
-            log.warning("write failed (%s); retry in %.1f s", exc, delay)
-            time.sleep(delay)
+    try:
+        writer.write(lines, precision=PRECISION, progress=done)
+    except (TransientError, RejectedError) as exc:
+        raise type(exc)(
+            f"{exc}; {written} of {len(lines)} points were written. Importing the same files "
+            "again is safe: points overwrite themselves"
+        ) from exc

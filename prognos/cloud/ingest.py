@@ -38,14 +38,16 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from prognos.cloud.influx import BatchTooLargeError, DatabaseNotFoundError, InfluxClient
 from prognos.cloud.lineprotocol import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
     record_lines,
 )
-from prognos.errors import DecodeError, RejectedError, TransientError
+from prognos.cloud.storage import schema
+from prognos.cloud.storage.client import BatchTooLargeError, InfluxClient
+from prognos.cloud.storage.writer import InfluxWriter, WriteStopped
+from prognos.errors import DecodeError, TransientError
 from prognos.receipt import MAX_SEQS, encode_receipt
 from prognos.record import decode_record
 from prognos.security import BrokerAuth
@@ -56,9 +58,10 @@ SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason
 
 NETWORK_POLL_S = 0.01  # the longest a queued ack waits for paho's network thread
 INBOX_POLL_S = 0.005
-BACKOFF_BASE_S = 0.5
+BACKOFF_BASE_S = 0.5  # writes retry until they succeed or the worker stops
 BACKOFF_CAP_S = 30.0
 RECENT_KEYS = 100_000  # records remembered to recognise a redelivery
+POINT_PRECISION = schema.DIAG.precision  # of every point of a record and of a status message
 
 
 @dataclass
@@ -122,6 +125,8 @@ class IngestWorker:
         self._inbox_limit = queue_size
         self._halted = threading.Event()
         self._subscribed = threading.Event()
+        # Writes retry until stored; they give up only once run() has left (self._halted).
+        self._writer = self._writer_until(self._halted)
         self._last_dead_letter_ns = 0
         self._last_status_ms = 0
         self._recent: OrderedDict[tuple[str, str, int, int], None] = OrderedDict()
@@ -165,7 +170,7 @@ class IngestWorker:
             target=self._write_batches, args=(batches, failure), name="ingest-writer", daemon=True
         )
         try:
-            self._ensure_database(stop)
+            self._writer_until(stop).ensure_database()  # ConfigError if it may not and is missing
             writer.start()
             while not stop.is_set() and writer.is_alive():
                 received = self._next_batch(stop)
@@ -176,7 +181,7 @@ class IngestWorker:
                         break
                     except queue.Full:
                         continue
-        except _Stopped:
+        except WriteStopped:
             pass
         finally:
             self._halted.set()
@@ -193,17 +198,16 @@ class IngestWorker:
         """The writer thread: each batch written, then acknowledged; metrics when they are due.
         Ends at the None that `run` puts, or once `run` has left (self._halted) while a write
         keeps failing."""
-        stop = self._halted
         try:
             while True:
                 with contextlib.suppress(queue.Empty):
                     batch = batches.get(timeout=0.2)
                     if batch is None:
                         return
-                    self._write_batch(batch, stop)
+                    self._write_batch(batch)
                 if time.monotonic() >= self._metrics_due_s:
-                    self._write_metrics(stop)
-        except _Stopped:
+                    self._write_metrics()
+        except WriteStopped:
             while batches.get() is not None:  # nothing more is acknowledged: the broker redelivers
                 pass
         except BaseException as exc:  # handed to run(), which raises it in the caller's thread
@@ -265,41 +269,30 @@ class IngestWorker:
             [(item.message, item.error) for item in batch if item.error is not None],
         )
 
-    def _write_batch(self, item: _Batch, stop: threading.Event) -> None:
+    def _write_batch(self, item: _Batch) -> None:
         """Store the batch (records, then dead letters), send each vehicle its receipt and
-        acknowledge all the messages; raises _Stopped, with nothing acknowledged, when stop
-        comes while a write keeps failing."""
-        dead = item.dead + self._write_records(item.decoded, stop)
+        acknowledge all the messages; raises WriteStopped, with nothing acknowledged, when the
+        worker stops while a write keeps failing."""
+        dead = item.dead + self._write_records(item.decoded)
         if dead:
-            self._write_dead_letters(dead, stop)
+            self._write_dead_letters(dead)
         receipts = storage_receipts([d.key for d in item.decoded if d.key is not None])
         self._client.queue_messages(receipts, [(m.mid, m.qos) for m in item.messages if m.qos > 0])
         self.stats.receipts += len(receipts)
         self.stats.batches += 1
 
-    def _write_records(
-        self, items: list[_Decoded], stop: threading.Event
-    ) -> list[tuple[mqtt.MQTTMessage, str]]:
-        """Write the records' points; the records the database refuses come back as dead letters."""
+    def _write_records(self, items: list[_Decoded]) -> list[tuple[mqtt.MQTTMessage, str]]:
+        """Write the messages' points, each message's together; the messages the database
+        refuses come back as dead letters, with the reason."""
         if not items:
             return []
-        lines = [line for item in items for line in item.lines]
-        try:
-            self._retrying(lambda: self.influx.write(self.database, lines, precision="ms"), stop)
-        except BatchTooLargeError:
-            if len(items) == 1:
-                return [(items[0].message, "refused by InfluxDB: record too large")]
-            half = len(items) // 2
-            return self._write_records(items[:half], stop) + self._write_records(items[half:], stop)
-        except RejectedError as exc:
-            if len(items) == 1:
-                return [(items[0].message, f"refused by InfluxDB: {exc}")]
-            # Find the poison records one by one; the rest are stored.
-            dead: list[tuple[mqtt.MQTTMessage, str]] = []
-            for item in items:
-                dead += self._write_records([item], stop)
-            return dead
-        records = [item.key for item in items if item.key is not None]
+        refused = dict(self._writer.write_groups([item.lines for item in items], precision=POINT_PRECISION))
+        dead = [
+            (items[index].message, f"refused by InfluxDB: {_refusal(error)}")
+            for index, error in refused.items()
+        ]
+        stored = [item for index, item in enumerate(items) if index not in refused]
+        records = [item.key for item in stored if item.key is not None]
         for key in records:
             if key in self._recent:
                 self.stats.duplicates += 1
@@ -308,19 +301,19 @@ class IngestWorker:
             if len(self._recent) > RECENT_KEYS:
                 self._recent.popitem(last=False)
             self.stats.records_written += 1
-        self.stats.statuses_written += len(items) - len(records)
+        self.stats.statuses_written += len(stored) - len(records)
         if records:
             self.stats.lag_s = max(0.0, time.time() - max(key[3] for key in records) / 1000.0)
-        return []
+        return dead
 
-    def _write_dead_letters(self, dead: list[tuple[mqtt.MQTTMessage, str]], stop: threading.Event) -> None:
+    def _write_dead_letters(self, dead: list[tuple[mqtt.MQTTMessage, str]]) -> None:
         lines = []
         for message, reason in dead:
             stamp = max(time.time_ns(), self._last_dead_letter_ns + 1)
             self._last_dead_letter_ns = stamp
             lines.append(dead_letter_line(message.topic, reason, bytes(message.payload), stamp))
             log.warning("dead letter from %s: %s", message.topic, reason)
-        self._retrying(lambda: self.influx.write(self.database, lines, precision="ns"), stop)
+        self._writer.write(lines, precision=schema.DEAD_LETTER.precision)
         self.stats.dead_letters += len(dead)
 
     def _status_stamp_ms(self) -> int:
@@ -328,7 +321,7 @@ class IngestWorker:
         self._last_status_ms = max(time.time_ns() // 1_000_000, self._last_status_ms + 1)
         return self._last_status_ms
 
-    def _write_metrics(self, stop: threading.Event) -> None:
+    def _write_metrics(self) -> None:
         now = time.monotonic()
         since, written_before = self._metrics_base
         rate = (self.stats.records_written - written_before) / max(now - since, 1e-9)
@@ -346,37 +339,24 @@ class IngestWorker:
             "queue_depth": len(self._inbox),
         }
         line = ingest_metrics_line(self.worker_id, fields, time.time_ns())
-        self._retrying(lambda: self.influx.write(self.database, [line], precision="ns"), stop)
+        self._writer.write([line], precision=schema.INGEST.precision)
 
-    def _retrying(self, write: Callable[[], None], stop: threading.Event) -> None:
-        """Run `write` until it succeeds or is refused; transient failures back off with full jitter."""
-        attempt = 0
-        while True:
-            try:
-                write()
-                return
-            except DatabaseNotFoundError:
-                self._ensure_database(stop)
-            except TransientError as exc:
-                retry_after = getattr(exc, "retry_after_s", None)
-                delay = retry_after or random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
-                log.warning("write failed (%s); retry in %.1f s", exc, delay)
-                self.stats.write_retries += 1
-                attempt += 1
-                if stop.wait(delay):
-                    raise _Stopped from exc
+    def _writer_until(self, stop: threading.Event) -> InfluxWriter:
+        """A writer whose writes retry until they succeed or `stop` is set (WriteStopped), and
+        that creates the database when it is missing."""
+        return InfluxWriter(
+            client=self.influx,
+            database=self.database,
+            attempts=None,
+            backoff_base_s=BACKOFF_BASE_S,
+            backoff_cap_s=BACKOFF_CAP_S,
+            stop=stop,
+            create_database=True,
+            on_retry=self._count_retry,
+        )
 
-    def _ensure_database(self, stop: threading.Event) -> None:
-        attempt = 0
-        while True:
-            try:
-                self.influx.ensure_database(self.database)  # ConfigError if it may not and is missing
-                return
-            except TransientError as exc:
-                attempt += 1
-                log.warning("cannot create database %s (%s)", self.database, exc)
-                if stop.wait(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))):
-                    raise _Stopped from exc
+    def _count_retry(self, error: TransientError, delay_s: float) -> None:
+        self.stats.write_retries += 1
 
 
 class _AckingClient(mqtt.Client):
@@ -421,10 +401,6 @@ def storage_receipts(keys: list[tuple[str, str, int, int]]) -> list[tuple[str, b
     ]
 
 
-class _Stopped(Exception):
-    """Stop was requested while a write was still failing."""
-
-
 @dataclass
 class _Batch:
     """Messages in the order they came, decoded; those that did not decode, with the reason."""
@@ -432,6 +408,10 @@ class _Batch:
     messages: list[mqtt.MQTTMessage]
     decoded: list[_Decoded]
     dead: list[tuple[mqtt.MQTTMessage, str]]
+
+
+def _refusal(error: Exception) -> str:
+    return "record too large" if isinstance(error, BatchTooLargeError) else str(error)
 
 
 def _decode(message: mqtt.MQTTMessage, status_stamp_ms: Callable[[], int]) -> _Decoded:

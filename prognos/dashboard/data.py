@@ -29,7 +29,8 @@ import pandas as pd
 import streamlit as st
 
 from prognos.cloud.dealer_data import DealerReport, dealer_report
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage import schema
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError, PrognosError, RejectedError
 from prognos.ops.state import default_home, load_stack
 
@@ -157,26 +158,7 @@ def snapshot_history() -> pd.DataFrame:
     )
 
 
-ALERT_COLUMNS = (
-    "rank",
-    "priority",
-    "vin",
-    "fleet",
-    "code",
-    "kind",
-    "subsystem",
-    "health",
-    "anomaly_score",
-    "confidence",
-    "days_left",
-    "days_low_left",
-    "days_high_left",
-    "band",
-    "vehicle_health",
-    "last_seen_ms",
-    "action",
-    "reason",
-)
+ALERT_COLUMNS = schema.ALERT.column_names(first=("rank", "priority", "vin", "fleet", "code"))
 
 
 @st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
@@ -186,26 +168,8 @@ def alerts(at: str) -> pd.DataFrame:
     return frame.sort_values("rank", kind="stable")[list(ALERT_COLUMNS)].reset_index(drop=True)
 
 
-COHORT_COLUMNS = (
-    "cohort_id",
-    "attribute",
-    "value",
-    "code",
-    "status",
-    "covered_by",
-    "affected",
-    "cohort_size",
-    "registered",
-    "share",
-    "base_rate",
-    "lift",
-    "p_value",
-    "q_value",
-    "part",
-    "part_name",
-    "check",
-    "campaign_vehicles",
-    "not_yet_affected",
+COHORT_COLUMNS = schema.COHORT.column_names(
+    first=("cohort_id", "attribute", "value", "code", "status", "covered_by")
 )
 
 
@@ -220,7 +184,8 @@ def cohorts(at: str) -> pd.DataFrame:
     return frame[list(COHORT_COLUMNS)].reset_index(drop=True)
 
 
-CAMPAIGN_COLUMNS = (
+# What the campaign page lists of each vehicle.
+CAMPAIGN_COLUMNS = schema.CAMPAIGN_VEHICLE.select(
     "vin",
     "status",
     "model",
@@ -250,18 +215,7 @@ def campaign_vehicles(at: str, cohort: str) -> pd.DataFrame:
     return frame[list(CAMPAIGN_COLUMNS)].reset_index(drop=True)
 
 
-FORECAST_COLUMNS = (
-    "service_center",
-    "part",
-    "week",
-    "week_index",
-    "week_start",
-    "baseline",
-    "from_failures",
-    "forecast",
-    "low",
-    "high",
-)
+FORECAST_COLUMNS = schema.PARTS_FORECAST.column_names(without=("week_start_ms",))
 
 
 @st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
@@ -272,18 +226,7 @@ def parts_forecast(at: str) -> pd.DataFrame:
     return frame[list(FORECAST_COLUMNS)].reset_index(drop=True)
 
 
-REORDER_COLUMNS = (
-    "service_center",
-    "part",
-    "on_hand",
-    "on_order",
-    "lead_time_weeks",
-    "review_weeks",
-    "protection_demand",
-    "safety_stock",
-    "reorder_point",
-    "order_qty",
-)
+REORDER_COLUMNS = schema.PARTS_REORDER.columns
 
 
 @st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
@@ -296,7 +239,8 @@ def parts_reorder(at: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- registry
 
-REGISTRY_COLUMNS = (
+# What the pages show of a registered vehicle: the tag vin and these fields.
+REGISTRY_COLUMNS = schema.DMS["vehicle"].select(
     "vin",
     "model",
     "lot",

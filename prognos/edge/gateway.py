@@ -41,6 +41,7 @@ from prognos.edge.sources import SampleSource
 from prognos.edge.spool import Spool, priority_for
 from prognos.errors import PrognosError, TransientError
 from prognos.record import encode_record
+from prognos.status import status_message
 
 log = logging.getLogger(__name__)
 
@@ -293,18 +294,18 @@ class Gateway:
         self.stats.counters = counters
         model_id, model_version = self._running()
         self._uplink.publish_status(
-            {
-                "model_id": model_id,
-                "model_version": model_version,
-                "windows": self.stats.windows,
-                "records": self.stats.records,
-                "source_errors": self.stats.source_errors,
-                "model_updates": self.stats.model_updates,
-                "model_updates_rejected": self.stats.model_updates_rejected,
-                "model_rollbacks": self.stats.model_rollbacks,
-                "last_model_error": self.stats.last_model_error,
-                "counters": counters,
-            }
+            status_message(
+                model_id=model_id,
+                model_version=model_version,
+                windows=self.stats.windows,
+                records=self.stats.records,
+                source_errors=self.stats.source_errors,
+                model_updates=self.stats.model_updates,
+                model_updates_rejected=self.stats.model_updates_rejected,
+                model_rollbacks=self.stats.model_rollbacks,
+                last_model_error=self.stats.last_model_error,
+                counters=counters,
+            )
         )
 
     def _close(self) -> None:

@@ -3,7 +3,7 @@ grants a secure stack sets up (prognos.security lists the roles and their privil
 
 from __future__ import annotations
 
-from prognos.cloud.influx import AccessDeniedError, InfluxClient, quote_identifier, quote_string
+from prognos.cloud.storage.client import AccessDeniedError, InfluxClient, quote_identifier, quote_string
 from prognos.ops.identities import DATABASE_ROLES, INFLUX_ADMIN
 from prognos.ops.state import StackInfo
 

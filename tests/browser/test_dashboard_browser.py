@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from prognos.cloud.influx import InfluxClient, quote_identifier
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.dashboard.cli import dashboard_command
 from prognos.ops.state import StackInfo
 from tests.integration.test_dashboard_pages import BAD_LOT, DRIFT, PAD_WEAR, SeededFleet, seed_fleet

@@ -18,10 +18,11 @@ import pytest
 
 from prognos.cli import main
 from prognos.cloud.analytics import DAY_MS
-from prognos.cloud.analytics_job import SCHEMA, read_inputs, rfc3339, run_every, run_once
+from prognos.cloud.analytics_job import read_inputs, rfc3339, run_every, run_once
 from prognos.cloud.dms import KINDS, parse_row, point_line
-from prognos.cloud.influx import InfluxClient
 from prognos.cloud.lineprotocol import record_lines
+from prognos.cloud.storage import schema
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
@@ -76,7 +77,8 @@ def snapshot_rows(
 def all_points(influx: InfluxClient, database: str) -> dict[str, int]:
     """Points per result measurement, over every snapshot."""
     found = {}
-    for name, measurement in SCHEMA.items():
+    for measurement in (*schema.ANALYTICS_RESULTS, schema.ANALYTICS_RUN):
+        name = measurement.name
         key = next(iter(measurement.fields))
         series = influx.query(f'SELECT count("{key}") FROM "{name}"', database=database)
         found[name] = int(series[0].values[0][1]) if series else 0

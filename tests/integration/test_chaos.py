@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import MissingDependencyError
 from prognos.ops.state import StackInfo
 from tests.support.chaos_rig import (

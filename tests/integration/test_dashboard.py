@@ -12,8 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from prognos.cloud.analytics_job import run_once
-from prognos.cloud.influx import InfluxClient
 from prognos.cloud.lineprotocol import record_lines
+from prognos.cloud.storage.client import InfluxClient
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 

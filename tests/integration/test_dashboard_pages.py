@@ -25,13 +25,13 @@ from streamlit.testing.v1 import AppTest
 
 from prognos.cloud.analytics_job import RunSummary, run_once
 from prognos.cloud.dms_import import import_files
-from prognos.cloud.influx import InfluxClient, quote_identifier
 from prognos.cloud.lineprotocol import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
     record_lines,
 )
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 from prognos.sim.dealers import make_dms, write_dms

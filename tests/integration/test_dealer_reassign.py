@@ -12,7 +12,7 @@ import pytest
 
 from prognos.cli import main
 from prognos.cloud.dms_import import import_files
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.ops.state import StackInfo
 from prognos.sim.dealers import make_dms, write_dms
 

@@ -16,7 +16,7 @@ from prognos.cli import main
 from prognos.cloud.dealer_data import dealer_report, read_records
 from prognos.cloud.dms import KINDS, Record
 from prognos.cloud.dms_import import RejectedFilesError, check_files, import_files, read_file
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.ops.state import StackInfo
 from prognos.sim.dealers import make_dms, write_dms

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from prognos.catalog import default_catalog, load_catalog
-from prognos.cloud.influx import InfluxClient
 from prognos.cloud.model_push import push_bundle
+from prognos.cloud.storage.client import InfluxClient
 from prognos.config import GatewayConfig, parse_gateway_config
 from prognos.edge.assembly import SEQS_PER_RUN, build_gateway, make_assessor
 from prognos.edge.buffers import Sample

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import MissingDependencyError
 from prognos.ops.stack import find_binary, stack_down, stack_up
 from prognos.ops.state import StackInfo

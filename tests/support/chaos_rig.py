@@ -66,7 +66,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from prognos.backoff import Backoff
-from prognos.cloud.influx import InfluxClient
+from prognos.cloud.storage.client import InfluxClient
 from prognos.config import BrokerConfig
 from prognos.edge.assembly import LinkTiming, open_link
 from prognos.edge.forwarder import FlushTimeout

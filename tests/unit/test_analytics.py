@@ -29,8 +29,10 @@ from prognos.cloud.analytics import (
     theil_sen_slope,
     vehicle_alerts,
 )
-from prognos.cloud.analytics_job import SCHEMA, parse_duration_s, parse_time_ms, point, snapshot
+from prognos.cloud.analytics_job import parse_duration_s, parse_time_ms, snapshot
 from prognos.cloud.parts import FAULT_PARTS
+from prognos.cloud.storage import schema
+from prognos.cloud.storage.encode import encode_row
 from prognos.errors import ConfigError
 
 NOW = int(datetime(2024, 6, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
@@ -478,8 +480,8 @@ def test_the_whole_run_and_its_points_are_deterministic() -> None:
 
 
 def test_a_point_writes_each_field_as_its_schema_type_and_skips_unknowns() -> None:
-    line = point(
-        SCHEMA["alert"],
+    line = encode_row(
+        schema.ALERT,
         {
             "fleet": "",
             "vin": "V 1",
@@ -494,7 +496,7 @@ def test_a_point_writes_each_field_as_its_schema_type_and_skips_unknowns() -> No
         1000,
     )
     assert line == 'alert,code=a.b,priority=P1,vin=V\\ 1 rank=3i,health=1.0,reason="say \\"hi\\"" 1000'
-    assert point(SCHEMA["alert"], {"vin": "V"}, 1) is None
+    assert encode_row(schema.ALERT, {"vin": "V"}, 1) is None
 
 
 def test_durations_and_times_parse_or_say_why() -> None:
@@ -513,7 +515,7 @@ def test_durations_and_times_parse_or_say_why() -> None:
 
 def test_the_schema_page_lists_every_measurement_tag_and_field() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text(encoding="utf-8")
-    for measurement in SCHEMA.values():
+    for measurement in (*schema.ANALYTICS_RESULTS, schema.ANALYTICS_RUN):
         section = text.split(f"### `{measurement.name}`", 1)[1].split("\n### ", 1)[0]
         for name in (*measurement.tags, *measurement.fields):
             assert f"| `{name}` |" in section, (measurement.name, name)

@@ -1,8 +1,11 @@
 """InfluxDB through its v1 HTTP API: line protocol on /write, InfluxQL on /query.
 
+One request per call: `write` sends one gzip-compressed body and sorts the answer; batching,
+splitting and retrying are the writer's (prognos.cloud.storage.writer).
+
 Answers are sorted by what the caller must do: 2xx done; 400 and 422 (the data is refused, a
 partial write included) RejectedError; 413 BatchTooLargeError (split and retry); 429 and 503
-TransientError with the server's Retry-After; 401 and 403 AccessDeniedError (a TransientError:
+ThrottledError with the server's Retry-After; 401 and 403 AccessDeniedError (a TransientError:
 the data is kept until the login is fixed); other 5xx and connection failures TransientError.
 """
 
@@ -10,12 +13,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
-from prognos.errors import ConfigError, RejectedError, TransientError
+from prognos.errors import ConfigError, RejectedError, ThrottledError, TransientError
 
 
 class BatchTooLargeError(RejectedError):
@@ -80,7 +85,7 @@ class InfluxClient:
                     f"create it with `prognos stack up --database {database}`"
                 ) from exc
 
-    def write(self, database: str, lines: list[str], precision: str = "ms") -> None:
+    def write(self, database: str, lines: Sequence[str], precision: str = "ms") -> None:
         """Write points; gzip-compressed. Raises by the rules in the module docstring."""
         if not lines:
             return
@@ -152,16 +157,16 @@ def _raise_for(answer: requests.Response) -> None:
     if status == 413:
         raise BatchTooLargeError(message)
     if status in (429, 503):
-        error = TransientError(message)
-        error.retry_after_s = _retry_after(answer)  # type: ignore[attr-defined]
-        raise error
+        raise ThrottledError(message, retry_after_s=_retry_after(answer))
     if status >= 500:
         raise TransientError(message)
     raise RejectedError(message)
 
 
 def _retry_after(answer: requests.Response) -> float | None:
+    """Retry-After in seconds; None when absent or not a number of seconds."""
     try:
-        return float(answer.headers.get("Retry-After", ""))
+        seconds = float(answer.headers.get("Retry-After", ""))
     except ValueError:
         return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
