@@ -8,17 +8,17 @@ Seeds a database on a stack of its own (prognos.ops.stack.stack_up; a temporary 
 store for such a fleet:
 
 - per vehicle one heartbeat record an hour (--per-hour), each the points of
-  prognos.cloud.lineprotocol.record_lines: a `diag` point and five `vehicle_health` points, plus a
+  prognos.cloud.ingest.points.record_lines: a `diag` point and five `vehicle_health` points, plus a
   `fault` point while a fault of prognos.sim.fleet.make_fleet (10 % random faults and the
   default batch defect of lot L002) is detected, with its days to threshold; brake health
   falls with pad wear at each vehicle's own rate; a part that reaches its failure day is
   replaced (health back up, no more fault points);
 - the registry, parts stock and service centers of prognos.sim.dealers.make_dms for the same fleet,
-  imported with prognos.cloud.dms_import.
+  imported with prognos.cloud.dealers.dms_import.
 
 The points are formatted here, vectorised (record_lines would take minutes for 7 million
 records), and checked against record_lines for measurement, tags, field names and types.
-Then it times the job's own function, prognos.cloud.analytics_job.run_once, with an InfluxClient
+Then it times the job's own function, prognos.cloud.analytics.job.run_once, with an InfluxClient
 configured as `prognos cloud analytics` configures it (timeout QUERY_TIMEOUT_S), and prints
 where the time went (each query, the writes, the computing); the first run also rolls up the
 settled days. Results are recorded in docs/benchmarks.md.
@@ -49,16 +49,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prognos.cloud.analytics_job import (  # noqa: E402
-    QUERY_TIMEOUT_S,
-    ROLLUP_MARKER,
-    ROLLUP_RP,
-    read_inputs,
-    rfc3339,
-    run_once,
-)
-from prognos.cloud.dms_import import import_files  # noqa: E402
-from prognos.cloud.lineprotocol import record_lines  # noqa: E402
+from prognos.cloud.analytics.job import QUERY_TIMEOUT_S, run_once  # noqa: E402
+from prognos.cloud.analytics.reading import ROLLUP_MARKER, ROLLUP_RP, read_inputs, rfc3339  # noqa: E402
+from prognos.cloud.dealers.dms_import import import_files  # noqa: E402
+from prognos.cloud.ingest.points import record_lines  # noqa: E402
 from prognos.cloud.storage.client import InfluxClient, Series  # noqa: E402
 from prognos.errors import RejectedError  # noqa: E402
 from prognos.ops import stack as stack_module  # noqa: E402

@@ -9,7 +9,7 @@ and seeds one database with what the pages read, at the scale of the fleet:
   synthetic dealers (prognos.sim.dealers.make_dms, through the importer);
 - the analytics job's snapshots, one every --snapshot-hours over the days (alerts, cohorts,
   campaign vehicles, service list, parts forecast and reorders, the run marker), written with
-  the job's own point serializer (prognos.cloud.analytics_job.point), the way `prognos cloud analytics
+  the job's own point serializer (prognos.cloud.analytics.job.point), the way `prognos cloud analytics
   --every` leaves them; the maintenance intervals, which no page reads, are left out;
 - raw records (diag, vehicle_health, fault) over the whole period for --detailed vehicles, at
   30 records per vehicle-day (docs/benchmarks.md, gateway pipeline), and the latest record of
@@ -43,16 +43,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prognos.cloud.analytics import CAMPAIGN_CHECKS, RECOMMENDED_ACTIONS  # noqa: E402
-from prognos.cloud.dms import KINDS, parse_row, point_line  # noqa: E402
-from prognos.cloud.dms_import import import_files  # noqa: E402
-from prognos.cloud.lineprotocol import (  # noqa: E402
+from prognos.cloud.analytics.common import CAMPAIGN_CHECKS, RECOMMENDED_ACTIONS  # noqa: E402
+from prognos.cloud.dealers.dms import parse_row, point_line  # noqa: E402
+from prognos.cloud.dealers.dms_import import import_files  # noqa: E402
+from prognos.cloud.dealers.kinds import KINDS  # noqa: E402
+from prognos.cloud.ingest.points import (  # noqa: E402
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
     record_lines,
 )
-from prognos.cloud.parts import FAULT_PARTS  # noqa: E402
+from prognos.cloud.parts.plan import FAULT_PARTS  # noqa: E402
 from prognos.cloud.storage.client import InfluxClient  # noqa: E402
 from prognos.cloud.storage.encode import encode_row  # noqa: E402
 from prognos.cloud.storage.schema import (  # noqa: E402

@@ -5,7 +5,7 @@
 
 On a stack of its own (prognos.ops.stack.stack_up on a temporary directory, stack_down at the end):
 
-a. InfluxDB's write ceiling: the points the records produce (prognos.cloud.lineprotocol.record_lines),
+a. InfluxDB's write ceiling: the points the records produce (prognos.cloud.ingest.points.record_lines),
    written straight to /write through prognos.cloud.storage.client.InfluxClient in gzip batches, by one writer
    and by two at once;
 b. the broker's rate: QoS 1 PUBLISH of the records' payloads by one paho client, received by a
@@ -52,8 +52,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E40
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402, TID251
 from paho.mqtt.properties import Properties  # noqa: E402, TID251
 
-from prognos.cloud.ingest import IngestWorker, tune_garbage_collection  # noqa: E402
-from prognos.cloud.lineprotocol import record_lines  # noqa: E402
+from prognos.cloud.ingest.points import record_lines  # noqa: E402
+from prognos.cloud.ingest.worker import IngestWorker, tune_garbage_collection  # noqa: E402
 from prognos.cloud.storage.client import InfluxClient  # noqa: E402
 from prognos.ops.stack import stack_down, stack_up  # noqa: E402
 from prognos.ops.state import StackInfo  # noqa: E402

@@ -2,7 +2,7 @@
 `prognos/v1/{fleet}/{vin}/status` (docs/gateway.md, docs/topics.md).
 
 The gateway builds it with `status_message`. Ingest stores each one as a `gateway_status` point
-(prognos.cloud.lineprotocol), whose fields prognos.cloud.storage.schema derives from FIELDS.
+(prognos.cloud.ingest.points), whose fields prognos.cloud.storage.schema derives from FIELDS.
 The Last Will and a gateway's clean stop publish `{"state":"offline"}` alone.
 """
 

@@ -247,7 +247,7 @@ def add_forecast(commands: Commands, help_text: str) -> None:
 def _cloud_ingest(args: argparse.Namespace) -> int:
     require("paho.mqtt")
     require("requests")
-    from prognos.cloud.ingest import IngestWorker, tune_garbage_collection
+    from prognos.cloud.ingest.worker import IngestWorker, tune_garbage_collection
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
 
@@ -280,7 +280,7 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
     require("pandas")
     from tqdm import tqdm
 
-    from prognos.cloud.dms_import import RejectedFilesError, check_files, write_checked
+    from prognos.cloud.dealers.dms_import import RejectedFilesError, check_files, write_checked
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
 
@@ -308,8 +308,8 @@ def _cloud_import_dms(args: argparse.Namespace) -> int:
 def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
     require("requests")
     require("pandas")
-    from prognos.cloud.dealer_data import dealer_report
-    from prognos.cloud.dealer_kpis import format_kpis, format_risk
+    from prognos.cloud.dealers.data import dealer_report
+    from prognos.cloud.dealers.kpis import format_kpis, format_risk
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
 
@@ -340,15 +340,15 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
 def _cloud_analytics(args: argparse.Namespace) -> int:
     require("requests")
     require("pandas")
-    from prognos.cloud.analytics_job import (
+    from prognos.cloud.analytics.job import (
         QUERY_TIMEOUT_S,
         RunSummary,
         parse_duration_s,
         parse_time_ms,
-        rfc3339,
         run_every,
         run_once,
     )
+    from prognos.cloud.analytics.reading import rfc3339
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
 
@@ -408,9 +408,10 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
 def _cloud_reassign(args: argparse.Namespace) -> int:
     require("requests")
     require("pandas")
-    from prognos.cloud.analytics_job import parse_time_ms, read_stock
-    from prognos.cloud.dealer_data import read_frame, vehicles
-    from prognos.cloud.dealer_reassign import reassign_frames, summary
+    from prognos.cloud.analytics.job import parse_time_ms
+    from prognos.cloud.analytics.reading import read_stock
+    from prognos.cloud.dealers.data import read_frame, vehicles
+    from prognos.cloud.dealers.reassign import reassign_frames, summary
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
 
@@ -440,7 +441,7 @@ def _cloud_reassign(args: argparse.Namespace) -> int:
 
 def _parts_inputs_from_influx(args: argparse.Namespace, stock: object) -> tuple[object, object]:
     """The failures (open faults + registry) and, unless given, the DMS stock from InfluxDB."""
-    from prognos.cloud.analytics_job import read_failures, read_stock
+    from prognos.cloud.analytics.reading import read_failures, read_stock
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
 
@@ -485,7 +486,7 @@ def _weeks(text: str) -> int:
 
 def _forecast_demand(args: argparse.Namespace) -> int:
     require("pandas")
-    from prognos.cloud.forecast import demand_table, forecast_table, format_csv, parse_csv
+    from prognos.cloud.parts.tables import demand_table, forecast_table, format_csv, parse_csv
 
     source = str(args.history)
     table = demand_table(parse_csv(_read_text(args.history), source=source), source=source)
@@ -504,7 +505,8 @@ def _forecast_demand(args: argparse.Namespace) -> int:
 
 def _forecast_backtest(args: argparse.Namespace) -> int:
     require("pandas")
-    from prognos.cloud.forecast import BASELINES, FORECASTER, backtest, demand_table, parse_csv
+    from prognos.cloud.parts.forecast import BASELINES, FORECASTER, backtest
+    from prognos.cloud.parts.tables import demand_table, parse_csv
 
     path = args.history if args.history is not None else DEFAULT_DEMAND_HISTORY
     if args.history is None and not path.is_file():
@@ -550,8 +552,8 @@ def _forecast_backtest(args: argparse.Namespace) -> int:
 
 def _forecast_parts(args: argparse.Namespace) -> int:
     require("pandas")
-    from prognos.cloud.forecast import format_csv, parse_csv
-    from prognos.cloud.parts import plan_parts
+    from prognos.cloud.parts.plan import plan_parts
+    from prognos.cloud.parts.tables import format_csv, parse_csv
 
     horizon = _weeks(args.horizon)
     tables = {

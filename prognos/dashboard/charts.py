@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from prognos.cloud.fleet_health import ACT_HEALTH, WATCH_HEALTH
+from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH
 from prognos.record import Trigger
 
 DAY_MS = 86_400_000

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from prognos.cloud.dealer_data import DealerReport, dealer_report
+from prognos.cloud.dealers.data import DealerReport, dealer_report
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError, PrognosError, RejectedError
@@ -331,7 +331,7 @@ def _dealer_start(now: datetime) -> datetime:
 
 @st.cache_data(ttl=TTL_DEALERS_S, show_spinner=False)
 def dealers(period: str) -> DealerReport:
-    """Dealer and region KPIs per period and the dealer-risk list (prognos.cloud.dealer_data), from the
+    """Dealer and region KPIs per period and the dealer-risk list (prognos.cloud.dealers.data), from the
     DMS data of the last DEALER_MONTHS months."""
     client = _client(*influx_login())
     try:

@@ -62,7 +62,7 @@ def ensure_users(info: StackInfo) -> None:
 def prepare_database(info: StackInfo, database: str) -> None:
     """Create `database` with what the analytics job needs that only an admin may create, and
     grant each role its privilege on it. On an insecure stack: only create it."""
-    from prognos.cloud.analytics_job import ensure_rollup_policy
+    from prognos.cloud.analytics.reading import ensure_rollup_policy
 
     client = stack_influx(info, INFLUX_ADMIN)
     try:

@@ -303,7 +303,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_dealer_data(home: Path, rows: dict[str, list[dict[str, str]]], fleet: str) -> None:
     """The fleet's dealer-system exports and vehicle registry, written to HOME/demo-dms and imported."""
-    from prognos.cloud.dms_import import import_files
+    from prognos.cloud.dealers.dms_import import import_files
     from prognos.ops.access import stack_influx
     from prognos.ops.state import load_stack
     from prognos.sim.dealers import write_dms

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prognos.cloud.dms import KINDS
+from prognos.cloud.dealers.kinds import KINDS
 from prognos.sim.fleet import make_fleet
 
 Row = dict[str, str]
 
-# part number -> (share of orders that use it, typical stock on hand); PG-* as prognos/cloud/parts.py
+# part number -> (share of orders that use it, typical stock on hand); PG-* as prognos/cloud/parts/plan.py
 PARTS = {
     "PG-BRK-3100": (0.22, 60),
     "BRK-DSC-02": (0.08, 24),

@@ -1,5 +1,5 @@
 """The analytics job against the real InfluxDB: records written as ingest writes them
-(prognos.cloud.lineprotocol.record_lines) and a registry as the DMS import writes it; the job's
+(prognos.cloud.ingest.points.record_lines) and a registry as the DMS import writes it; the job's
 snapshot read back through the documented queries."""
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import pandas as pd
 import pytest
 
 from prognos.cli import main
-from prognos.cloud.analytics import DAY_MS
-from prognos.cloud.analytics_job import read_inputs, rfc3339, run_every, run_once
-from prognos.cloud.dms import KINDS, parse_row, point_line
-from prognos.cloud.lineprotocol import record_lines
+from prognos.cloud.analytics.common import DAY_MS
+from prognos.cloud.analytics.job import run_every, run_once
+from prognos.cloud.analytics.reading import read_inputs, rfc3339
+from prognos.cloud.dealers.dms import parse_row, point_line
+from prognos.cloud.dealers.kinds import KINDS
+from prognos.cloud.ingest.points import record_lines
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError

@@ -4,9 +4,9 @@ at seeded random points, a network partition lasting simulated hours, and a full
 Each test starts a stack of its own in its tmp dir (`_start_stack`), never the session stack: the
 secure stack users run (TLS, a broker login and ACL per vehicle and per cloud role, InfluxDB
 users with least privilege). It runs real processes: agents (the gateway's spool, forwarder and
-MQTT uplink; tests/support/chaos_rig.py) and ingest workers (prognos.cloud.ingest.IngestWorker). Records are
-deterministic per vehicle and seq, so what the agents produced can be compared with what InfluxDB
-holds, record by record.
+MQTT uplink; tests/support/chaos_rig.py) and ingest workers
+(prognos.cloud.ingest.worker.IngestWorker). Records are deterministic per vehicle and seq, so
+what the agents produced can be compared with what InfluxDB holds, record by record.
 
 The random faults take their seed from PROGNOS_CHAOS_SEED, or draw one; it is printed, and a
 failure names it, so that `PROGNOS_CHAOS_SEED=... pytest tests/integration/test_chaos.py` replays the run.

@@ -11,8 +11,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from prognos.cloud.analytics_job import run_once
-from prognos.cloud.lineprotocol import record_lines
+from prognos.cloud.analytics.job import run_once
+from prognos.cloud.ingest.points import record_lines
 from prognos.cloud.storage.client import InfluxClient
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger

@@ -23,9 +23,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from prognos.cloud.analytics_job import RunSummary, run_once
-from prognos.cloud.dms_import import import_files
-from prognos.cloud.lineprotocol import (
+from prognos.cloud.analytics.job import RunSummary, run_once
+from prognos.cloud.dealers.dms_import import import_files
+from prognos.cloud.ingest.points import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
@@ -49,7 +49,7 @@ HOUR_MS = 3_600_000
 SUBSYSTEMS = ("battery", "tires", "brakes", "bearings", "motor")
 DRIFT = "battery.module_temperature_drift"
 PAD_WEAR = "brakes.pad_wear"
-PADS = "PG-BRK-3100"  # the part of PAD_WEAR (prognos/cloud/parts.py)
+PADS = "PG-BRK-3100"  # the part of PAD_WEAR (prognos/cloud/parts/plan.py)
 BAD_LOT = "L002"
 BAD_LOT_AFFECTED = 6  # of its 10 vehicles
 

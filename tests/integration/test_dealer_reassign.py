@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prognos.cli import main
-from prognos.cloud.dms_import import import_files
+from prognos.cloud.dealers.dms_import import import_files
 from prognos.cloud.storage.client import InfluxClient
 from prognos.ops.state import StackInfo
 from prognos.sim.dealers import make_dms, write_dms

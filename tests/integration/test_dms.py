@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from prognos.cli import main
-from prognos.cloud.dealer_data import dealer_report, read_records
-from prognos.cloud.dms import KINDS, Record
-from prognos.cloud.dms_import import RejectedFilesError, check_files, import_files, read_file
+from prognos.cloud.dealers.data import dealer_report, read_records
+from prognos.cloud.dealers.dms_import import RejectedFilesError, check_files, import_files, read_file
+from prognos.cloud.dealers.kinds import KINDS, Record
 from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.ops.state import StackInfo

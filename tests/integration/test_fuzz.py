@@ -19,7 +19,7 @@ import cbor2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from prognos.cloud.dms import VEHICLE, Record
+from prognos.cloud.dealers.kinds import VEHICLE, Record
 from prognos.link import FrameError, decode_frame
 from prognos.record import DiagnosticRecord
 from tests.support.fuzz_strategies import (

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from prognos.cloud.ingest import IngestWorker
+from prognos.cloud.ingest.worker import IngestWorker
 from prognos.cloud.model_push import push_bundle
 from prognos.cloud.storage.client import AccessDeniedError, InfluxClient
 from prognos.config import RECEIPT_TIMEOUT_S, parse_gateway_config

@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from prognos.catalog import default_catalog
-from prognos.cloud.ingest import IngestWorker
+from prognos.cloud.ingest.worker import IngestWorker
 from prognos.cloud.storage.client import InfluxClient
 from prognos.hil.fleet import FleetClock, run_fleet
 from prognos.ops.state import StackInfo

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prognos.cloud.analytics import Inputs
+from prognos.cloud.analytics.analyse import Inputs
 
 
 def assert_same_inputs(ours: Inputs, theirs: Inputs) -> dict[str, int]:

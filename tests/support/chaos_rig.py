@@ -23,7 +23,7 @@ the broker's PUBACK); `counters JSON` now and then.
 A restarted agent goes on at the seq after the last one it reported spooled (the record in
 progress at a kill, if it landed, is sent twice with the same content, so it is stored once).
 
-The ingest worker is prognos.cloud.ingest.IngestWorker as `prognos cloud ingest` runs it (the stack's
+The ingest worker is prognos.cloud.ingest.worker.IngestWorker as `prognos cloud ingest` runs it (the stack's
 ingest logins: it may read the diag and status topics and write to the database) with a fixed
 MQTT client id, so that a worker started again after a kill resumes its persistent session and the
 messages the broker kept for it; it says `subscribed` each time the broker confirms its
@@ -1367,7 +1367,7 @@ def _agent_main(argv: Sequence[str]) -> int:
 
 
 def _ingest_main(argv: Sequence[str]) -> int:
-    from prognos.cloud.ingest import IngestWorker, tune_garbage_collection
+    from prognos.cloud.ingest.worker import IngestWorker, tune_garbage_collection
 
     parser = argparse.ArgumentParser(prog="chaos_rig ingest")
     parser.add_argument(

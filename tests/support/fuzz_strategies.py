@@ -9,8 +9,9 @@ The targets, their parsers and the documented error:
 - `link`: `prognos.link.FrameDecoder` and `decode_frame`, and the gateway's
   `prognos.edge.sources.uart.NodeDecoder`; the stream decoders never raise but count each bad frame
   under a reason, `decode_frame` raises `FrameError`.
-- `dms`: `prognos.cloud.dms.decode_table`, `detect_kind` or `kind_named`, then `validate`; `ConfigError`
-  for a file that cannot be read, bad rows listed in `Checked.problems` with their line or index.
+- `dms`: `prognos.cloud.dealers.dms.decode_table`, `detect_kind` or `kind_named`, then
+  `validate`; `ConfigError` for a file that cannot be read, bad rows listed in
+  `Checked.problems` with their line or index.
 - `scenario`: `prognos.hil.scenario.parse_scenario`; `ConfigError`.
 
 A check takes one case, feeds it to its parser and returns an `Outcome`: how many inputs were
@@ -47,19 +48,10 @@ import cbor2
 from hypothesis import strategies as st
 
 from prognos.catalog import default_catalog
-from prognos.cloud.dms import (
-    KINDS,
-    Column,
-    Kind,
-    Record,
-    Value,
-    decode_table,
-    detect_kind,
-    kind_named,
-    validate,
-)
-from prognos.cloud.dms import point_line as dms_point_line
-from prognos.cloud.dms_import import RejectedFilesError
+from prognos.cloud.dealers.dms import decode_table, validate
+from prognos.cloud.dealers.dms import point_line as dms_point_line
+from prognos.cloud.dealers.dms_import import RejectedFilesError
+from prognos.cloud.dealers.kinds import KINDS, Column, Kind, Record, Value, detect_kind, kind_named
 from prognos.edge.sources.uart import NodeDecoder
 from prognos.errors import ConfigError, DecodeError
 from prognos.hil.scenario import Scenario, parse_scenario

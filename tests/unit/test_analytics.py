@@ -1,4 +1,4 @@
-"""The pure analytics (prognos/cloud/analytics.py) on hand-made frames: priorities, cohort statistics
+"""The pure analytics (prognos/cloud/analytics/analyse.py) on hand-made frames: priorities, cohort statistics
 and false-discovery control, nested cohorts, the service list's dates, maintenance intervals,
 the parts failures, the snapshot's points and the schema page."""
 
@@ -13,24 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prognos.cloud.analytics import (
-    DAY_MS,
-    Inputs,
-    analyse,
+from prognos.cloud.analytics.alerts import open_faults, vehicle_alerts
+from prognos.cloud.analytics.analyse import Inputs, analyse, parts_failures
+from prognos.cloud.analytics.cohorts import (
     benjamini_hochberg,
     campaign_vehicles,
     enrichment_p,
     find_cohorts,
-    maintenance_intervals,
-    open_faults,
-    parts_failures,
-    service_list,
     signatures,
-    theil_sen_slope,
-    vehicle_alerts,
 )
-from prognos.cloud.analytics_job import parse_duration_s, parse_time_ms, snapshot
-from prognos.cloud.parts import FAULT_PARTS
+from prognos.cloud.analytics.common import DAY_MS
+from prognos.cloud.analytics.job import parse_duration_s, parse_time_ms, snapshot
+from prognos.cloud.analytics.service import maintenance_intervals, service_list, theil_sen_slope
+from prognos.cloud.parts.plan import FAULT_PARTS
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.encode import encode_row
 from prognos.errors import ConfigError

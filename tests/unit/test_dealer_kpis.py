@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from prognos.cloud.dealer_kpis import (
+from prognos.cloud.dealers.dms import RowError, parse_row, records_frame
+from prognos.cloud.dealers.kinds import KINDS
+from prognos.cloud.dealers.kpis import (
     AT_RISK_SCORE,
     WATCH_SCORE,
     dealer_kpis,
@@ -21,7 +23,6 @@ from prognos.cloud.dealer_kpis import (
     format_risk,
     period_start,
 )
-from prognos.cloud.dms import KINDS, RowError, parse_row, records_frame
 from prognos.errors import ConfigError
 from prognos.sim.dealers import SLIPPING_DEALER, make_dms
 

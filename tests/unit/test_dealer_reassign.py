@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from prognos.cloud.dealer_reassign import (
+from prognos.cloud.dealers.dms import parse_row, records_frame
+from prognos.cloud.dealers.kinds import KINDS
+from prognos.cloud.dealers.reassign import (
     Appointment,
     Customer,
     ReassignSettings,
@@ -21,7 +23,6 @@ from prognos.cloud.dealer_reassign import (
     reassign_frames,
     weekly_capacity,
 )
-from prognos.cloud.dms import KINDS, parse_row, records_frame
 from prognos.errors import ConfigError
 from prognos.sim.dealers import make_dms
 

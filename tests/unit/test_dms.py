@@ -16,14 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prognos.cli import main
-from prognos.cloud.dms import (
-    KINDS,
-    Column,
-    Record,
+from prognos.cloud.dealers.dms import (
     RowError,
-    Table,
     decode_table,
-    detect_kind,
     from_stored,
     id_offset_ns,
     parse_row,
@@ -32,6 +27,7 @@ from prognos.cloud.dms import (
     stored_fields,
     validate,
 )
+from prognos.cloud.dealers.kinds import KINDS, Column, Record, Table, detect_kind
 from prognos.errors import ConfigError
 
 ORDER_HEADER = (

@@ -1,5 +1,5 @@
-"""Part-demand forecasting (prognos/cloud/forecast.py) and parts planning
-(prognos/cloud/parts.py): baselines and metrics against hand computations, the forecaster's
+"""Part-demand forecasting (prognos/cloud/parts/forecast.py) and parts planning
+(prognos/cloud/parts/plan.py): baselines and metrics against hand computations, the forecaster's
 learning, intervals, the planning logic, and the carparts backtest that docs/forecast.md
 reports."""
 
@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prognos.cloud import forecast as fc
-from prognos.cloud import parts
+from prognos.cloud.parts import forecast as fc
+from prognos.cloud.parts import plan as parts
+from prognos.cloud.parts import tables
 from prognos.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "forecast.md"
@@ -186,28 +187,28 @@ def test_demand_table_reads_unknowns_and_rejects_text() -> None:
         [["2020-01", "1", ""], ["2020-02", "0", "2"], ["2020-03", "3", "0"], ["2020-04", "0", "NA"]],
         ["month", "a", "b"],
     )
-    parsed = fc.demand_table(frame)
+    parsed = tables.demand_table(frame)
     assert parsed.label_name == "month" and parsed.names == ("a", "b")
     assert np.isnan(parsed.values[0, 1]) and np.isnan(parsed.values[3, 1])
     assert parsed.values[:, 0].tolist() == [1, 0, 3, 0]
     frame.iloc[2, 2] = "two"
     with pytest.raises(ConfigError, match=r"row 4, column 'b': 'two' is not a number"):
-        fc.demand_table(frame)
+        tables.demand_table(frame)
     with pytest.raises(ConfigError, match="at least one numeric series column"):
-        fc.demand_table(frame[["month"]])
+        tables.demand_table(frame[["month"]])
     with pytest.raises(ConfigError, match="needs at least 4"):
-        fc.demand_table(frame.iloc[:3])
+        tables.demand_table(frame.iloc[:3])
     frame.iloc[2, 2] = "-1"
     with pytest.raises(ConfigError, match="negative"):
-        fc.demand_table(frame)
+        tables.demand_table(frame)
 
 
 def test_parse_csv_errors() -> None:
     with pytest.raises(ConfigError, match="is empty"):
-        fc.parse_csv("  \n", source="x.csv")
+        tables.parse_csv("  \n", source="x.csv")
     with pytest.raises(ConfigError, match="not a CSV table"):
-        fc.parse_csv('a,b\n"1,2\n', source="x.csv")
-    assert fc.parse_csv("a,b\n1,\n").iloc[0].tolist() == ["1", ""]
+        tables.parse_csv('a,b\n"1,2\n', source="x.csv")
+    assert tables.parse_csv("a,b\n1,\n").iloc[0].tolist() == ["1", ""]
 
 
 @pytest.mark.parametrize(
@@ -223,20 +224,20 @@ def test_parse_csv_errors() -> None:
     ],
 )
 def test_continue_labels(labels: list[str], expected: list[str]) -> None:
-    assert fc.continue_labels(labels, 2) == expected
+    assert tables.continue_labels(labels, 2) == expected
 
 
 def test_forecast_table_shapes() -> None:
     rng = np.random.default_rng(2)
     months = [f"{2019 + i // 12}-{i % 12 + 1:02d}" for i in range(30)]
     data = {"month": months, "p1": rng.poisson(2, 30).astype(str), "p2": rng.poisson(0.2, 30).astype(str)}
-    result = fc.forecast_table(fc.demand_table(pd.DataFrame(data)), 5)
+    result = tables.forecast_table(tables.demand_table(pd.DataFrame(data)), 5)
     assert result.point.columns.tolist() == ["month", "p1", "p2"]
     assert result.point["month"].tolist() == ["2021-07", "2021-08", "2021-09", "2021-10", "2021-11"]
     assert result.intervals.columns.tolist() == ["month", "p1_lower", "p1_upper", "p2_lower", "p2_upper"]
     assert (result.intervals["p1_lower"] <= result.intervals["p1_upper"]).all()
     with pytest.raises(ConfigError, match="horizon"):
-        fc.forecast_table(fc.demand_table(pd.DataFrame(data)), 0)
+        tables.forecast_table(tables.demand_table(pd.DataFrame(data)), 0)
 
 
 # ---------------------------------------------------------------- planning
@@ -422,7 +423,7 @@ def test_planning_input_errors() -> None:
 @functools.cache
 def run_backtest(path: Path) -> fc.Backtest:
     text = path.read_text(encoding="utf-8")
-    return fc.backtest(fc.demand_table(fc.parse_csv(text)).values, holdout=12)
+    return fc.backtest(tables.demand_table(tables.parse_csv(text)).values, holdout=12)
 
 
 @pytest.fixture

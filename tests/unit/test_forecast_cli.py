@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from prognos.cli import main
-from prognos.cloud.parts import REORDER_COLUMNS, WEEKLY_COLUMNS
+from prognos.cloud.parts.plan import REORDER_COLUMNS, WEEKLY_COLUMNS
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -78,6 +78,72 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     return problems
 
 
+# Pure modules: data in, data out. They import no adapter library and no storage client, so they
+# can be tested and reused without a server (STYLE.md).
+PURE_MODULES = (
+    "prognos.record",
+    "prognos.receipt",
+    "prognos.topics",
+    "prognos.status",
+    "prognos.link",
+    "prognos.edge.buffers",
+    "prognos.edge.features",
+    "prognos.edge.rules",
+    "prognos.edge.trend",
+    "prognos.cloud.analytics.common",
+    "prognos.cloud.analytics.alerts",
+    "prognos.cloud.analytics.cohorts",
+    "prognos.cloud.analytics.service",
+    "prognos.cloud.analytics.analyse",
+    "prognos.cloud.analytics.fleet_health",
+    "prognos.cloud.dealers.kinds",
+    "prognos.cloud.dealers.kpis",
+    "prognos.cloud.dealers.reassign",
+    "prognos.cloud.parts.forecast",
+    "prognos.cloud.parts.tables",
+    "prognos.cloud.parts.plan",
+    "prognos.cloud.storage.measurement",
+    "prognos.cloud.storage.schema",
+    "prognos.cloud.storage.encode",
+)
+ADAPTERS = (
+    "paho",
+    "requests",
+    "sqlite3",
+    "socket",
+    "can",
+    "serial",
+    "streamlit",
+    "urllib",
+    "http",
+    "subprocess",
+)
+ADAPTER_MODULES = ("prognos.cloud.storage.client", "prognos.cloud.storage.writer", "prognos.ops")
+
+
+def impure_imports(source: str, module: str) -> list[str]:
+    found = []
+    for line, target in imported_modules(source, module, is_package=False):
+        if target.split(".")[0] in ADAPTERS or target.startswith(ADAPTER_MODULES):
+            found.append(f"{module}:{line} imports {target}")
+    return found
+
+
+def test_pure_modules_import_no_adapter() -> None:
+    problems: list[str] = []
+    for module in PURE_MODULES:
+        path = PACKAGE.parent.joinpath(*module.split(".")).with_suffix(".py")
+        assert path.is_file(), f"{module} is listed as pure but {path} does not exist"
+        problems += impure_imports(path.read_text(encoding="utf-8"), module)
+    assert not problems, "pure modules importing adapters:\n" + "\n".join(problems)
+
+
+def test_the_purity_check_catches_an_adapter_import() -> None:
+    assert impure_imports("import requests", "prognos.cloud.parts.plan")
+    assert impure_imports("def f():\n    from prognos.cloud.storage.client import InfluxClient\n", "x.y")
+    assert impure_imports("import numpy as np\nimport pandas as pd", "prognos.cloud.parts.plan") == []
+
+
 def test_no_part_imports_against_the_direction_of_the_layers() -> None:
     problems: list[str] = []
     modules = sorted(PACKAGE.rglob("*.py"))
@@ -93,14 +159,14 @@ def test_no_part_imports_against_the_direction_of_the_layers() -> None:
     "module, source",
     [
         ("prognos.record", "from prognos.edge.spool import Spool"),
-        ("prognos.config", "def f():\n    import prognos.cloud.ingest\n"),
+        ("prognos.config", "def f():\n    import prognos.cloud.ingest.worker\n"),
         ("prognos.topics", "from prognos import hil"),
         ("prognos.edge.gateway", "from prognos.cloud.storage import writer"),
         ("prognos.edge.sources.uart", "from ...models import train"),
-        ("prognos.cloud.ingest", "from prognos.dashboard import data"),
+        ("prognos.cloud.ingest.worker", "from prognos.dashboard import data"),
         ("prognos.cloud.analytics", "from ..hil.bench import run_scenario"),
         ("prognos.sim.fleet", "from prognos.hil.scenario import Scenario"),
-        ("prognos.cloud.ingest", "from prognos.ops.state import load_stack"),
+        ("prognos.cloud.ingest.worker", "from prognos.ops.state import load_stack"),
         ("prognos.hil.bench", "from prognos.ops.provision import fleet_logins"),
     ],
 )

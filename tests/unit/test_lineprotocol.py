@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from prognos.cloud.lineprotocol import (
+from prognos.cloud.ingest.points import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,

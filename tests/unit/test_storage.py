@@ -23,8 +23,9 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 
-from prognos.cloud import analytics_job, dms
-from prognos.cloud.lineprotocol import (
+from prognos.cloud.analytics import job, reading
+from prognos.cloud.dealers import kinds
+from prognos.cloud.ingest.points import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,
@@ -166,11 +167,11 @@ def written_lines() -> list[str]:
 
 
 def test_every_point_the_code_writes_is_declared() -> None:
-    from prognos.cloud.analytics import analyse
-    from tests.test_analytics import NOW, batch_defect_fleet, inputs_for
+    from prognos.cloud.analytics.analyse import analyse
+    from tests.unit.test_analytics import NOW, batch_defect_fleet, inputs_for
 
     results = analyse(inputs_for(*batch_defect_fleet()), NOW)
-    snapshot, counts = analytics_job.snapshot(results, NOW, lookback_days=30.0, horizon_weeks=8)
+    snapshot, counts = job.snapshot(results, NOW, lookback_days=30.0, horizon_weeks=8)
     lines = [*written_lines(), *snapshot, encode_row(schema.ANALYTICS_RUN, counts, NOW) or ""]
     seen = set()
     for line in lines:
@@ -184,7 +185,7 @@ def test_every_point_the_code_writes_is_declared() -> None:
 
 
 def test_the_dms_kinds_are_declared_from_their_columns() -> None:
-    assert set(schema.DMS) == set(dms.KINDS)
+    assert set(schema.DMS) == set(kinds.KINDS)
     work_order = schema.MEASUREMENTS["work_order"]
     assert work_order.tags == ("dealer_id",) and work_order.precision == "ns"
     assert (
@@ -217,10 +218,10 @@ def test_the_status_measurement_follows_the_status_message() -> None:
 
 
 def test_the_rollup_queries_write_the_declared_rollups() -> None:
-    queries = " ".join((analytics_job.Q_ROLLUP_HEALTH, *analytics_job.ROLLUP_QUERIES))
+    queries = " ".join((reading.Q_ROLLUP_HEALTH, *reading.ROLLUP_QUERIES))
     for measurement in schema.ANALYTICS_ROLLUPS:
         target = f'INTO "{measurement.retention_policy}"."{measurement.name}"'
-        query = next(q for q in (analytics_job.Q_ROLLUP_HEALTH, *analytics_job.ROLLUP_QUERIES) if target in q)
+        query = next(q for q in (reading.Q_ROLLUP_HEALTH, *reading.ROLLUP_QUERIES) if target in q)
         assert set(re.findall(r" AS (\w+)", query)) == set(measurement.fields), measurement.name
         assert query.endswith("fill(none)") and all(
             tag in query.split("GROUP BY")[1] for tag in measurement.tags
@@ -249,12 +250,12 @@ def test_only_the_writer_sends_points() -> None:
 def test_the_schema_loads_without_pandas() -> None:
     """Ingest imports the schema, which holds the DMS kinds: loading them must not cost an
     ingest worker pandas (a second and 50 MB)."""
-    code = "import sys, prognos.cloud.ingest; sys.exit('pandas' in sys.modules)"
+    code = "import sys, prognos.cloud.ingest.worker; sys.exit('pandas' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
 
 
 def test_ingest_reads_the_retry_delay_from_the_typed_error() -> None:
-    source = (ROOT / "prognos" / "cloud" / "ingest.py").read_text(encoding="utf-8")
+    source = (ROOT / "prognos" / "cloud" / "ingest" / "worker.py").read_text(encoding="utf-8")
     assert "retry_after" not in source and "getattr(exc" not in source
 
 

@@ -2,7 +2,7 @@
 the unit of the timestamps. docs/storage.md lists them; pure data.
 
 Two groups are derived rather than listed here: `gateway_status` from the status message
-(prognos.status), and the DMS kinds from their columns (prognos.cloud.dms.KINDS).
+(prognos.status), and the DMS kinds from their columns (prognos.cloud.dealers.dms.KINDS).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import re
 from types import MappingProxyType
 
 from prognos import status
-from prognos.cloud.dms import KINDS
+from prognos.cloud.dealers.kinds import KINDS
 from prognos.cloud.storage.measurement import FieldPattern, FieldType, Measurement
 from prognos.record import NAME_PATTERN
 
 FLOAT, INT, STR, BOOL = FieldType.FLOAT, FieldType.INT, FieldType.STR, FieldType.BOOL
 
-# ---------------------------------------------------------------- ingest (prognos.cloud.ingest)
+# ---------------------------------------------------------------- ingest (prognos.cloud.ingest.worker)
 
 COUNTER_PREFIX = "counter."  # a record's counter NAME is the diag field counter.NAME
 
@@ -98,13 +98,13 @@ INGEST = Measurement(
     precision="ns",
 )
 
-# ---------------------------------------------------------------- DMS import (prognos.cloud.dms_import)
+# ------------------------------------------------------- DMS import (prognos.cloud.dealers.dms_import)
 
 DMS: MappingProxyType[str, Measurement] = MappingProxyType(
     {name: kind.measurement for name, kind in KINDS.items()}
 )
 
-# ---------------------------------------------------------------- analytics (prognos.cloud.analytics_job)
+# ---------------------------------------------------------------- analytics (prognos.cloud.analytics.job)
 
 ALERT = Measurement(
     name="alert",

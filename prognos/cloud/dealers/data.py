@@ -1,4 +1,4 @@
-"""The imported DMS data read back from InfluxDB into the frames prognos.cloud.dealer_kpis takes.
+"""The imported DMS data read back from InfluxDB into the frames prognos.cloud.dealers.kpis takes.
 
 Every query is fixed text; values (times, dealer ids) are bound parameters, never pasted in.
 A dashboard page calls these through its data module (with its own caching).
@@ -11,8 +11,9 @@ from datetime import datetime
 
 import pandas as pd
 
-from prognos.cloud.dealer_kpis import DEFAULT_WINDOW, dealer_kpis, dealer_risk
-from prognos.cloud.dms import KINDS, Record, from_stored, kind_named, records_frame
+from prognos.cloud.dealers.dms import from_stored, records_frame
+from prognos.cloud.dealers.kinds import KINDS, Record, kind_named
+from prognos.cloud.dealers.kpis import DEFAULT_WINDOW, dealer_kpis, dealer_risk
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.errors import ConfigError, RejectedError
 
@@ -68,7 +69,8 @@ def read_frame(
     end: datetime | None = None,
     dealer: str | None = None,
 ) -> pd.DataFrame:
-    """read_records as a DataFrame (prognos.cloud.dms.records_frame): one column per column of the kind."""
+    """read_records as a DataFrame (prognos.cloud.dealers.dms.records_frame): one column per
+    column of the kind."""
     spec = kind_named(kind)
     records = read_records(influx, database, spec.name, start=start, end=end, dealer=dealer)
     return records_frame(spec, records)
@@ -81,9 +83,9 @@ def vehicles(influx: InfluxClient, database: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class DealerReport:
-    kpis: pd.DataFrame  # per dealer and period (prognos.cloud.dealer_kpis.dealer_kpis)
+    kpis: pd.DataFrame  # per dealer and period (prognos.cloud.dealers.kpis.dealer_kpis)
     regions: pd.DataFrame  # per region and period
-    risk: pd.DataFrame  # per dealer, highest score first (prognos.cloud.dealer_kpis.dealer_risk, on months)
+    risk: pd.DataFrame  # per dealer, highest score first (prognos.cloud.dealers.kpis.dealer_risk, on months)
 
 
 def dealer_report(

@@ -17,16 +17,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from prognos.cloud.forecast import (
+from prognos.cloud.parts.forecast import (
     DEFAULT_LEVEL,
     FloatArray,
     count_pmf,
     fit_forecaster,
-    format_period,
-    period_ordinals,
     pmf_quantile,
     predictive_moments,
 )
+from prognos.cloud.parts.tables import format_period, period_ordinals
 from prognos.errors import ConfigError
 
 DAYS_INTERVAL = 0.8  # days_low and days_high bound an 80% interval (prognos.record.Fault)

@@ -1,64 +1,36 @@
-"""The analytics job: read InfluxDB, run prognos.cloud.analytics, write the results back as one snapshot.
-
-Every query is fixed text with bound parameters; aggregation runs in InfluxDB (the latest
-point per vehicle and subsystem or fault code, maxima, counts, daily sums). Whole settled days
-are read from daily rollups the job keeps in InfluxDB itself (SELECT ... INTO, one point per
-series and day, in the `rollup` retention policy: `health_day`, `diag_day`, `fault_day`, each
-day marked in `analytics_rollup_day`), the rest of the window from the raw points, so a run's cost grows with
-vehicles x subsystems x days, not with raw records; the results are the same as from the raw
-points alone (section "Daily rollups" below).
-
-A run at time T writes a snapshot: every result point is stamped T, and an `analytics_run`
-point at T, written last, says the snapshot is complete. Running again at the same T first
-deletes that snapshot, so nothing is duplicated and nothing stale is left; a run at a new T
-adds a new snapshot. Snapshots older than `keep_days` are deleted. Every measurement written is
-declared in prognos.cloud.storage.schema and written through prognos.cloud.storage.writer;
-docs/analytics.md says what the dashboard reads in them.
-"""
+"""What the analytics job reads: the window of diagnostic records, from daily rollups for whole
+settled days and from raw points for the rest, the registry and the stock, as the DataFrames
+the pure analytics take (docs/analytics.md)."""
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from prognos.cloud.analytics import (
-    DAY_MS,
-    DEFAULT_SETTINGS,
-    AnalyticsSettings,
-    Inputs,
-    Results,
-    analyse,
-    open_faults,
-    parts_failures,
-)
-from prognos.cloud.dealer_data import vehicles
-from prognos.cloud.parts import DEFAULT_LEAD_TIME_WEEKS
+from prognos.cloud.analytics.alerts import open_faults
+from prognos.cloud.analytics.analyse import Inputs, parts_failures
+from prognos.cloud.analytics.common import DAY_MS, DEFAULT_SETTINGS, AnalyticsSettings
+from prognos.cloud.dealers.data import vehicles
+from prognos.cloud.parts.plan import DEFAULT_LEAD_TIME_WEEKS
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
-from prognos.cloud.storage.encode import encode, encode_row
-from prognos.cloud.storage.measurement import Measurement
+from prognos.cloud.storage.encode import encode
 from prognos.cloud.storage.writer import InfluxWriter
 from prognos.errors import ConfigError, RejectedError, TransientError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK_DAYS = 30.0
-DEFAULT_HORIZON_WEEKS = 8
-DEFAULT_KEEP_DAYS = 30.0
 BASELINE_DAYS = 7.0  # the drift baseline: mean health over the window's first days
 BATCH_LINES = 5000
-QUERY_TIMEOUT_S = 120.0  # aggregates over a fleet's month may take a while on a busy server
 
 # A failed write ends the run, whose snapshot then has no marker: the next run writes it again,
 # and `--every` reports the failure and goes on at the next run's time.
@@ -66,96 +38,8 @@ WRITE_ATTEMPTS = 1
 PRECISION = schema.ANALYTICS_RUN.precision  # of every point the job writes
 
 
-# ---------------------------------------------------------------- points (pure)
-
-
-def _lines(measurement: Measurement, frame: pd.DataFrame, ts_ms: int) -> list[str]:
-    """One point per row with a field value (prognos.cloud.storage.encode.encode_row)."""
-    lines = []
-    for record in frame.to_dict("records"):
-        line = encode_row(measurement, record, ts_ms)
-        if line is not None:
-            lines.append(line)
-    return lines
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What a run computed, as the analytics_run point holds it."""
-
-    as_of_ms: int
-    counts: dict[str, float]
-
-    def __getitem__(self, name: str) -> float:
-        return self.counts[name]
-
-
-def snapshot(
-    results: Results, as_of_ms: int, *, lookback_days: float, horizon_weeks: int
-) -> tuple[list[str], dict[str, float]]:
-    """The result points of one run, all stamped `as_of_ms`, and the run's counts."""
-    alerts = results.alerts.assign(rank=np.arange(1, len(results.alerts) + 1))
-    service = results.service.assign(rank=np.arange(1, len(results.service) + 1))
-    cohorts = results.cohorts.copy()
-    campaign = results.campaign.rename(columns={"cohort_id": "cohort"})
-    if not cohorts.empty:
-        per_cohort = campaign.groupby("cohort")["status"]
-        cohorts["campaign_vehicles"] = cohorts["cohort_id"].map(per_cohort.size()).fillna(0)
-        not_yet = campaign[campaign["status"] == "not yet affected"].groupby("cohort").size()
-        cohorts["not_yet_affected"] = cohorts["cohort_id"].map(not_yet).fillna(0)
-    weekly = results.parts_weekly.rename(columns={"lower": "low", "upper": "high"})
-    if not weekly.empty:
-        index = weekly["week"].astype(int)
-        weekly = weekly.assign(
-            week=[f"{k:02d}" for k in index],
-            week_index=index,
-            week_start_ms=as_of_ms + (index - 1) * 7 * DAY_MS,
-            week_start=[
-                datetime.fromtimestamp((as_of_ms + (k - 1) * 7 * DAY_MS) / 1000, UTC).date().isoformat()
-                for k in index
-            ],
-        )
-    lines = [
-        *_lines(schema.ALERT, alerts, as_of_ms),
-        *_lines(schema.COHORT, cohorts, as_of_ms),
-        *_lines(schema.CAMPAIGN_VEHICLE, campaign, as_of_ms),
-        *_lines(schema.SERVICE_LIST, service, as_of_ms),
-        *_lines(schema.MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
-        *_lines(schema.PARTS_FORECAST, weekly, as_of_ms),
-        *_lines(schema.PARTS_REORDER, results.parts_reorder, as_of_ms),
-    ]
-    bands = results.vehicles["band"].value_counts() if not results.vehicles.empty else pd.Series(dtype=int)
-    priorities = (
-        results.alerts["priority"].value_counts() if not results.alerts.empty else pd.Series(dtype=int)
-    )
-    campaigns = results.cohorts[results.cohorts["status"] == "campaign"] if not results.cohorts.empty else []
-    counts: dict[str, float] = {
-        "window_start_ms": as_of_ms - int(lookback_days * DAY_MS),
-        "lookback_days": float(lookback_days),
-        "horizon_weeks": horizon_weeks,
-        "vehicles_registered": results.registered,
-        "vehicles_observed": results.observed,
-        "vehicles_unregistered": results.unregistered,
-        "vehicles_act": int(bands.get("act", 0)),
-        "vehicles_watch": int(bands.get("watch", 0)),
-        "vehicles_healthy": int(bands.get("healthy", 0)),
-        "alerts": len(results.alerts),
-        "alerts_p1": int(priorities.get("P1", 0)),
-        "alerts_p2": int(priorities.get("P2", 0)),
-        "alerts_p3": int(priorities.get("P3", 0)),
-        "cohorts_tested": results.cohorts_tested,
-        "cohorts": len(results.cohorts),
-        "campaigns": len(campaigns),
-        "campaign_vehicles": len(results.campaign),
-        "service_list": len(results.service),
-        "maintenance_intervals": len(results.intervals),
-        "parts_forecast": len(results.parts_weekly),
-        "parts_reorder": len(results.parts_reorder),
-    }
-    return lines, counts
-
-
-# ---------------------------------------------------------------- reading
+def job_writer(influx: InfluxClient, database: str) -> InfluxWriter:
+    return InfluxWriter(client=influx, database=database, batch_lines=BATCH_LINES, attempts=WRITE_ATTEMPTS)
 
 
 def rfc3339(ms: int) -> str:
@@ -288,7 +172,7 @@ def window_pieces(
     return out
 
 
-def _rows(
+def query_rows(
     influx: InfluxClient, database: str, text: str, params: Mapping[str, str], *, method: str = "GET"
 ) -> list[dict[str, Any]]:
     try:
@@ -313,14 +197,14 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame
 def _frame(
     influx: InfluxClient, database: str, text: str, params: Mapping[str, str], columns: tuple[str, ...]
 ) -> pd.DataFrame:
-    return _table(_rows(influx, database, text, params), columns)
+    return _table(query_rows(influx, database, text, params), columns)
 
 
 def ensure_rollup_policy(influx: InfluxClient, database: str) -> None:
     """The rollups' retention policy, created if missing (creating one takes an admin login:
     on a secure stack `prognos stack up` creates it with the database)."""
-    if ROLLUP_RP not in {str(row.get("name")) for row in _rows(influx, database, Q_POLICIES, {})}:
-        _rows(
+    if ROLLUP_RP not in {str(row.get("name")) for row in query_rows(influx, database, Q_POLICIES, {})}:
+        query_rows(
             influx,
             database,
             f"CREATE RETENTION POLICY {quote_identifier(ROLLUP_RP)} ON {quote_identifier(database)} "
@@ -343,7 +227,7 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
         return set()
     ensure_rollup_policy(influx, database)
     span = {"lo": rfc3339(days[0]), "hi": rfc3339(days[-1] + DAY_MS)}
-    done = {int(row["time"]) for row in _rows(influx, database, Q_MARKERS, span)}
+    done = {int(row["time"]) for row in query_rows(influx, database, Q_MARKERS, span)}
     missing = [day for day in days if day not in done]
     subsystems = _subsystems(influx, database) if missing else ()
     step = 1
@@ -358,10 +242,10 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
         try:
             for text, params in queries:
                 started = time.monotonic()
-                _rows(influx, database, text, params, method="POST")
+                query_rows(influx, database, text, params, method="POST")
                 longest = max(longest, time.monotonic() - started)
             markers = [encode(schema.ANALYTICS_ROLLUP_DAY, {}, {"done": True}, day) for day in chunk]
-            _writer(influx, database).write(markers, precision=PRECISION)
+            job_writer(influx, database).write(markers, precision=PRECISION)
         except TransientError as exc:
             log.warning("rollup of %s stopped (%s); the next run goes on with it", rfc3339(chunk[0]), exc)
             break
@@ -373,7 +257,7 @@ def roll_up(influx: InfluxClient, database: str, start_ms: int, end_ms: int, *, 
 
 
 def _subsystems(influx: InfluxClient, database: str) -> tuple[str, ...]:
-    return tuple(sorted(str(row["value"]) for row in _rows(influx, database, Q_SUBSYSTEMS, {})))
+    return tuple(sorted(str(row["value"]) for row in query_rows(influx, database, Q_SUBSYSTEMS, {})))
 
 
 def _each_piece(
@@ -386,7 +270,7 @@ def _each_piece(
     for piece in pieces:
         where, bounds = piece.where()
         text = queries[1 if piece.rolled else 0].format(where=where)
-        yield piece, _rows(influx, database, text, {**(params or {}), **bounds})
+        yield piece, query_rows(influx, database, text, {**(params or {}), **bounds})
 
 
 @dataclass(frozen=True)
@@ -441,7 +325,7 @@ def _latest(
             names = {f"v{i}": vin for i, vin in enumerate(ordered[at : at + VIN_CHUNK])}
             who = " OR ".join(f'"vin" = ${name}' for name in names)
             where = f"({who}) AND time {after} $lo AND time < $hi"
-            for row in _rows(influx, database, queries[0].format(where=where), {**names, **bounds}):
+            for row in query_rows(influx, database, queries[0].format(where=where), {**names, **bounds}):
                 take(row)
     return _table(list(found.values()), columns)
 
@@ -466,7 +350,9 @@ def _states(
     for piece in tail:
         where, bounds = piece.where()
         for name in window.subsystems:
-            for row in _rows(influx, database, Q_STATES.format(where=where), {**bounds, "subsystem": name}):
+            for row in query_rows(
+                influx, database, Q_STATES.format(where=where), {**bounds, "subsystem": name}
+            ):
                 take(row)
     if len(tail) < len(window.pieces):
         bounds = {"lo": rfc3339(window.start_ms), "hi": rfc3339(window.end_ms)}
@@ -480,7 +366,7 @@ def _states(
                 who = " OR ".join(f'"vin" = ${name}' for name in names)
                 where = f"({who}) AND time > $lo AND time <= $hi"
                 params = {**names, **bounds, "subsystem": subsystem}
-                for row in _rows(influx, database, Q_STATES.format(where=where), params):
+                for row in query_rows(influx, database, Q_STATES.format(where=where), params):
                     take(row)
     return _table(list(found.values()), columns)
 
@@ -607,7 +493,7 @@ def read_stock(
     influx: InfluxClient, database: str, *, default_lead_time_weeks: float = DEFAULT_LEAD_TIME_WEEKS
 ) -> pd.DataFrame:
     """The latest count of every store and part imported from DMS `parts_stock`, as the stock
-    table of prognos.cloud.parts: a row without a service center is the dealer's one store (named by
+    table of prognos.cloud.parts.plan: a row without a service center is the dealer's one store (named by
     the dealer id); a missing lead time is `default_lead_time_weeks`, a missing on_order 0."""
     frame = _frame(
         influx,
@@ -709,174 +595,8 @@ def read_inputs(
 def read_failures(
     influx: InfluxClient, database: str, as_of_ms: int, *, lookback_days: float = DEFAULT_LOOKBACK_DAYS
 ) -> pd.DataFrame:
-    """The failures table of prognos.cloud.parts from the open faults and the registry, days counted
+    """The failures table of prognos.cloud.parts.plan from the open faults and the registry, days counted
     from `as_of_ms` (for `prognos forecast parts` without --failures)."""
     window = read_window(influx, database, *_window(as_of_ms, lookback_days))
     opened = open_faults(_faults(influx, database, window), _last_seen(influx, database, window))
     return parts_failures(opened, read_registry(influx, database), as_of_ms)
-
-
-# ---------------------------------------------------------------- writing
-
-
-def _delete(
-    influx: InfluxClient, database: str, measurement: str, condition: str, params: dict[str, str]
-) -> None:
-    influx.query(
-        f"DELETE FROM {quote_identifier(measurement)} WHERE {condition}",
-        database=database,
-        params=params,
-        method="POST",
-    )
-
-
-def _writer(influx: InfluxClient, database: str) -> InfluxWriter:
-    return InfluxWriter(client=influx, database=database, batch_lines=BATCH_LINES, attempts=WRITE_ATTEMPTS)
-
-
-BEGUN = schema.ANALYTICS_BEGUN.name  # one point per snapshot whose writing began: where results may lie
-
-
-def _any(influx: InfluxClient, database: str, condition: str, params: dict[str, str]) -> bool:
-    """Whether a snapshot was begun or completed at the times of `condition` (the two marker
-    measurements are one series each: cheap to ask, unlike the results themselves)."""
-    for name, field_key in ((BEGUN, "begun"), (schema.ANALYTICS_RUN.name, "alerts")):
-        text = f"SELECT count({quote_identifier(field_key)}) FROM {quote_identifier(name)} WHERE {condition}"
-        if any(row.get("count") for row in _rows(influx, database, text, params)):
-            return True
-    return False
-
-
-def write_snapshot(
-    influx: InfluxClient,
-    database: str,
-    lines: list[str],
-    counts: Mapping[str, float],
-    as_of_ms: int,
-    *,
-    keep_days: float | None = DEFAULT_KEEP_DAYS,
-) -> None:
-    """Replace the snapshot at `as_of_ms`: delete its run marker and results, write the results,
-    then the marker. A run that fails midway leaves no marker, so readers keep using the
-    previous complete snapshot. Then delete the snapshots older than keep_days.
-
-    Deleting costs InfluxDB a pass over every series of a measurement, so it is done only where
-    a snapshot was begun (an `analytics_begun` point, written before the results) or completed."""
-    at = {"t": rfc3339(as_of_ms)}
-    if _any(influx, database, "time >= $t AND time <= $t", at):
-        _delete(influx, database, schema.ANALYTICS_RUN.name, "time >= $t AND time <= $t", at)
-        for measurement in schema.ANALYTICS_RESULTS:
-            _delete(influx, database, measurement.name, "time >= $t AND time <= $t", at)
-    writer = _writer(influx, database)
-    writer.write([encode(schema.ANALYTICS_BEGUN, {}, {"begun": True}, as_of_ms)], precision=PRECISION)
-    writer.write(lines, precision=PRECISION)
-    marker = encode_row(schema.ANALYTICS_RUN, counts, as_of_ms)
-    if marker is not None:
-        writer.write([marker], precision=PRECISION)
-    if keep_days is not None and keep_days > 0:
-        cutoff = {"cutoff": rfc3339(as_of_ms - int(keep_days * DAY_MS))}
-        if _any(influx, database, "time < $cutoff", cutoff):
-            for name in (*(m.name for m in schema.ANALYTICS_RESULTS), schema.ANALYTICS_RUN.name, BEGUN):
-                _delete(influx, database, name, "time < $cutoff", cutoff)
-
-
-# ---------------------------------------------------------------- the job
-
-_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration_s(text: str, *, what: str = "duration") -> float:
-    """`90s`, `15m`, `1h`, `30d`, `2w` (or a bare number of seconds) in seconds; ConfigError
-    unless it is a positive length of time."""
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _UNITS_S else "s"
-    number = value[:-1] if value[-1:] in _UNITS_S else value
-    try:
-        seconds = float(number) * _UNITS_S[unit]
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"{what} {text!r} is not a positive length of time (like 90s, 15m, 1h, 30d)")
-    return seconds
-
-
-def parse_time_ms(text: str) -> int:
-    """An ISO 8601 time (UTC when it has no offset) in epoch milliseconds; ConfigError if not."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(f"{text!r} is not an ISO 8601 time (like 2024-03-01T08:00:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def run_once(
-    influx: InfluxClient,
-    database: str,
-    *,
-    as_of_ms: int | None = None,
-    lookback_days: float = DEFAULT_LOOKBACK_DAYS,
-    horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
-    keep_days: float | None = DEFAULT_KEEP_DAYS,
-    settings: AnalyticsSettings = DEFAULT_SETTINGS,
-    now_ms: int | None = None,
-) -> RunSummary:
-    """One run: read, analyse, write the snapshot at `as_of_ms` (default: now, to the second).
-    Days count as settled (rolled up) by `now_ms`, default the clock."""
-    if lookback_days <= 0:
-        raise ConfigError(f"the lookback must be a positive number of days, not {lookback_days:g}")
-    if horizon_weeks <= 0:
-        raise ConfigError(f"the horizon must be a positive number of weeks, not {horizon_weeks}")
-    started = time.monotonic()
-    now = as_of_ms if as_of_ms is not None else int(time.time()) * 1000
-    inputs = read_inputs(influx, database, now, lookback_days=lookback_days, settings=settings, now_ms=now_ms)
-    if inputs.registry.empty:
-        log.warning(
-            "the vehicle registry is empty: no cohorts, owners or parts plan (import it with import-dms)"
-        )
-    results = analyse(inputs, now, horizon_weeks=horizon_weeks, settings=settings)
-    lines, counts = snapshot(results, now, lookback_days=lookback_days, horizon_weeks=horizon_weeks)
-    counts["duration_s"] = round(time.monotonic() - started, 3)
-    write_snapshot(influx, database, lines, counts, now, keep_days=keep_days)
-    log.info("analytics snapshot %s: %d points", rfc3339(now), len(lines) + 1)
-    return RunSummary(now, counts)
-
-
-def run_every(
-    influx: InfluxClient,
-    database: str,
-    *,
-    every_s: float,
-    stop: threading.Event,
-    on_run: Callable[[RunSummary], object] = lambda summary: None,
-    on_error: Callable[[TransientError], object] = lambda error: None,
-    lookback_days: float = DEFAULT_LOOKBACK_DAYS,
-    horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
-    keep_days: float | None = DEFAULT_KEEP_DAYS,
-    settings: AnalyticsSettings = DEFAULT_SETTINGS,
-) -> int:
-    """Run now and then every `every_s` seconds (counted from each run's start) until `stop`
-    is set; returns the number of runs that completed. A run that finds the database
-    unreachable is reported to `on_error` and the loop goes on; other errors end it."""
-    if every_s <= 0:
-        raise ConfigError("the interval must be positive")
-    done = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            summary = run_once(
-                influx,
-                database,
-                lookback_days=lookback_days,
-                horizon_weeks=horizon_weeks,
-                keep_days=keep_days,
-                settings=settings,
-            )
-            on_run(summary)
-            done += 1
-        except TransientError as exc:
-            log.warning("analytics run failed, next run in %.0f s: %s", every_s, exc)
-            on_error(exc)
-        stop.wait(max(0.0, every_s - (time.monotonic() - started)))
-    return done

@@ -36,8 +36,8 @@ from typing import Literal
 
 import pandas as pd
 
-from prognos.cloud.dms import skill_set
-from prognos.cloud.parts import FAULT_PARTS
+from prognos.cloud.dealers.kinds import skill_set
+from prognos.cloud.parts.plan import FAULT_PARTS
 from prognos.errors import ConfigError
 
 EARTH_RADIUS_KM = 6371.0088
@@ -406,8 +406,8 @@ def reassign_frames(
     """reassign() on the imported DMS data: `centers` the service_center kind, `orders` the
     work_order kind (every dealer's: the other centers' open orders are their booked load),
     `registry` the vehicle kind, `stock` the latest count per service_center and part (on_hand,
-    lead_time_weeks; prognos.cloud.analytics_job.read_stock). Frames as
-    prognos.cloud.dms.records_frame gives."""
+    lead_time_weeks; prognos.cloud.analytics.job.read_stock). Frames as
+    prognos.cloud.dealers.dms.records_frame gives."""
     if centers.empty:
         raise ConfigError("no service centers in the data: import the service_center kind with import-dms")
     places = [

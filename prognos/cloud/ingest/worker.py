@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from prognos.cloud.lineprotocol import (
+from prognos.cloud.ingest.points import (
     dead_letter_line,
     gateway_status_line,
     ingest_metrics_line,

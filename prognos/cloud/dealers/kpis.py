@@ -1,7 +1,7 @@
 """Dealer KPIs and the dealer risk score: pure, DataFrame in, DataFrame out.
 
-The inputs are the frames of the imported DMS data (prognos.cloud.dms.records_frame, or read back by
-prognos.cloud.dealer_data), one per kind, with the columns docs/dms.md lists; only the columns each
+The inputs are the frames of the imported DMS data (prognos.cloud.dealers.dms.records_frame, or read back by
+prognos.cloud.dealers.data), one per kind, with the columns docs/dms.md lists; only the columns each
 KPI needs must be present. docs/dms.md defines every KPI and the risk score.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prognos.cloud.dms import PARTS_SEPARATOR, period_bounds
+from prognos.cloud.dealers.dms import period_bounds
+from prognos.cloud.dealers.kinds import PARTS_SEPARATOR
 from prognos.errors import ConfigError
 
 PERIODS = ("week", "month")

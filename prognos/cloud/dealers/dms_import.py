@@ -1,7 +1,7 @@
 """Import DMS exports into InfluxDB: every row of every file is checked first; one bad row in
 any file and nothing is written.
 
-Points have deterministic keys (prognos.cloud.dms.point_time_ns), so importing a file again overwrites
+Points have deterministic keys (prognos.cloud.dealers.dms.point_time_ns), so importing a file again overwrites
 its points instead of adding to them. If the database fails during the write, some batches may
 be stored and others not; running the same import again completes it.
 """
@@ -14,16 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from prognos.cloud.dms import (
-    PRECISION,
-    Checked,
-    Kind,
-    decode_table,
-    detect_kind,
-    kind_named,
-    point_line,
-    validate,
-)
+from prognos.cloud.dealers.dms import decode_table, point_line, validate
+from prognos.cloud.dealers.kinds import PRECISION, Checked, Kind, detect_kind, kind_named
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.cloud.storage.writer import InfluxWriter
 from prognos.errors import ConfigError, RejectedError, TransientError

@@ -1,0 +1,196 @@
+"""Alerts with priorities: the open faults of each vehicle, its remaining days to the threshold
+with their interval, and the recommended action (docs/analytics.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from prognos.cloud.analytics.common import (
+    ALERT_COLUMNS,
+    DAY_MS,
+    DEFAULT_SETTINGS,
+    RECOMMENDED_ACTIONS,
+    SUBSYSTEM_WORDS,
+    AnalyticsSettings,
+    empty_frame,
+    finite,
+)
+from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH, WATCH_SCORE, vehicle_table
+
+
+def open_faults(faults: pd.DataFrame, last_seen: pd.DataFrame) -> pd.DataFrame:
+    """The faults in each vehicle's latest record (the dashboard's meaning of open)."""
+    if faults.empty:
+        return faults.copy()
+    latest = last_seen.groupby("vin")["time"].max() if not last_seen.empty else pd.Series(dtype=float)
+    seen = faults["vin"].map(latest)
+    return faults[seen.notna() & (faults["time"] >= seen)].reset_index(drop=True)
+
+
+def remaining_days(faults: pd.DataFrame, now_ms: int) -> pd.DataFrame:
+    """days_to_threshold, days_low and days_high counted from `now_ms` instead of from the
+    record that estimated them: days_left, days_low_left, days_high_left (NaN when unknown)."""
+    out = faults.copy()
+    if out.empty:
+        for name in ("days_left", "days_low_left", "days_high_left"):
+            out[name] = pd.Series(dtype=float)
+        return out
+    estimated = pd.to_numeric(out.get("estimated_at", out["time"]), errors="coerce")
+    elapsed = (now_ms - estimated) / DAY_MS
+    for source, target in (
+        ("days_to_threshold", "days_left"),
+        ("days_low", "days_low_left"),
+        ("days_high", "days_high_left"),
+    ):
+        values = pd.to_numeric(out[source], errors="coerce") if source in out else np.nan
+        out[target] = values - elapsed
+    return out
+
+
+def _action(code: str, kind: str, priority: str) -> str:
+    if kind == "fault":
+        subsystem = code.split(".", 1)[0]
+        return RECOMMENDED_ACTIONS.get(
+            code, f"Inspect {SUBSYSTEM_WORDS.get(subsystem, subsystem)} for the reported fault {code}."
+        )
+    subsystem = code.split(".", 1)[0]
+    what = SUBSYSTEM_WORDS.get(subsystem, f"the {subsystem}")
+    if kind == "low_health":
+        when = "at the earliest possible visit" if priority == "P1" else "at the next visit"
+        return f"Inspect {what} {when}: its health is close to the failure threshold."
+    if kind == "anomaly":
+        return f"Inspect {what} at the next visit: its readings are near the alert level, no fault named yet."
+    return f"No action yet; check {what} at the next scheduled service: its health is falling."
+
+
+def days_text(days: float, low: float, high: float) -> str:
+    text = f"failure expected in {max(days, 0.0):.0f} days"
+    if finite(low) and finite(high):
+        text += f" (80%: {max(low, 0.0):.0f}-{max(high, 0.0):.0f})"
+    return text
+
+
+def vehicle_alerts(
+    states: pd.DataFrame,
+    faults: pd.DataFrame,
+    now_ms: int,
+    *,
+    baseline: pd.DataFrame | None = None,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> pd.DataFrame:
+    """One alert per vehicle and code, most urgent first (ALERT_COLUMNS).
+
+    faults: the open faults (open_faults). A fault is P1 when it is due within p1_days or its
+    subsystem's health is below ACT_HEALTH, else P2. A subsystem without an open fault alerts
+    by its worst condition: health below ACT_HEALTH (P1) or WATCH_HEALTH (P2), code
+    SUBSYSTEM.low_health; anomaly score at or above WATCH_SCORE (P2), SUBSYSTEM.anomaly; health
+    fallen by drift_drop or more since `baseline` (P3), SUBSYSTEM.drift."""
+    if states.empty and faults.empty:
+        return empty_frame(ALERT_COLUMNS)
+    fault_frame = remaining_days(faults, now_ms)
+    vehicles = vehicle_table(
+        states, fault_frame[["vin", "code", "time"]] if not fault_frame.empty else fault_frame
+    )
+    band = vehicles.set_index("vin")["band"].to_dict() if not vehicles.empty else {}
+    vehicle_health = vehicles.set_index("vin")["health"].to_dict() if not vehicles.empty else {}
+    last_seen = states.groupby("vin")["time"].max().to_dict() if not states.empty else {}
+    fleet_of = states.groupby("vin")["fleet"].first().to_dict() if not states.empty else {}
+    state_of = {
+        (r.vin, r.subsystem): (float(r.health), float(r.anomaly_score))
+        for r in states.itertuples(index=False)
+    }
+    then = (
+        {(r.vin, r.subsystem): float(r.health) for r in baseline.itertuples(index=False)}
+        if baseline is not None and not baseline.empty
+        else {}
+    )
+    rows: list[dict[str, object]] = []
+    covered: set[tuple[str, str]] = set()
+
+    def base(vin: str, fleet: object) -> dict[str, object]:
+        return {
+            "fleet": str(fleet) if isinstance(fleet, str) and fleet else str(fleet_of.get(vin, "")),
+            "vin": vin,
+            "band": band.get(vin, "act"),
+            "vehicle_health": vehicle_health.get(vin, math.nan),
+            "last_seen_ms": last_seen.get(vin, math.nan),
+        }
+
+    for f in fault_frame.itertuples(index=False):
+        vin, code = str(f.vin), str(f.code)
+        subsystem = code.split(".", 1)[0]
+        covered.add((vin, subsystem))
+        health, score = state_of.get((vin, subsystem), (math.nan, math.nan))
+        days, low, high = float(f.days_left), float(f.days_low_left), float(f.days_high_left)
+        reasons = [f"{code} open (confidence {float(f.confidence):.2f})"]
+        if finite(days):
+            reasons.append(days_text(days, low, high))
+        if finite(health):
+            reasons.append(f"{subsystem} health {health:.2f}")
+        urgent = (finite(days) and days < settings.p1_days) or (finite(health) and health < ACT_HEALTH)
+        priority = "P1" if urgent else "P2"
+        rows.append(
+            {
+                **base(vin, getattr(f, "fleet", "")),
+                "code": code,
+                "priority": priority,
+                "kind": "fault",
+                "subsystem": subsystem,
+                "health": health,
+                "anomaly_score": score,
+                "confidence": float(f.confidence),
+                "days_left": days,
+                "days_low_left": low,
+                "days_high_left": high,
+                "action": _action(code, "fault", priority),
+                "reason": "; ".join(reasons),
+            }
+        )
+    for s in states.itertuples(index=False):
+        vin, subsystem = str(s.vin), str(s.subsystem)
+        if (vin, subsystem) in covered:
+            continue
+        health, score = float(s.health), float(s.anomaly_score)
+        earlier = then.get((vin, subsystem), math.nan)
+        if health < ACT_HEALTH:
+            kind, priority = "low_health", "P1"
+            reason = f"{subsystem} health {health:.2f}, below {ACT_HEALTH}"
+        elif health < WATCH_HEALTH:
+            kind, priority = "low_health", "P2"
+            reason = f"{subsystem} health {health:.2f}, below {WATCH_HEALTH}"
+        elif score >= WATCH_SCORE:
+            kind, priority = "anomaly", "P2"
+            reason = f"{subsystem} anomaly score {score:.2f}, at or above {WATCH_SCORE}"
+        elif finite(earlier) and earlier - health >= settings.drift_drop:
+            kind, priority = "drift", "P3"
+            reason = f"{subsystem} health fell from {earlier:.2f} to {health:.2f}"
+        else:
+            continue
+        code = f"{subsystem}.{kind}"
+        rows.append(
+            {
+                **base(vin, s.fleet),
+                "code": code,
+                "priority": priority,
+                "kind": kind,
+                "subsystem": subsystem,
+                "health": health,
+                "anomaly_score": score,
+                "confidence": math.nan,
+                "days_left": math.nan,
+                "days_low_left": math.nan,
+                "days_high_left": math.nan,
+                "action": _action(code, kind, priority),
+                "reason": reason,
+            }
+        )
+    if not rows:
+        return empty_frame(ALERT_COLUMNS)
+    table = pd.DataFrame(rows)
+    table = table.sort_values(
+        ["priority", "days_left", "health", "vin", "code"], na_position="last", kind="stable"
+    )
+    return table[list(ALERT_COLUMNS)].reset_index(drop=True)

@@ -1,0 +1,139 @@
+"""Fleet analytics: alerts with priorities, cohorts and campaigns, the proactive service list,
+personalised maintenance intervals and the parts plan. Pure: DataFrames in, DataFrames out;
+prognos/cloud/analytics/job.py reads the inputs from InfluxDB and writes the results back.
+docs/analytics.md states every rule and formula.
+
+Input frames (times are epoch milliseconds, UTC):
+
+- registry: the `vehicle` kind of prognos.cloud.dealers.dms (vin, model, lot, *_supplier, owner_name,
+  owner_contact, service_center, fleet, ...); one row per vehicle.
+- states: fleet, vin, subsystem, time, health, anomaly_score: each subsystem's latest state in
+  the lookback window (the frame prognos.cloud.analytics.fleet_health takes).
+- last_seen: fleet, vin, time: the end of each vehicle's latest record.
+- faults: fleet, vin, code, time, confidence, days_to_threshold, days_low, days_high,
+  estimated_at: per vehicle and fault code its latest `fault` point (time, confidence) and the
+  latest days-to-threshold estimate with its 80% interval, stamped `estimated_at` (NaN when the
+  fault never carried one).
+- fault_counts: vin, code, points: fault points per vehicle and code in the window.
+- peaks: vin, subsystem, max_score: the highest anomaly score per subsystem in the window.
+- baseline: vin, subsystem, health: mean health over the first days of the window.
+- wear: vin, subsystem, time, health: daily mean health of the wear subsystems (WEAR_ITEMS).
+- stock: service_center, part, on_hand, on_order, lead_time_weeks (prognos.cloud.parts.plan.check_stock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from prognos.cloud.analytics.alerts import open_faults, remaining_days, vehicle_alerts
+from prognos.cloud.analytics.cohorts import as_text, campaign_vehicles, find_cohorts, signatures
+from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings, empty_frame
+from prognos.cloud.analytics.fleet_health import vehicle_table
+from prognos.cloud.analytics.service import maintenance_intervals, service_list
+from prognos.cloud.parts.plan import (
+    FAULT_PARTS,
+    REORDER_COLUMNS,
+    WEEKLY_COLUMNS,
+    failures_from_faults,
+    plan_parts,
+)
+
+
+def parts_failures(faults: pd.DataFrame, registry: pd.DataFrame, now_ms: int) -> pd.DataFrame:
+    """The failures table of prognos.cloud.parts.plan from the open faults: days counted from `now_ms`
+    (week 1 starts now), codes without a part left out, vehicles placed at their home service
+    center (prognos.cloud.parts.plan.failures_from_faults)."""
+    columns = ["vin", "code", "days_to_threshold", "days_low", "days_high"]
+    if faults.empty or registry.empty:
+        return failures_from_faults(empty_frame(columns), empty_frame(["vin", "service_center"]))
+    left = remaining_days(faults[faults["code"].isin(list(FAULT_PARTS))], now_ms)
+    frame = pd.DataFrame(
+        {
+            "vin": left["vin"].astype(str),
+            "code": left["code"].astype(str),
+            "days_to_threshold": left["days_left"],
+            "days_low": left["days_low_left"],
+            "days_high": left["days_high_left"],
+        }
+    )
+    centers = registry[["vin", "service_center"]].copy()
+    centers["service_center"] = centers["service_center"].map(as_text).str.strip()
+    centers = centers[centers["service_center"] != ""]
+    return failures_from_faults(frame, centers)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the analytics read (the frames of the module docstring)."""
+
+    registry: pd.DataFrame
+    states: pd.DataFrame
+    last_seen: pd.DataFrame
+    faults: pd.DataFrame
+    fault_counts: pd.DataFrame
+    peaks: pd.DataFrame
+    baseline: pd.DataFrame
+    wear: pd.DataFrame
+    stock: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Results:
+    vehicles: pd.DataFrame  # prognos.cloud.analytics.fleet_health.vehicle_table
+    alerts: pd.DataFrame  # ALERT_COLUMNS
+    cohorts: pd.DataFrame  # COHORT_COLUMNS
+    campaign: pd.DataFrame  # CAMPAIGN_COLUMNS
+    service: pd.DataFrame  # SERVICE_COLUMNS
+    intervals: pd.DataFrame  # INTERVAL_COLUMNS
+    parts_weekly: pd.DataFrame  # prognos.cloud.parts.plan.WEEKLY_COLUMNS
+    parts_reorder: pd.DataFrame  # prognos.cloud.parts.plan.REORDER_COLUMNS
+    cohorts_tested: int
+    registered: int  # vehicles in the registry
+    observed: int  # vehicles with data in the window
+    unregistered: int  # vehicles with data that the registry does not hold
+
+
+def analyse(
+    inputs: Inputs,
+    now_ms: int,
+    *,
+    horizon_weeks: int = 8,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> Results:
+    """Every analysis of this module on one set of inputs, as of `now_ms`."""
+    registry = inputs.registry
+    opened = open_faults(inputs.faults, inputs.last_seen)
+    vehicles = vehicle_table(inputs.states, opened[["vin", "code", "time"]] if not opened.empty else opened)
+    alerts = vehicle_alerts(inputs.states, opened, now_ms, baseline=inputs.baseline, settings=settings)
+    observed = set(inputs.states["vin"].astype(str)) if not inputs.states.empty else set()
+    shown = signatures(inputs.fault_counts, inputs.peaks)
+    findings = find_cohorts(registry, shown, observed, settings=settings)
+    campaign = campaign_vehicles(findings.cohorts, registry, shown, observed)
+    service = service_list(opened, registry, now_ms, settings=settings)
+    intervals = maintenance_intervals(inputs.wear, inputs.states, opened, now_ms, settings=settings)
+    failures = parts_failures(opened, registry, now_ms)
+    planned = {spec.part for spec in FAULT_PARTS.values()}  # other parts have no predicted demand
+    stock = inputs.stock[inputs.stock["part"].isin(planned)] if not inputs.stock.empty else None
+    stock = stock if stock is not None and not stock.empty else None
+    if failures.empty and stock is None:
+        weekly, reorder = empty_frame(WEEKLY_COLUMNS), empty_frame(REORDER_COLUMNS)
+    else:
+        plan = plan_parts(failures, None, stock, horizon_weeks=horizon_weeks)
+        weekly, reorder = plan.weekly, plan.reorder
+    known = set(registry["vin"].astype(str)) if not registry.empty else set()
+    return Results(
+        vehicles=vehicles,
+        alerts=alerts,
+        cohorts=findings.cohorts,
+        campaign=campaign,
+        service=service,
+        intervals=intervals,
+        parts_weekly=weekly,
+        parts_reorder=reorder,
+        cohorts_tested=findings.tested,
+        registered=len(known),
+        observed=len(observed),
+        unregistered=len(observed - known),
+    )

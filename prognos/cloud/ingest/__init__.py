@@ -1,0 +1,1 @@
+"""Ingest: records from MQTT into storage, acknowledged only once stored (docs/ingest.md)."""
