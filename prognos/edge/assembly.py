@@ -10,7 +10,7 @@ the demo, and the tests.
 Two users deliberately take fewer parts, through the same functions rather than their own
 wiring: `prognos edge simulate` (prognos/hil/fleet.py) runs bare assessors that publish
 directly, without interfaces or spool (`make_assessor`, `open_uplink`); the chaos rig
-(tests/chaos_rig.py) runs the store-and-forward path alone, with shorter timeouts
+(tests/support/chaos_rig.py) runs the store-and-forward path alone, with shorter timeouts
 (`open_link`, `LinkTiming`).
 
 A module of its own rather than part of gateway.py: gateway.py is the agent's loop and knows

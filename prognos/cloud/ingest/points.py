@@ -44,7 +44,7 @@ def record_lines(fleet: str, record: DiagnosticRecord) -> list[str]:
     lines = [encode(schema.DIAG, vehicle, diag, ts)]
     # What encode gives for vehicle_health, written out: a record has five of these, and ingest
     # formats thousands of records a second. Tags in key order: fleet, subsystem, vin
-    # (tests/test_lineprotocol.py holds it to the declaration and the encoder).
+    # (tests/unit/test_lineprotocol.py holds it to the declaration and the encoder).
     fleet_tag, vin_tag = escape_key(fleet), escape_key(record.vin)
     for name, state in record.subsystems.items():
         lines.append(
