@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH
+from prognos.cloud.dealers.dms import period_bounds
 from prognos.record import Trigger
 
 DAY_MS = 86_400_000
@@ -33,6 +35,31 @@ KPI_LABELS = {
 }
 RATE_KPIS = ("sla_rate", "ftf_rate", "fcr_rate")  # shares 0-1, shown as percentages
 LOWER_IS_BETTER = ("complaint_rate", "handling_minutes")
+KPI_DECIMALS = {"sla_rate": 1, "ftf_rate": 1, "fcr_rate": 1, "csat": 2, "nps": 0, "complaint_rate": 1}
+RANKING_HEADINGS = {  # stored name -> the heading a manager reads, with its unit
+    "rank": "Rank",
+    "dealer_id": "Dealer",
+    "region": "Region",
+    "orders": "Orders opened",
+    "orders_closed": "Orders closed",
+    "sla_rate": "SLA compliance (%)",
+    "ftf_rate": "First-time fix (%)",
+    "fcr_rate": "First-contact resolution (%)",
+    "csat": "CSAT (1-5)",
+    "nps": "NPS (-100 to 100)",
+    "complaint_rate": "Complaints per 100 orders",
+}
+RISK_HEADINGS = {
+    "dealer_id": "Dealer",
+    "region": "Region",
+    "level": "Risk",
+    "score": "Risk score (0-100)",
+    "reasons": "Reasons",
+    "not_assessed": "Not assessed",
+    "months": "Months of data",
+}
+RISK_COLORS = {"at risk": "#d62728", "watch": "#ff7f0e"}
+CALM_COLORS = ("#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#7f7f7f", "#8c564b", "#bcbd22", "#aec7e8")
 
 
 def _layout(figure: go.Figure, title: str, height: int = 360) -> go.Figure:
@@ -379,13 +406,41 @@ def kpi_value_text(kpi: str, value: float) -> str:
     return f"{value:,.1f}" if kpi != "orders" else f"{value:,.0f}"
 
 
-def kpi_trend_chart(kpis: pd.DataFrame, kpi: str, by: str) -> go.Figure:
-    """One KPI per period, one line per dealer or region."""
+def risk_levels(risk: pd.DataFrame) -> dict[str, str]:
+    """Dealer -> its risk level (at risk, watch, ok) from the risk list."""
+    if risk.empty:
+        return {}
+    return dict(zip(risk["dealer_id"].astype(str), risk["level"].astype(str), strict=True))
+
+
+def line_colors(keys: Sequence[str], levels: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A colour per dealer or region: red for a dealer at risk, orange on watch, and calm colours
+    for the rest, so that red on a chart always means the same as on the risk list."""
+    levels = levels or {}
+    colors: dict[str, str] = {}
+    calm = iter(CALM_COLORS * (len(keys) // len(CALM_COLORS) + 1))
+    for key in keys:
+        colors[key] = RISK_COLORS.get(levels.get(key, "ok")) or next(calm)
+    return colors
+
+
+def kpi_trend_chart(
+    kpis: pd.DataFrame, kpi: str, by: str, levels: Mapping[str, str] | None = None
+) -> go.Figure:
+    """One KPI per period, one line per dealer or region, coloured by the dealer's risk level."""
     figure = go.Figure()
     scale = 100.0 if kpi in RATE_KPIS else 1.0
+    keys = sorted(str(key) for key in kpis[by].unique()) if by in kpis else []
+    colors = line_colors(keys, levels)
     for key, rows in kpis.groupby(by, sort=True):
         rows = rows.sort_values("period_start")
-        figure.add_scatter(x=rows["period"], y=rows[kpi] * scale, name=str(key), mode="lines+markers")
+        figure.add_scatter(
+            x=rows["period"],
+            y=rows[kpi] * scale,
+            name=str(key),
+            mode="lines+markers",
+            line={"color": colors[str(key)]},
+        )
     unit = " (%)" if kpi in RATE_KPIS else ""
     figure.update_layout(yaxis_title=KPI_LABELS.get(kpi, kpi) + unit, xaxis_type="category")
     return _layout(figure, f"{KPI_LABELS.get(kpi, kpi)} per {'dealer' if by == 'dealer_id' else 'region'}")
@@ -396,8 +451,25 @@ def periods(kpis: pd.DataFrame) -> list[str]:
     return [str(p) for p in kpis.sort_values("period_start")["period"].drop_duplicates()]
 
 
+def period_complete(label: str, now: datetime) -> bool:
+    """Whether a period (2026-11, 2026-W48) has ended by `now`."""
+    return period_bounds(label)[1] <= now
+
+
+def ranked_period_index(labels: Sequence[str], now: datetime) -> int:
+    """The period a ranking shows first: the latest complete one (a period under way ranks
+    dealers on orders not closed yet), or the latest when none is complete."""
+    complete = [i for i, label in enumerate(labels) if period_complete(label, now)]
+    return complete[-1] if complete else max(len(labels) - 1, 0)
+
+
+def period_choice_text(label: str, now: datetime) -> str:
+    return label if period_complete(label, now) else f"{label} (under way)"
+
+
 def ranking(kpis: pd.DataFrame, kpi: str, period: str, by: str = "dealer_id") -> pd.DataFrame:
-    """The dealers (or regions) of one period ranked by `kpi`, best first (NaN last)."""
+    """The dealers (or regions) of one period ranked by `kpi`, best first (NaN last), with
+    readable headings that carry the units and rounded values."""
     rows = kpis[kpis["period"] == period]
     ascending = kpi in LOWER_IS_BETTER
     rows = rows.sort_values([kpi, by], ascending=[ascending, True], na_position="last")
@@ -405,14 +477,19 @@ def ranking(kpis: pd.DataFrame, kpi: str, period: str, by: str = "dealer_id") ->
     columns += ["sla_rate", "ftf_rate", "fcr_rate", "csat", "nps", "complaint_rate"]
     table = rows[columns].reset_index(drop=True)
     for column in RATE_KPIS:
-        table[column] = (100 * table[column]).round(1)
+        table[column] = 100 * table[column]
+    for column, decimals in KPI_DECIMALS.items():
+        table[column] = table[column].astype(float).round(decimals)
     table.insert(0, "rank", range(1, len(table) + 1))
-    return table
+    return table.rename(columns=RANKING_HEADINGS)
 
 
 def risk_table(risk: pd.DataFrame) -> pd.DataFrame:
-    columns = ["dealer_id", "region", "level", "score", "reasons", "not_assessed", "months"]
-    return risk[[c for c in columns if c in risk]].reset_index(drop=True)
+    """The risk list with readable headings; the score rounded to one decimal."""
+    table = risk[[c for c in RISK_HEADINGS if c in risk]].reset_index(drop=True)
+    if "score" in table:
+        table["score"] = table["score"].astype(float).round(1)
+    return table.rename(columns=RISK_HEADINGS)
 
 
 # ---------------------------------------------------------------- parts

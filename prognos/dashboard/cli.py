@@ -42,6 +42,7 @@ def dashboard_command(home: Path, database: str, port: int) -> tuple[list[str], 
         "run",
         str(app),
         "--server.headless=true",
+        "--client.toolbarMode=viewer",  # no Deploy button or developer menu for the users
         f"--server.port={port}",
         "--server.address=127.0.0.1",
         "--browser.gatherUsageStats=false",

@@ -213,6 +213,12 @@ def test_every_page_renders_its_key_content_in_chromium(
     show(page, "Dealer KPIs", "Dealer risk early warning", "complaints are rising")
     risky = page.locator('[data-testid="stAlert"]').filter(has_text="DLR-05")
     assert "at risk" in risky.first.inner_text()
+    with page.expect_download() as download:
+        page.get_by_text("Download the dealer ranking (CSV)").click()
+    ranking = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert ranking[0].startswith("Rank,Dealer,Region,Orders opened,Orders closed,SLA compliance (%)")
+    assert len(ranking) == 1 + 5  # the five dealers
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # the toolbar in viewer mode
     save(page, "4-dealer-kpis", screenshot_dirs)
 
     show(page, "Parts demand", "Reorder recommendations", "Stock against need")

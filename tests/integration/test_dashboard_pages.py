@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from prognos.cloud.ingest.points import (
     record_lines,
 )
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
+from prognos.dashboard import charts
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 from prognos.sim.dealers import make_dms, write_dms
@@ -303,18 +305,27 @@ def test_dealer_page_shows_kpis_and_the_risky_dealers_reasons(seeded_app: Seeded
     assert any(text.startswith("**DLR-05**") and "at risk" in text for text in flagged)
     assert "complaints are rising" in "\n".join(flagged)
     risk = app.dataframe[0].value
-    assert risk.iloc[0]["dealer_id"] == "DLR-05" and risk.iloc[0]["level"] == "at risk"
+    assert risk.iloc[0]["Dealer"] == "DLR-05" and risk.iloc[0]["Risk"] == "at risk"
     ranking = app.dataframe[1].value
-    assert set(ranking["dealer_id"]) == {f"DLR-0{i}" for i in range(1, 6)}
-    assert list(ranking["rank"]) == [1, 2, 3, 4, 5]
-    assert ranking["sla_rate"].is_monotonic_decreasing  # ranked by SLA compliance, in %
-    assert 50 < ranking["sla_rate"].iloc[0] <= 100
+    assert set(ranking["Dealer"]) == {f"DLR-0{i}" for i in range(1, 6)}
+    assert list(ranking["Rank"]) == [1, 2, 3, 4, 5]
+    assert ranking["SLA compliance (%)"].is_monotonic_decreasing  # ranked by SLA compliance, in %
+    assert 50 < ranking["SLA compliance (%)"].iloc[0] <= 100
+    assert (ranking["SLA compliance (%)"].dropna() == ranking["SLA compliance (%)"].dropna().round(1)).all()
+    now = datetime.now(UTC)
+    chosen = app.selectbox(key="dealer_ranking_period").value
+    assert charts.period_complete(chosen, now)  # the latest complete month, not the one under way
+    assert [d.proto.label for d in app.get("download_button")] == [
+        "Download the risk list (CSV)",
+        "Download the dealer ranking (CSV)",
+        "Download the region ranking (CSV)",
+    ]
     regions = app.dataframe[2].value
-    assert "region" in regions.columns and len(regions) >= 1
+    assert "Region" in regions.columns and len(regions) >= 1
     app.selectbox(key="dealer_kpi").set_value("csat").run()
-    assert app.dataframe[1].value["csat"].is_monotonic_decreasing
+    assert app.dataframe[1].value["CSAT (1-5)"].is_monotonic_decreasing
     app.radio(key="dealer_period").set_value("week").run()
-    assert "-W" in app.subheader[1].value  # ranking of the latest ISO week
+    assert "-W" in app.subheader[1].value  # ranking of the latest complete ISO week
 
 
 def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet) -> None:

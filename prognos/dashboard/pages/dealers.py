@@ -1,6 +1,8 @@
 """Dealer KPIs: SLA compliance, first-time fix, CSAT and NPS per dealer and region, their trends
 and ranking, and the dealer-risk early warning with its reasons (docs/dms.md)."""
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from prognos.dashboard import charts, data, widgets
@@ -23,27 +25,52 @@ for dealer in flagged.itertuples():
     note = st.error if dealer.level == "at risk" else st.warning
     reasons = str(dealer.reasons).replace("; ", "\n- ")
     note(f"**{dealer.dealer_id}** ({dealer.region}) — {dealer.level}, score {dealer.score:.1f}\n- {reasons}")
+risk_rows = charts.risk_table(risk)
 st.dataframe(
-    charts.risk_table(risk),
+    risk_rows,
     hide_index=True,
     column_config={
-        "score": st.column_config.ProgressColumn("score", min_value=0, max_value=100, format="%.1f")
+        "Risk score (0-100)": st.column_config.ProgressColumn(
+            "Risk score (0-100)", min_value=0, max_value=100, format="%.1f"
+        ),
+        "Reasons": st.column_config.TextColumn("Reasons", width="large"),
     },
 )
+widgets.csv_download(risk_rows, "Download the risk list (CSV)", "dealer-risk.csv", key="dealer_risk_csv")
 
 kpi = (
     st.selectbox("KPI", list(charts.KPI_LABELS), format_func=charts.KPI_LABELS.__getitem__, key="dealer_kpi")
     or "sla_rate"
 )
 left, right = st.columns(2)
-left.plotly_chart(charts.kpi_trend_chart(report.kpis, kpi, "dealer_id"))
+levels = (
+    dict(zip(risk["dealer_id"].astype(str), risk["level"].astype(str), strict=True)) if not risk.empty else {}
+)
+left.plotly_chart(charts.kpi_trend_chart(report.kpis, kpi, "dealer_id", levels))
 right.plotly_chart(charts.kpi_trend_chart(report.regions, kpi, "region"))
+st.caption("Red: a dealer at risk; orange: on watch (the early warning above).")
 
+now = datetime.now(UTC)
 periods = charts.periods(report.kpis)
-chosen = st.selectbox("Ranking of", periods, index=len(periods) - 1, key="dealer_ranking_period")
+chosen = st.selectbox(
+    "Ranking of",
+    periods,
+    index=charts.ranked_period_index(periods, now),
+    format_func=lambda label: charts.period_choice_text(label, now),
+    key="dealer_ranking_period",
+)
 if chosen is not None:
     st.subheader(f"Ranking by {charts.KPI_LABELS[kpi].lower()}, {chosen}")
-    st.caption("Rates in %. The latest period may be under way: orders still open count only when closed.")
-    st.dataframe(charts.ranking(report.kpis, kpi, chosen), hide_index=True)
+    if not charts.period_complete(chosen, now):
+        st.caption("This period is under way: orders still open count only once they are closed.")
+    dealer_rows = charts.ranking(report.kpis, kpi, chosen)
+    st.dataframe(dealer_rows, hide_index=True)
+    widgets.csv_download(
+        dealer_rows, "Download the dealer ranking (CSV)", f"dealers-{chosen}.csv", key="dealer_ranking_csv"
+    )
     st.subheader(f"Regions, {chosen}")
-    st.dataframe(charts.ranking(report.regions, kpi, chosen, by="region"), hide_index=True)
+    region_rows = charts.ranking(report.regions, kpi, chosen, by="region")
+    st.dataframe(region_rows, hide_index=True)
+    widgets.csv_download(
+        region_rows, "Download the region ranking (CSV)", f"regions-{chosen}.csv", key="region_ranking_csv"
+    )
