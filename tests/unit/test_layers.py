@@ -102,6 +102,7 @@ PURE_MODULES = (
     "prognos.cloud.parts.forecast",
     "prognos.cloud.parts.tables",
     "prognos.cloud.parts.plan",
+    "prognos.cloud.parts.history",
     "prognos.cloud.storage.measurement",
     "prognos.cloud.storage.schema",
     "prognos.cloud.storage.encode",
