@@ -21,6 +21,7 @@ Input frames (times are epoch milliseconds, UTC):
 - stock: service_center, part, on_hand, on_order, lead_time_weeks (prognos.cloud.parts.plan.check_stock).
 - part_uses: vin, service_center, part, time: one row per part unit fitted on a DMS work order
   (prognos.cloud.parts.history.part_uses), the parts plan's demand history.
+- parts_master: the DMS `part` kind (part, name, unit_cost, currency, pack_size, min_order, ...).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings, 
 from prognos.cloud.analytics.fleet_health import vehicle_table
 from prognos.cloud.analytics.service import maintenance_intervals, service_list
 from prognos.cloud.parts.history import USE_COLUMNS, demand_history, unrepaired
+from prognos.cloud.parts.master import MASTER_COLUMNS, with_costs, with_names
 from prognos.cloud.parts.plan import (
     FAULT_PARTS,
     REORDER_COLUMNS,
@@ -74,7 +76,8 @@ def parts_plan(
     uses (whole ISO weeks before now) as the baseline, plus the predicted failures of the open
     faults not repaired since (prognos.cloud.parts.history.unrepaired). The weeks are numbered
     1..horizon_weeks from now. Stock of a part with neither a predicted failure nor a history
-    is left out."""
+    is left out. The parts master adds each part's name, and each order's cost
+    (prognos.cloud.parts.master)."""
     uses = inputs.part_uses
     failures = parts_failures(unrepaired(opened, uses), inputs.registry, now_ms)
     history = demand_history(uses, before_ms=now_ms)
@@ -85,7 +88,8 @@ def parts_plan(
         return empty_frame(WEEKLY_COLUMNS), empty_frame(REORDER_COLUMNS)
     plan = plan_parts(failures, history, stock, horizon_weeks=horizon_weeks)
     index = {label: str(k + 1) for k, label in enumerate(plan.week_labels)}
-    return plan.weekly.assign(week=plan.weekly["week"].map(index)), plan.reorder
+    weekly = with_names(plan.weekly.assign(week=plan.weekly["week"].map(index)), inputs.parts_master)
+    return weekly, with_costs(plan.reorder, inputs.parts_master)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Inputs:
     wear: pd.DataFrame
     stock: pd.DataFrame
     part_uses: pd.DataFrame = field(default_factory=lambda: empty_frame(USE_COLUMNS))
+    parts_master: pd.DataFrame = field(default_factory=lambda: empty_frame(MASTER_COLUMNS))
 
 
 @dataclass(frozen=True)

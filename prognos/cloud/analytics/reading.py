@@ -18,7 +18,7 @@ import pandas as pd
 from prognos.cloud.analytics.alerts import open_faults
 from prognos.cloud.analytics.analyse import Inputs, parts_failures
 from prognos.cloud.analytics.common import DAY_MS, DEFAULT_SETTINGS, AnalyticsSettings
-from prognos.cloud.dealers.data import vehicles
+from prognos.cloud.dealers.data import read_frame, vehicles
 from prognos.cloud.parts.history import part_uses
 from prognos.cloud.parts.plan import DEFAULT_LEAD_TIME_WEEKS
 from prognos.cloud.storage import schema
@@ -537,6 +537,16 @@ def read_part_uses(
     return part_uses(orders)
 
 
+def read_parts_master(influx: InfluxClient, database: str) -> pd.DataFrame:
+    """The parts master: the DMS `part` kind, one row per part number."""
+    try:
+        return read_frame(influx, database, "part")
+    except RejectedError as exc:
+        if "database not found" in str(exc):
+            raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
+        raise
+
+
 def read_inputs(
     influx: InfluxClient,
     database: str,
@@ -609,6 +619,7 @@ def read_inputs(
         else pd.DataFrame(columns=["vin", "time", "health", "subsystem"]),
         stock=read_stock(influx, database),
         part_uses=read_part_uses(influx, database, as_of_ms),
+        parts_master=read_parts_master(influx, database),
     )
 
 
