@@ -296,11 +296,17 @@ def test_the_parts_plan_has_the_work_orders_history_and_leaves_out_repaired_faul
     repair = {**order, "order_id": "WO99", "vin": "LATER", "parts": "PG-TYR-2100"}
     write_dms(influx, database, "work_order", [*weekly, {**repair, "opened_at": rfc3339(AS_OF - 1_800_000)}])
     pads = {"part": "PG-BRK-3100", "name": "Brake pad set, front axle", "unit_cost": "48.50"}
-    write_dms(influx, database, "part", [{**pads, "currency": "EUR", "pack_size": "2", "min_order": "4"}])
+    write_dms(
+        influx,
+        database,
+        "part",
+        [{**pads, "currency": "EUR", "pack_size": "2", "min_order": "4", "lead_time_days": "21"}],
+    )
     run_once(influx, database, as_of_ms=AS_OF)
     reorder = {(r["service_center"], r["part"]): r for r in snapshot_rows(influx, database, "parts_reorder")}
     sc1 = reorder[("SC-01", "PG-BRK-3100")]
     assert sc1["name"] == "Brake pad set, front axle" and sc1["currency"] == "EUR"
+    assert sc1["lead_time_weeks"] == 3.0 and sc1["on_hand"] == 0  # no stock row: the master's lead time
     assert sc1["order_qty"] > 0 and sc1["order_units"] >= max(4, sc1["order_qty"])
     assert sc1["order_units"] % 2 == 0 and sc1["order_cost"] == pytest.approx(48.5 * sc1["order_units"])
     assert reorder[("SC-01", "PG-WBR-4100")]["name"] == "PG-WBR-4100"  # no master row: its number

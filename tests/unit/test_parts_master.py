@@ -9,7 +9,7 @@ import pandas as pd
 
 from prognos.cloud.dealers.dms import parse_row
 from prognos.cloud.dealers.kinds import KINDS, detect_kind
-from prognos.cloud.parts.master import order_units, with_costs, with_names
+from prognos.cloud.parts.master import order_units, with_costs, with_lead_times, with_names
 from prognos.sim.dealers import PARTS, make_dms
 
 MASTER = pd.DataFrame(
@@ -20,6 +20,7 @@ MASTER = pd.DataFrame(
         "currency": ["EUR", "EUR"],
         "pack_size": [1, 10],
         "min_order": [2, 10],
+        "lead_time_days": [14, None],
     }
 )
 
@@ -47,6 +48,20 @@ def test_the_plan_rows_get_names_and_the_orders_their_cost() -> None:
     weekly = pd.DataFrame({"service_center": ["SC-01"], "part": ["P2"], "week": ["1"]})
     assert with_names(weekly, None)["name"].tolist() == ["P2"]
     assert with_names(weekly, MASTER)["name"].tolist() == ["Cabin air filter"]
+
+
+def test_a_planned_pair_without_stock_gets_the_masters_lead_time() -> None:
+    stock = pd.DataFrame(
+        [("SC-01", "P1", 5.0, 1.0, 4.0)],
+        columns=["service_center", "part", "on_hand", "on_order", "lead_time_weeks"],
+    )
+    pairs = [("SC-01", "P1"), ("SC-02", "P1"), ("SC-02", "P2"), ("SC-02", "P9")]
+    out = with_lead_times(stock, pairs, MASTER)
+    assert out is not None
+    assert out.values.tolist() == [["SC-01", "P1", 5.0, 1.0, 4.0], ["SC-02", "P1", 0.0, 0.0, 2.0]]
+    assert with_lead_times(None, pairs, None) is None  # no master: the plan's default lead time
+    alone = with_lead_times(None, [("SC-03", "P1")], MASTER)
+    assert alone is not None and alone["lead_time_weeks"].tolist() == [2.0]
 
 
 def test_the_demo_dms_has_a_valid_parts_master_for_every_part_it_uses() -> None:

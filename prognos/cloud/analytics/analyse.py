@@ -36,7 +36,7 @@ from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings, 
 from prognos.cloud.analytics.fleet_health import vehicle_table
 from prognos.cloud.analytics.service import maintenance_intervals, service_list
 from prognos.cloud.parts.history import USE_COLUMNS, demand_history, unrepaired
-from prognos.cloud.parts.master import MASTER_COLUMNS, with_costs, with_names
+from prognos.cloud.parts.master import MASTER_COLUMNS, with_costs, with_lead_times, with_names
 from prognos.cloud.parts.plan import (
     FAULT_PARTS,
     REORDER_COLUMNS,
@@ -76,8 +76,8 @@ def parts_plan(
     uses (whole ISO weeks before now) as the baseline, plus the predicted failures of the open
     faults not repaired since (prognos.cloud.parts.history.unrepaired). The weeks are numbered
     1..horizon_weeks from now. Stock of a part with neither a predicted failure nor a history
-    is left out. The parts master adds each part's name, and each order's cost
-    (prognos.cloud.parts.master)."""
+    is left out. The parts master adds each part's name, each order's cost and the lead time of
+    a pair without a stock row (prognos.cloud.parts.master)."""
     uses = inputs.part_uses
     failures = parts_failures(unrepaired(opened, uses), inputs.registry, now_ms)
     history = demand_history(uses, before_ms=now_ms)
@@ -86,6 +86,12 @@ def parts_plan(
     stock = stock if stock is not None and not stock.empty else None
     if failures.empty and stock is None and history.empty:
         return empty_frame(WEEKLY_COLUMNS), empty_frame(REORDER_COLUMNS)
+    pairs = zip(
+        [*failures["service_center"], *history["service_center"]],
+        [*failures["part"], *history["part"]],
+        strict=True,
+    )
+    stock = with_lead_times(stock, pairs, inputs.parts_master)
     plan = plan_parts(failures, history, stock, horizon_weeks=horizon_weeks)
     index = {label: str(k + 1) for k, label in enumerate(plan.week_labels)}
     weekly = with_names(plan.weekly.assign(week=plan.weekly["week"].map(index)), inputs.parts_master)

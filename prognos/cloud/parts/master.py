@@ -2,17 +2,19 @@
 name, and each reorder row what the order costs. Pure: DataFrames in, DataFrames out
 (docs/forecast.md states the rule).
 
-master: part, name, unit_cost, currency, pack_size, min_order (other columns are ignored); a
-part without a master row keeps its number as its name and has no cost.
+master: part, name, unit_cost, currency, pack_size, min_order, lead_time_days (other columns
+are ignored); a part without a master row keeps its number as its name and has no cost.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
-MASTER_COLUMNS = ("part", "name", "unit_cost", "currency", "pack_size", "min_order")
+MASTER_COLUMNS = ("part", "name", "unit_cost", "currency", "pack_size", "min_order", "lead_time_days")
+STOCK_COLUMNS = ("service_center", "part", "on_hand", "on_order", "lead_time_weeks")
 COST_COLUMNS = ("name", "unit_cost", "currency", "order_units", "order_cost")
 
 
@@ -67,3 +69,22 @@ def with_costs(reorder: pd.DataFrame, master: pd.DataFrame | None) -> pd.DataFra
     out["order_units"] = units
     out["order_cost"] = (out["order_units"] * out["unit_cost"]).round(2)
     return out
+
+
+def with_lead_times(
+    stock: pd.DataFrame | None, pairs: Iterable[tuple[str, str]], master: pd.DataFrame | None
+) -> pd.DataFrame | None:
+    """The stock with a row for each planned pair (service center, part) that has none and whose
+    part has a lead time in the master: nothing on hand or on order, lead_time_days / 7 weeks.
+    A stock row's own lead time stands; other pairs keep the plan's default."""
+    days = pd.to_numeric(_master(master)["lead_time_days"], errors="coerce").dropna()
+    have = set() if stock is None else set(zip(stock["service_center"], stock["part"], strict=True))
+    extra = [
+        (center, part, 0.0, 0.0, float(days[part]) / 7.0)
+        for center, part in sorted(set(pairs) - have)
+        if part in days.index
+    ]
+    if not extra:
+        return stock
+    added = pd.DataFrame(extra, columns=list(STOCK_COLUMNS))
+    return added if stock is None or stock.empty else pd.concat([stock, added], ignore_index=True)

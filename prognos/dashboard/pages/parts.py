@@ -12,7 +12,8 @@ reorder = widgets.load(data.parts_reorder, snapshot.at)
 if weekly.empty and reorder.empty:
     widgets.no_data(
         "the latest analytics snapshot plans no parts: no open fault predicts a failure date at a "
-        "vehicle with a home service center (import the vehicle registry with `prognos cloud import-dms`)."
+        "vehicle with a home service center and no work order of the last year used a part (import "
+        "the vehicle registry and the work orders with `prognos cloud import-dms`)."
     )
 
 centers = sorted(set(weekly["service_center"]) | set(reorder["service_center"]))
