@@ -518,28 +518,35 @@ def forecast_chart(weekly: pd.DataFrame, title: str) -> go.Figure:
 def demand_chart(weekly: pd.DataFrame) -> go.Figure:
     """Expected units per week, stacked by part (one service center or several summed)."""
     totals = weekly.groupby(["week_start", "part"], as_index=False)["forecast"].sum()
+    names = dict(zip(weekly["part"], weekly["name"], strict=False)) if "name" in weekly.columns else {}
     figure = go.Figure()
     for part, rows in totals.groupby("part", sort=True):
-        figure.add_bar(x=rows["week_start"].astype(str), y=rows["forecast"], name=str(part))
+        figure.add_bar(x=rows["week_start"].astype(str), y=rows["forecast"], name=str(names.get(part, part)))
     figure.update_layout(barmode="stack", xaxis_title="week starting", yaxis_title="expected units")
     return _layout(figure, "Expected demand per week")
 
 
 def stock_chart(reorder: pd.DataFrame) -> go.Figure:
-    """Stock (on hand and on order) against the reorder point, per service center and part."""
-    label = reorder["service_center"].astype(str) + " / " + reorder["part"].astype(str)
+    """Stock (on hand and on order) against the reorder point, per service center and part:
+    horizontal bars labelled with the part's name, the first row of `reorder` on top."""
+    name = reorder["name"].fillna(reorder["part"]) if "name" in reorder.columns else reorder["part"]
+    label = reorder["service_center"].astype(str) + " / " + name.astype(str)
     figure = go.Figure()
-    figure.add_bar(x=label, y=reorder["on_hand"], name="on hand", marker_color="#2ca02c")
-    figure.add_bar(x=label, y=reorder["on_order"], name="on order", marker_color="#98df8a")
+    figure.add_bar(y=label, x=reorder["on_hand"], name="on hand", orientation="h", marker_color="#2ca02c")
+    figure.add_bar(y=label, x=reorder["on_order"], name="on order", orientation="h", marker_color="#98df8a")
     figure.add_scatter(
-        x=label,
-        y=reorder["reorder_point"],
+        y=label,
+        x=reorder["reorder_point"],
         mode="markers",
         name="reorder point (need)",
-        marker={"symbol": "line-ew-open", "size": 24, "line": {"width": 3}, "color": BAND_COLORS["act"]},
+        marker={"symbol": "line-ns-open", "size": 18, "line": {"width": 3}, "color": BAND_COLORS["act"]},
     )
-    figure.update_layout(barmode="stack", yaxis_title="units")
-    return _layout(figure, "Stock against need over lead time + review")
+    figure.update_layout(
+        barmode="stack", xaxis_title="units", yaxis={"autorange": "reversed", "automargin": True}
+    )
+    return _layout(
+        figure, "Stock against need over lead time + review", height=max(320, 28 * len(reorder) + 120)
+    )
 
 
 # ---------------------------------------------------------------- system

@@ -215,26 +215,49 @@ def campaign_vehicles(at: str, cohort: str) -> pd.DataFrame:
     return frame[list(CAMPAIGN_COLUMNS)].reset_index(drop=True)
 
 
-FORECAST_COLUMNS = schema.PARTS_FORECAST.column_names(without=("week_start_ms",))
+FORECAST_COLUMNS = schema.PARTS_FORECAST.column_names(
+    first=("service_center", "part", "name"), without=("week_start_ms",)
+)
 
 
 @st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
 def parts_forecast(at: str) -> pd.DataFrame:
     """Weekly part demand per service center and part, with its 90% interval."""
     frame = _frame('SELECT * FROM "parts_forecast" WHERE time = $t', {"t": at}, FORECAST_COLUMNS)
+    frame["name"] = frame["name"].fillna(frame["part"])  # a snapshot from before the parts master
     frame = frame.sort_values(["service_center", "part", "week"])
     return frame[list(FORECAST_COLUMNS)].reset_index(drop=True)
 
 
-REORDER_COLUMNS = schema.PARTS_REORDER.columns
+REORDER_COLUMNS = schema.PARTS_REORDER.column_names(first=("service_center", "part", "name"))
 
 
 @st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
 def parts_reorder(at: str) -> pd.DataFrame:
-    """The reorder recommendation per service center and part: largest orders first."""
+    """The reorder recommendation per service center and part, with the part's name and the
+    order's cost (prognos.cloud.parts.master): largest orders first."""
     frame = _frame('SELECT * FROM "parts_reorder" WHERE time = $t', {"t": at}, REORDER_COLUMNS)
+    frame["name"] = frame["name"].fillna(frame["part"])
     frame = frame.sort_values(["order_qty", "service_center", "part"], ascending=[False, True, True])
     return frame[list(REORDER_COLUMNS)].reset_index(drop=True)
+
+
+def pairs_by_demand(weekly: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (service center, part) pairs of the weekly forecast, most expected units first."""
+    totals = weekly.groupby(["service_center", "part"], as_index=False)["forecast"].sum()
+    totals = totals.sort_values(["forecast", "service_center", "part"], ascending=[False, True, True])
+    return [(str(c), str(p)) for c, p in zip(totals["service_center"], totals["part"], strict=True)]
+
+
+def order_cost_text(orders: pd.DataFrame) -> str:
+    """The summed cost of the orders per currency ("1,234.50 EUR"); "-" when no order has a
+    cost (parts without a parts master row)."""
+    costs = pd.to_numeric(orders["order_cost"], errors="coerce")
+    known = orders.assign(order_cost=costs)[costs.notna()]
+    if known.empty:
+        return "-"
+    sums = known.groupby(known["currency"].fillna("").astype(str))["order_cost"].sum()
+    return ", ".join(f"{total:,.2f} {currency}".strip() for currency, total in sums.items())
 
 
 # ---------------------------------------------------------------- registry

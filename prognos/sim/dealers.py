@@ -36,6 +36,33 @@ PARTS = {
     "FLT-CAB-1": (0.30, 90),
     "WIPER-600": (0.18, 70),
 }
+
+
+@dataclass(frozen=True)
+class PartMaster:
+    """A part's row of the parts master (the `part` kind)."""
+
+    name: str
+    unit_cost: float  # EUR
+    supplier: str
+    lead_time_days: int
+    pack_size: int
+    min_order: int
+    substitutes: str = ""
+
+
+MASTER = {  # every part of PARTS
+    "PG-BRK-3100": PartMaster("Brake pad set, front axle", 48.50, "Brembo", 7, 1, 2),
+    "BRK-DSC-02": PartMaster("Brake disc, front, vented", 62.00, "Brembo", 10, 2, 2),
+    "PG-TYR-2100": PartMaster("Tyre 215/55 R17 with valve and TPMS sensor", 139.00, "Continental", 5, 1, 4),
+    "PG-BAT-1100": PartMaster("Battery module temperature sensor", 86.40, "Bosch", 21, 1, 1),
+    "PG-WBR-4100": PartMaster("Wheel bearing hub unit, front", 118.00, "SKF", 14, 1, 1),
+    "PG-MOT-5100": PartMaster("Drive motor bearing kit", 214.00, "Schaeffler", 28, 1, 1),
+    "FLT-CAB-1": PartMaster(
+        "Cabin air filter, activated carbon", 18.90, "Mann+Hummel", 5, 10, 10, "FLT-CAB-2"
+    ),
+    "WIPER-600": PartMaster("Wiper blade, 600 mm", 14.20, "Valeo", 5, 10, 10),
+}
 PROMISES_MIN = (45, 60, 90, 120, 180, 240, 480)
 COMPLAINT_CATEGORIES = ("waiting time", "repair quality", "billing", "communication", "parts delay")
 FIRST_NAMES = ("Anna", "Ben", "Clara", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kaja")
@@ -148,6 +175,7 @@ def make_dms(
     rows: dict[str, list[Row]] = {name: [] for name in KINDS}
     rows["vehicle"] = registry
     rows["service_center"] = [_service_center(profile) for profile in dealers]
+    rows["part"] = [_part(part, MASTER[part]) for part in PARTS]
     for index, profile in enumerate(dealers):
         rng = np.random.default_rng([seed, index])
         local = [v["vin"] for v in registry if v["service_center"] == profile.service_center]
@@ -187,6 +215,20 @@ def _vehicles(
             row[column] = dict(spec.suppliers).get(part, "")
         registry.append(row)
     return registry
+
+
+def _part(part: str, m: PartMaster) -> Row:
+    return {
+        "part": part,
+        "name": m.name,
+        "unit_cost": f"{m.unit_cost:.2f}",
+        "currency": "EUR",
+        "supplier": m.supplier,
+        "lead_time_days": str(m.lead_time_days),
+        "pack_size": str(m.pack_size),
+        "min_order": str(m.min_order),
+        "substitutes": m.substitutes,
+    }
 
 
 def _service_center(p: DealerProfile) -> Row:

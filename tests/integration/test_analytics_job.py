@@ -276,6 +276,51 @@ def test_priorities_and_service_dates_on_hand_made_vehicles(influx: InfluxClient
     assert service[0]["registered"] is True and "PG-BRK-3100" in service[0]["reason"]
 
 
+def test_the_parts_plan_has_the_work_orders_history_and_leaves_out_repaired_faults(
+    influx: InfluxClient, database: str
+) -> None:
+    hand_made(influx, database)
+    order = {
+        "dealer_id": "DLR-01",
+        "promised_minutes": "60",
+        "first_contact_resolved": "true",
+        "fixed_first_time": "true",
+        "labour_hours": "1.0",
+        "amount": "200",
+        "service_center": "SC-01",
+    }
+    two_pads = {**order, "vin": "OTHER", "parts": "PG-BRK-3100;PG-BRK-3100"}
+    weekly = [
+        {**two_pads, "order_id": f"WO{w}", "opened_at": rfc3339(AS_OF - w * 7 * DAY_MS)} for w in range(1, 11)
+    ]
+    repair = {**order, "order_id": "WO99", "vin": "LATER", "parts": "PG-TYR-2100"}
+    write_dms(influx, database, "work_order", [*weekly, {**repair, "opened_at": rfc3339(AS_OF - 1_800_000)}])
+    pads = {"part": "PG-BRK-3100", "name": "Brake pad set, front axle", "unit_cost": "48.50"}
+    write_dms(
+        influx,
+        database,
+        "part",
+        [{**pads, "currency": "EUR", "pack_size": "2", "min_order": "4", "lead_time_days": "21"}],
+    )
+    run_once(influx, database, as_of_ms=AS_OF)
+    reorder = {(r["service_center"], r["part"]): r for r in snapshot_rows(influx, database, "parts_reorder")}
+    sc1 = reorder[("SC-01", "PG-BRK-3100")]
+    assert sc1["name"] == "Brake pad set, front axle" and sc1["currency"] == "EUR"
+    assert sc1["lead_time_weeks"] == 3.0 and sc1["on_hand"] == 0  # no stock row: the master's lead time
+    assert sc1["order_qty"] > 0 and sc1["order_units"] >= max(4, sc1["order_qty"])
+    assert sc1["order_units"] % 2 == 0 and sc1["order_cost"] == pytest.approx(48.5 * sc1["order_units"])
+    assert reorder[("SC-01", "PG-WBR-4100")]["name"] == "PG-WBR-4100"  # no master row: its number
+    weeks = snapshot_rows(influx, database, "parts_forecast")
+    assert sorted({w["week"] for w in weeks}) == [f"{k:02d}" for k in range(1, 9)]
+    brakes = [w for w in weeks if (w["service_center"], w["part"]) == ("SC-01", "PG-BRK-3100")]
+    assert len(brakes) == 8 and all(w["baseline"] > 1.0 for w in brakes)
+    assert {w["name"] for w in brakes} == {"Brake pad set, front axle"}
+    assert sum(w["from_failures"] for w in brakes) == pytest.approx(1.0, abs=0.05)  # SOON's pads
+    tyres = [w for w in weeks if w["part"] == "PG-TYR-2100"]
+    assert sum(w["from_failures"] for w in tyres) == 0  # LATER's tyre was fitted after its fault
+    assert all(w["baseline"] == 0 for w in tyres)  # in the week still running: not history yet
+
+
 def test_running_again_replaces_the_snapshot_without_duplicates(influx: InfluxClient, database: str) -> None:
     hand_made(influx, database)
     first = run_once(influx, database, as_of_ms=AS_OF)

@@ -25,6 +25,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from prognos.cloud.analytics.job import RunSummary, run_once
+from prognos.cloud.analytics.reading import rfc3339
 from prognos.cloud.dealers.dms_import import import_files
 from prognos.cloud.ingest.points import (
     dead_letter_line,
@@ -36,7 +37,7 @@ from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.dashboard import charts
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
-from prognos.sim.dealers import make_dms, write_dms
+from prognos.sim.dealers import MASTER, make_dms, write_dms
 
 APP = str(Path(__file__).resolve().parents[2] / "prognos" / "dashboard" / "app.py")
 PAGES = {
@@ -328,7 +329,7 @@ def test_dealer_page_shows_kpis_and_the_risky_dealers_reasons(seeded_app: Seeded
     assert "-W" in app.subheader[1].value  # ranking of the latest complete ISO week
 
 
-def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet) -> None:
+def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet, influx: InfluxClient) -> None:
     app = open_page("parts")
     center = seeded_app.centers[seeded_app.urgent]
     reorder = app.dataframe[0].value
@@ -338,6 +339,19 @@ def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet) -> Non
     assert pads["on_hand"] == 0 and pads["order_qty"] >= 1  # the urgent vehicle's pads, none in stock
     assert metrics(app)["Units to order now"] == str(int(reorder["order_qty"].sum()))
     assert len(app.get("download_button")) == 2
+    # The parts master names every part and prices every order (prognos.sim.dealers.MASTER).
+    assert pads["name"] == MASTER[PADS].name and pads["currency"] == "EUR"
+    assert pads["order_cost"] == pytest.approx(pads["order_units"] * MASTER[PADS].unit_cost)
+    assert metrics(app)["Cost of the orders"].endswith(" EUR")
+    series = influx.query(  # the detail chart shows the pair with the most expected units
+        'SELECT sum("forecast") AS units FROM parts_forecast WHERE time = $t GROUP BY service_center, part',
+        database=seeded_app.database,
+        params={"t": rfc3339(seeded_app.summary.as_of_ms)},
+    )
+    busiest = max(series, key=lambda s: s.values[0][1]).tags
+    assert app.selectbox(key="parts_pair").value == (busiest["service_center"], busiest["part"])
+    stock = json.loads(app.get("plotly_chart")[-1].proto.spec)["data"][0]
+    assert stock["orientation"] == "h" and any(MASTER[PADS].name in label for label in stock["y"])
 
     app.multiselect(key="parts_centers").set_value([center])
     app.multiselect(key="parts_parts").set_value([PADS]).run()
@@ -350,7 +364,10 @@ def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet) -> Non
     assert weekly["from_failures"].sum() == pytest.approx(1.0, abs=0.02)
     assert weekly.sort_values("from_failures")["week_index"].iloc[-1] == 2
     week2 = weekly[weekly["week_index"] == 2].iloc[0]
-    assert (week2["low"], week2["high"]) == (0, 1)  # the 90% interval of one likely failure
+    # The seeded work orders give the pads a baseline; the 90% interval holds it and the failure.
+    assert (weekly["baseline"] > 0).all() and weekly["baseline"].nunique() == 1
+    assert week2["forecast"] == pytest.approx(week2["baseline"] + week2["from_failures"], abs=1e-3)
+    assert week2["low"] <= week2["baseline"] and week2["high"] >= week2["forecast"] + 1
     assert len(app.get("plotly_chart")) == 3  # demand per week, the pair's interval, stock
 
 

@@ -102,6 +102,8 @@ PURE_MODULES = (
     "prognos.cloud.parts.forecast",
     "prognos.cloud.parts.tables",
     "prognos.cloud.parts.plan",
+    "prognos.cloud.parts.history",
+    "prognos.cloud.parts.master",
     "prognos.cloud.storage.measurement",
     "prognos.cloud.storage.schema",
     "prognos.cloud.storage.encode",

@@ -19,11 +19,14 @@ Input frames (times are epoch milliseconds, UTC):
 - baseline: vin, subsystem, health: mean health over the first days of the window.
 - wear: vin, subsystem, time, health: daily mean health of the wear subsystems (WEAR_ITEMS).
 - stock: service_center, part, on_hand, on_order, lead_time_weeks (prognos.cloud.parts.plan.check_stock).
+- part_uses: vin, service_center, part, time: one row per part unit fitted on a DMS work order
+  (prognos.cloud.parts.history.part_uses), the parts plan's demand history.
+- parts_master: the DMS `part` kind (part, name, unit_cost, currency, pack_size, min_order, ...).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -32,6 +35,8 @@ from prognos.cloud.analytics.cohorts import as_text, campaign_vehicles, find_coh
 from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings, empty_frame
 from prognos.cloud.analytics.fleet_health import vehicle_table
 from prognos.cloud.analytics.service import maintenance_intervals, service_list
+from prognos.cloud.parts.history import USE_COLUMNS, demand_history, unrepaired
+from prognos.cloud.parts.master import MASTER_COLUMNS, with_costs, with_lead_times, with_names
 from prognos.cloud.parts.plan import (
     FAULT_PARTS,
     REORDER_COLUMNS,
@@ -64,6 +69,35 @@ def parts_failures(faults: pd.DataFrame, registry: pd.DataFrame, now_ms: int) ->
     return failures_from_faults(frame, centers)
 
 
+def parts_plan(
+    inputs: Inputs, opened: pd.DataFrame, now_ms: int, *, horizon_weeks: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The weekly forecast and the reorder table: the demand history of the work orders' part
+    uses (whole ISO weeks before now) as the baseline, plus the predicted failures of the open
+    faults not repaired since (prognos.cloud.parts.history.unrepaired). The weeks are numbered
+    1..horizon_weeks from now. Stock of a part with neither a predicted failure nor a history
+    is left out. The parts master adds each part's name, each order's cost and the lead time of
+    a pair without a stock row (prognos.cloud.parts.master)."""
+    uses = inputs.part_uses
+    failures = parts_failures(unrepaired(opened, uses), inputs.registry, now_ms)
+    history = demand_history(uses, before_ms=now_ms)
+    planned = {spec.part for spec in FAULT_PARTS.values()} | set(history["part"])
+    stock = inputs.stock[inputs.stock["part"].isin(planned)] if not inputs.stock.empty else None
+    stock = stock if stock is not None and not stock.empty else None
+    if failures.empty and stock is None and history.empty:
+        return empty_frame(WEEKLY_COLUMNS), empty_frame(REORDER_COLUMNS)
+    pairs = zip(
+        [*failures["service_center"], *history["service_center"]],
+        [*failures["part"], *history["part"]],
+        strict=True,
+    )
+    stock = with_lead_times(stock, pairs, inputs.parts_master)
+    plan = plan_parts(failures, history, stock, horizon_weeks=horizon_weeks)
+    index = {label: str(k + 1) for k, label in enumerate(plan.week_labels)}
+    weekly = with_names(plan.weekly.assign(week=plan.weekly["week"].map(index)), inputs.parts_master)
+    return weekly, with_costs(plan.reorder, inputs.parts_master)
+
+
 @dataclass(frozen=True)
 class Inputs:
     """Everything the analytics read (the frames of the module docstring)."""
@@ -77,6 +111,8 @@ class Inputs:
     baseline: pd.DataFrame
     wear: pd.DataFrame
     stock: pd.DataFrame
+    part_uses: pd.DataFrame = field(default_factory=lambda: empty_frame(USE_COLUMNS))
+    parts_master: pd.DataFrame = field(default_factory=lambda: empty_frame(MASTER_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -113,15 +149,7 @@ def analyse(
     campaign = campaign_vehicles(findings.cohorts, registry, shown, observed)
     service = service_list(opened, registry, now_ms, settings=settings)
     intervals = maintenance_intervals(inputs.wear, inputs.states, opened, now_ms, settings=settings)
-    failures = parts_failures(opened, registry, now_ms)
-    planned = {spec.part for spec in FAULT_PARTS.values()}  # other parts have no predicted demand
-    stock = inputs.stock[inputs.stock["part"].isin(planned)] if not inputs.stock.empty else None
-    stock = stock if stock is not None and not stock.empty else None
-    if failures.empty and stock is None:
-        weekly, reorder = empty_frame(WEEKLY_COLUMNS), empty_frame(REORDER_COLUMNS)
-    else:
-        plan = plan_parts(failures, None, stock, horizon_weeks=horizon_weeks)
-        weekly, reorder = plan.weekly, plan.reorder
+    weekly, reorder = parts_plan(inputs, opened, now_ms, horizon_weeks=horizon_weeks)
     known = set(registry["vin"].astype(str)) if not registry.empty else set()
     return Results(
         vehicles=vehicles,

@@ -18,7 +18,8 @@ import pandas as pd
 from prognos.cloud.analytics.alerts import open_faults
 from prognos.cloud.analytics.analyse import Inputs, parts_failures
 from prognos.cloud.analytics.common import DAY_MS, DEFAULT_SETTINGS, AnalyticsSettings
-from prognos.cloud.dealers.data import vehicles
+from prognos.cloud.dealers.data import read_frame, vehicles
+from prognos.cloud.parts.history import part_uses
 from prognos.cloud.parts.plan import DEFAULT_LEAD_TIME_WEEKS
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
@@ -29,6 +30,7 @@ from prognos.errors import ConfigError, RejectedError, TransientError
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK_DAYS = 30.0
+HISTORY_DAYS = 366.0  # the work orders the parts plan's demand history reads
 BASELINE_DAYS = 7.0  # the drift baseline: mean health over the window's first days
 BATCH_LINES = 5000
 
@@ -126,6 +128,10 @@ Q_WEAR = (
 Q_STOCK = (
     'SELECT last("on_hand") AS on_hand, "on_order", "lead_time_weeks" FROM parts_stock '
     "GROUP BY dealer_id, service_center, part"
+)
+Q_PART_USES = (
+    'SELECT "vin", "service_center", "parts" FROM work_order '
+    "WHERE time > $lo AND time <= $hi AND part_count > 0 GROUP BY dealer_id"
 )
 
 
@@ -518,6 +524,29 @@ def read_stock(
     return grouped[columns]
 
 
+def read_part_uses(
+    influx: InfluxClient, database: str, as_of_ms: int, *, history_days: float = HISTORY_DAYS
+) -> pd.DataFrame:
+    """The part units fitted on the DMS work orders opened in (as_of - history_days, as_of]
+    (prognos.cloud.parts.history.part_uses)."""
+    start, end = _window(as_of_ms, history_days)
+    bounds = {"lo": rfc3339(start), "hi": rfc3339(end)}
+    orders = _frame(
+        influx, database, Q_PART_USES, bounds, ("dealer_id", "vin", "service_center", "parts", "time")
+    )
+    return part_uses(orders)
+
+
+def read_parts_master(influx: InfluxClient, database: str) -> pd.DataFrame:
+    """The parts master: the DMS `part` kind, one row per part number."""
+    try:
+        return read_frame(influx, database, "part")
+    except RejectedError as exc:
+        if "database not found" in str(exc):
+            raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
+        raise
+
+
 def read_inputs(
     influx: InfluxClient,
     database: str,
@@ -589,6 +618,8 @@ def read_inputs(
         if wear
         else pd.DataFrame(columns=["vin", "time", "health", "subsystem"]),
         stock=read_stock(influx, database),
+        part_uses=read_part_uses(influx, database, as_of_ms),
+        parts_master=read_parts_master(influx, database),
     )
 
 

@@ -383,9 +383,43 @@ SERVICE_CENTER = Kind(
     checks=_service_center_checks,
 )
 
+PART = Kind(
+    name="part",
+    meaning="one part of the parts master: its name, what it costs and how it is ordered",
+    columns=(
+        Column(
+            "part", "text", required=True, tag=True, meaning="part number, as work orders and stock name it"
+        ),
+        Column("name", "text", required=True, meaning="the part's name, e.g. Brake pad set, front axle"),
+        Column(
+            "unit_cost",
+            "float",
+            minimum=0,
+            maximum=1e9,
+            meaning="what one unit costs the dealer, in currency",
+        ),
+        Column("currency", "text", meaning="ISO 4217 code of unit_cost, e.g. EUR"),
+        Column("supplier", "text", meaning="who supplies it"),
+        Column("lead_time_days", "int", minimum=0, maximum=3650, meaning="days from order to delivery"),
+        Column(
+            "pack_size",
+            "int",
+            minimum=1,
+            maximum=1_000_000,
+            meaning="units in one pack: orders are whole packs",
+        ),
+        Column("min_order", "int", minimum=0, maximum=1_000_000, meaning="the smallest order, in units"),
+        Column("substitutes", "text", meaning="part numbers that can replace it, with ; between them"),
+    ),
+    unique=("part",),
+    signature=("part", "name"),
+    time_column=None,
+    offset_column=None,
+)
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
-    for kind in (WORK_ORDER, COMPLAINT, SURVEY, PARTS_STOCK, DEALER_FINANCE, VEHICLE, SERVICE_CENTER)
+    for kind in (WORK_ORDER, COMPLAINT, SURVEY, PARTS_STOCK, DEALER_FINANCE, VEHICLE, SERVICE_CENTER, PART)
 }
 
 

@@ -218,6 +218,7 @@ PARTS_FORECAST = Measurement(
     meaning="a snapshot's weekly part demand per service center and part (the parts plan)",
     tags=("service_center", "part", "week"),
     fields={
+        "name": STR,
         "week_index": INT,
         "week_start_ms": INT,
         "week_start": STR,
@@ -242,6 +243,11 @@ PARTS_REORDER = Measurement(
         "safety_stock": FLOAT,
         "reorder_point": INT,
         "order_qty": INT,
+        "name": STR,
+        "unit_cost": FLOAT,
+        "currency": STR,
+        "order_units": INT,
+        "order_cost": FLOAT,
     },
     precision="ms",
 )

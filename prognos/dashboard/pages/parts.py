@@ -12,7 +12,8 @@ reorder = widgets.load(data.parts_reorder, snapshot.at)
 if weekly.empty and reorder.empty:
     widgets.no_data(
         "the latest analytics snapshot plans no parts: no open fault predicts a failure date at a "
-        "vehicle with a home service center (import the vehicle registry with `prognos cloud import-dms`)."
+        "vehicle with a home service center and no work order of the last year used a part (import "
+        "the vehicle registry and the work orders with `prognos cloud import-dms`)."
     )
 
 centers = sorted(set(weekly["service_center"]) | set(reorder["service_center"]))
@@ -28,10 +29,11 @@ if chosen_parts:
     reorder = reorder[reorder["part"].isin(chosen_parts)]
 
 orders = reorder[reorder["order_qty"] > 0]
-cols = st.columns(3)
+cols = st.columns(4)
 cols[0].metric("Expected units over the horizon", f"{weekly['forecast'].sum():.1f}")
 cols[1].metric("Pairs to reorder", len(orders))
 cols[2].metric("Units to order now", int(orders["order_qty"].sum()))
+cols[3].metric("Cost of the orders", data.order_cost_text(orders))
 
 st.subheader("Reorder recommendations")
 if orders.empty:
@@ -43,12 +45,17 @@ widgets.csv_download(reorder, "Download reorder plan (CSV)", "parts-reorder.csv"
 if not weekly.empty:
     st.subheader("Forecast")
     st.plotly_chart(charts.demand_chart(weekly))
-    pairs = list(weekly[["service_center", "part"]].drop_duplicates().itertuples(index=False, name=None))
+    pairs = data.pairs_by_demand(weekly)
+    names = dict(zip(weekly["part"], weekly["name"], strict=False))
     center, part = st.selectbox(
-        "Service center and part", pairs, format_func=lambda p: f"{p[0]} / {p[1]}", key="parts_pair"
+        "Service center and part",
+        pairs,
+        format_func=lambda p: f"{p[0]} / {names.get(p[1], p[1])} ({p[1]})",
+        key="parts_pair",
     )
     rows = weekly[(weekly["service_center"] == center) & (weekly["part"] == part)]
-    st.plotly_chart(charts.forecast_chart(rows, f"{center} / {part}: weekly demand with 90% interval"))
+    title = f"{center} / {names.get(part, part)}: weekly demand with 90% interval"
+    st.plotly_chart(charts.forecast_chart(rows, title))
     widgets.paged_table(weekly, "parts_weekly")
     widgets.csv_download(weekly, "Download weekly forecast (CSV)", "parts-forecast.csv", "parts_forecast_csv")
 
