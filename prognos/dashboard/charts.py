@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 import plotly.graph_objects as go
+from pandas.io.formats.style import Styler
 
 from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH
 from prognos.cloud.dealers.dms import period_bounds
@@ -57,6 +58,19 @@ RISK_HEADINGS = {
     "reasons": "Reasons",
     "not_assessed": "Not assessed",
     "months": "Months of data",
+}
+# decimals shown per heading; counts are whole numbers
+TABLE_DECIMALS = {
+    "Orders opened": 0,
+    "Orders closed": 0,
+    "SLA compliance (%)": 1,
+    "First-time fix (%)": 1,
+    "First-contact resolution (%)": 1,
+    "CSAT (1-5)": 2,
+    "NPS (-100 to 100)": 0,
+    "Complaints per 100 orders": 1,
+    "Risk score (0-100)": 1,
+    "Months of data": 0,
 }
 RISK_COLORS = {"at risk": "#d62728", "watch": "#ff7f0e"}
 CALM_COLORS = ("#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#7f7f7f", "#8c564b", "#bcbd22", "#aec7e8")
@@ -484,9 +498,22 @@ def ranking(kpis: pd.DataFrame, kpi: str, period: str, by: str = "dealer_id") ->
     return table.rename(columns=RANKING_HEADINGS)
 
 
+def shown_table(table: pd.DataFrame, index: str) -> Styler:
+    """A table for st.table (which wraps long text, so no column is cut off): `index` as the row
+    labels, each number with the decimals of its column, a dash where a value is unknown."""
+    formats = {
+        column: f"{{:,.{decimals}f}}"
+        for column, decimals in TABLE_DECIMALS.items()
+        if column in table.columns and column != index
+    }
+    return table.set_index(index).style.format(formats, na_rep="-")
+
+
 def risk_table(risk: pd.DataFrame) -> pd.DataFrame:
     """The risk list with readable headings; the score rounded to one decimal."""
     table = risk[[c for c in RISK_HEADINGS if c in risk]].reset_index(drop=True)
+    if "not_assessed" in table and not table["not_assessed"].astype(str).str.strip().any():
+        table = table.drop(columns="not_assessed")  # every dealer assessed: an empty column says nothing
     if "score" in table:
         table["score"] = table["score"].astype(float).round(1)
     return table.rename(columns=RISK_HEADINGS)

@@ -115,6 +115,20 @@ def test_the_risk_list_has_readable_headings_and_a_rounded_score() -> None:
         }
     )
     table = charts.risk_table(risk)
-    assert list(table.columns) == list(charts.RISK_HEADINGS.values())
+    headings = [h for h in charts.RISK_HEADINGS.values() if h != "Not assessed"]
+    assert list(table.columns) == headings  # every dealer assessed: no empty column
     assert table.iloc[0]["Risk score (0-100)"] == 71.2
     assert charts.risk_levels(risk) == {"DLR-05": "at risk"}
+    risk.loc[0, "not_assessed"] = "NPS: fewer than 30 surveys"
+    assert "Not assessed" in charts.risk_table(risk).columns
+
+
+def test_tables_show_each_number_with_its_decimals_and_a_dash_when_unknown() -> None:
+    table = charts.ranking(kpis(), "sla_rate", "2026-11")
+    shown = charts.shown_table(table, "Dealer").to_string()
+    assert "90.5" in shown and "90.48" not in shown
+    assert "4.46" in shown and "4.4567" not in shown
+    assert " - " in shown  # DLR-03's unknown SLA
+    lines = shown.splitlines()
+    assert lines[1].startswith("Dealer")  # the dealer labels the rows
+    assert lines[0].split()[0] == "Rank"

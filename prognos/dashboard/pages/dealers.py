@@ -26,16 +26,8 @@ for dealer in flagged.itertuples():
     reasons = str(dealer.reasons).replace("; ", "\n- ")
     note(f"**{dealer.dealer_id}** ({dealer.region}) — {dealer.level}, score {dealer.score:.1f}\n- {reasons}")
 risk_rows = charts.risk_table(risk)
-st.dataframe(
-    risk_rows,
-    hide_index=True,
-    column_config={
-        "Risk score (0-100)": st.column_config.ProgressColumn(
-            "Risk score (0-100)", min_value=0, max_value=100, format="%.1f"
-        ),
-        "Reasons": st.column_config.TextColumn("Reasons", width="large"),
-    },
-)
+if not risk_rows.empty:
+    st.table(charts.shown_table(risk_rows, "Dealer"))
 widgets.csv_download(risk_rows, "Download the risk list (CSV)", "dealer-risk.csv", key="dealer_risk_csv")
 
 kpi = (
@@ -60,17 +52,17 @@ chosen = st.selectbox(
     key="dealer_ranking_period",
 )
 if chosen is not None:
-    st.subheader(f"Ranking by {charts.KPI_LABELS[kpi].lower()}, {chosen}")
+    st.subheader(f"Ranking by {charts.KPI_LABELS[kpi]}, {chosen}")
     if not charts.period_complete(chosen, now):
         st.caption("This period is under way: orders still open count only once they are closed.")
     dealer_rows = charts.ranking(report.kpis, kpi, chosen)
-    st.dataframe(dealer_rows, hide_index=True)
+    st.table(charts.shown_table(dealer_rows, "Dealer"))
     widgets.csv_download(
         dealer_rows, "Download the dealer ranking (CSV)", f"dealers-{chosen}.csv", key="dealer_ranking_csv"
     )
     st.subheader(f"Regions, {chosen}")
     region_rows = charts.ranking(report.regions, kpi, chosen, by="region")
-    st.dataframe(region_rows, hide_index=True)
+    st.table(charts.shown_table(region_rows, "Region"))
     widgets.csv_download(
         region_rows, "Download the region ranking (CSV)", f"regions-{chosen}.csv", key="region_ranking_csv"
     )
