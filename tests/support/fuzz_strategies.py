@@ -792,6 +792,7 @@ ID_COLUMNS = {
     "dealer_finance": ("dealer_id", "D"),
     "vehicle": ("vin", "V"),
     "service_center": ("service_center", "SC"),
+    "part": ("part", "PM"),
 }
 SKILLS = ["battery", "tires", "brakes", "bearings", "motor"]
 
