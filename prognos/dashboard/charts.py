@@ -521,6 +521,37 @@ def risk_table(risk: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- parts
 
+# How the parts tables read on the page: column -> (heading with its unit, number format, or
+# None for text), in the order shown. The stored names stay in the CSV downloads.
+REORDER_VIEW: dict[str, tuple[str, str | None]] = {
+    "service_center": ("Service center", None),
+    "name": ("Part", None),
+    "part": ("Part number", None),
+    "order_qty": ("Needed (units)", "%d"),
+    "order_units": ("To order (units, whole packs)", "%d"),
+    "order_cost": ("Order cost", "%.2f"),
+    "currency": ("Currency", None),
+    "on_hand": ("On hand (units)", "%d"),
+    "on_order": ("On order (units)", "%d"),
+    "reorder_point": ("Reorder point (units)", "%.1f"),
+    "safety_stock": ("Safety stock (units)", "%.1f"),
+    "protection_demand": ("Demand over lead time + review (units)", "%.1f"),
+    "lead_time_weeks": ("Lead time (weeks)", "%.1f"),
+    "review_weeks": ("Review period (weeks)", "%.1f"),
+    "unit_cost": ("Unit cost", "%.2f"),
+}
+WEEKLY_VIEW: dict[str, tuple[str, str | None]] = {
+    "service_center": ("Service center", None),
+    "name": ("Part", None),
+    "part": ("Part number", None),
+    "week_start": ("Week starting", None),
+    "forecast": ("Forecast (units)", "%.2f"),
+    "baseline": ("Baseline (units)", "%.2f"),
+    "from_failures": ("From predicted failures (units)", "%.2f"),
+    "low": ("90% interval from (units)", "%d"),
+    "high": ("90% interval to (units)", "%d"),
+}
+
 
 def forecast_chart(weekly: pd.DataFrame, title: str) -> go.Figure:
     """One service center's and part's weekly forecast with its 90% interval."""

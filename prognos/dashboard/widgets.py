@@ -84,8 +84,24 @@ def registry_filters(registry: pd.DataFrame, key: str) -> pd.DataFrame | None:
     return charts.select_vehicles(registry, selection)
 
 
+def view_config(view: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
+    """Streamlit column settings from a view of charts (heading and number format per column):
+    the table keeps its stored column names, the page shows the headings."""
+    return {
+        column: st.column_config.TextColumn(heading)
+        if number_format is None
+        else st.column_config.NumberColumn(heading, format=number_format)
+        for column, (heading, number_format) in view.items()
+    }
+
+
 def paged_table(
-    frame: pd.DataFrame, key: str, *, column_config: dict[str, Any] | None = None, size: int = 50
+    frame: pd.DataFrame,
+    key: str,
+    *,
+    column_config: dict[str, Any] | None = None,
+    column_order: list[str] | None = None,
+    size: int = 50,
 ) -> None:
     """A table shown one page at a time, so a long list never reaches the browser whole."""
     if len(frame) > PAGE_SIZES[0]:
@@ -96,7 +112,7 @@ def paged_table(
     else:
         page, pages = 1, 1
     shown = charts.page_of(frame, page, size)
-    st.dataframe(shown, hide_index=True, column_config=column_config)
+    st.dataframe(shown, hide_index=True, column_config=column_config, column_order=column_order)
     if pages > 1:
         first = (page - 1) * size + 1
         st.caption(f"Rows {first}-{first + len(shown) - 1} of {len(frame)}.")

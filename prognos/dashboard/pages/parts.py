@@ -39,7 +39,12 @@ st.subheader("Reorder recommendations")
 if orders.empty:
     st.success("Stock covers the demand over lead time and review period everywhere selected.")
 else:
-    st.dataframe(orders, hide_index=True)
+    st.dataframe(
+        orders,
+        hide_index=True,
+        column_config=widgets.view_config(charts.REORDER_VIEW),
+        column_order=list(charts.REORDER_VIEW),
+    )
 widgets.csv_download(reorder, "Download reorder plan (CSV)", "parts-reorder.csv", "parts_reorder_csv")
 
 if not weekly.empty:
@@ -56,7 +61,12 @@ if not weekly.empty:
     rows = weekly[(weekly["service_center"] == center) & (weekly["part"] == part)]
     title = f"{center} / {names.get(part, part)}: weekly demand with 90% interval"
     st.plotly_chart(charts.forecast_chart(rows, title))
-    widgets.paged_table(weekly, "parts_weekly")
+    widgets.paged_table(
+        weekly,
+        "parts_weekly",
+        column_config=widgets.view_config(charts.WEEKLY_VIEW),
+        column_order=list(charts.WEEKLY_VIEW),
+    )
     widgets.csv_download(weekly, "Download weekly forecast (CSV)", "parts-forecast.csv", "parts_forecast_csv")
 
 if not reorder.empty:
