@@ -8,14 +8,13 @@ imported, so `prognos --help` loads no part and a command needs only its own par
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from prognos import __version__
-from prognos.commands import Commands
+from prognos.commands import Commands, load
 from prognos.errors import ConfigError, PrognosError
 
 # command -> ("module:function" that adds it to the subparsers, its help in `prognos --help`)
@@ -83,16 +82,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands: Commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name, (target, help_text) in COMMANDS.items():
         if name == command:
-            _load(target)(commands, help_text)
+            add: Callable[[Commands, str], None] = load(target)
+            add(commands, help_text)
         else:
             commands.add_parser(name, help=help_text, description=help_text)
     return parser
-
-
-def _load(target: str) -> Callable[[Commands, str], None]:
-    module_name, _, function = target.partition(":")
-    add: Callable[[Commands, str], None] = getattr(importlib.import_module(module_name), function)
-    return add
 
 
 if __name__ == "__main__":

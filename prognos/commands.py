@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from prognos.errors import ConfigError
 
@@ -50,12 +50,17 @@ def add_home_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load(target: str) -> Any:
+    """The function a "module:function" string names, its module imported now."""
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
 def lazy_command(target: str) -> Handler:
     """A handler given as "module:function", imported only when the command runs."""
-    module_name, _, function = target.partition(":")
 
     def run(args: argparse.Namespace) -> int:
-        handler: Handler = getattr(importlib.import_module(module_name), function)
+        handler: Handler = load(target)
         return handler(args)
 
     return run
