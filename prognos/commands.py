@@ -27,6 +27,10 @@ EXTRAS = {
     "streamlit": "dashboard",
     "plotly": "dashboard",
     "tensorflow": "train",
+    "sqlalchemy": "desk",
+    "alembic": "desk",
+    "psycopg": "desk",
+    "segno": "desk",
 }
 
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs what Prognos needs on a Debian or Ubuntu machine: Mosquitto, InfluxDB and Chromium
+# Installs what Prognos needs on a Debian or Ubuntu machine: Mosquitto, InfluxDB, PostgreSQL and Chromium
 # (the dashboard's browser tests) from the distribution, and a virtualenv in .venv with the
 # project and its extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="${PROGNOS_EXTRAS:-edge,cloud,dashboard,dev}"
+extras="${PROGNOS_EXTRAS:-edge,cloud,desk,dashboard,dev}"
 packages=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || packages+=(mosquitto)
 have influxd || packages+=(influxdb)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || have postgres || packages+=(postgresql)  # the desk's server
 have chromium || packages+=(chromium)  # the browser of the dashboard tests (Playwright drives it)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 have python3 || packages+=(python3)

@@ -6,6 +6,8 @@ tests/support holds the rigs and helpers they import."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -16,7 +18,9 @@ import pytest
 
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.errors import MissingDependencyError
-from prognos.ops.stack import stack_down, stack_up
+from prognos.ops import postgres
+from prognos.ops.postgres import PostgresServer
+from prognos.ops.stack import free_port, stack_down, stack_up
 from prognos.ops.state import StackInfo
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -70,6 +74,32 @@ def database(influx: InfluxClient) -> Iterator[str]:
     influx.create_database(name)
     yield name
     influx.query("DROP DATABASE " + quote_identifier(name), database=None, method="POST")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server per test session, in a directory its own user can reach."""
+    home = Path(tempfile.mkdtemp(prefix="prognos-pg-"))
+    home.chmod(0o755)  # PostgreSQL runs as the postgres user, who must reach its data
+    try:
+        server = postgres.start(home / "data", free_port())
+    except MissingDependencyError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield server
+    postgres.stop(home / "data")
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def desk_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty service-desk database: each test using it runs on SQLite and on a real
+    PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'desk.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return postgres.create_database(server, f"desk_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Unit tests start no server: asking for one of the fixtures that start or use the session's
-Mosquitto and InfluxDB fails the test with the reason. A module may still define a fixture of
-the same name for its own purpose (a DBC `database`, say); that one takes precedence."""
+Mosquitto and InfluxDB, or the desk's PostgreSQL, fails the test with the reason. A module may
+still define a fixture of the same name for its own purpose (a DBC `database`, say); that one
+takes precedence."""
 
 from __future__ import annotations
 
@@ -28,3 +29,8 @@ def influx(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> None:
     _refuse(request, "database")
+
+
+@pytest.fixture
+def desk_url(request: pytest.FixtureRequest) -> None:
+    _refuse(request, "desk_url")

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "prognos"
-PARTS = ("ops", "edge", "cloud", "hil", "models", "dashboard", "sim")
+PARTS = ("ops", "edge", "cloud", "desk", "hil", "models", "dashboard", "sim")
 
 # part -> the parts it may not import ("core" is prognos/*.py itself)
 FORBIDDEN: dict[str, frozenset[str]] = {
     "core": frozenset(PARTS),
-    "edge": frozenset({"cloud", "dashboard", "models", "hil", "ops", "sim"}),
-    "cloud": frozenset({"edge", "dashboard", "hil", "sim"}),
+    "edge": frozenset({"cloud", "desk", "dashboard", "models", "hil", "ops", "sim"}),
+    "cloud": frozenset({"edge", "desk", "dashboard", "hil", "sim"}),
+    "desk": frozenset({"edge", "dashboard", "hil", "models", "sim"}),
     "sim": frozenset({"dashboard", "hil", "models", "ops"}),
 }
 

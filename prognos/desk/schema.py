@@ -1,0 +1,209 @@
+"""The service desk's tables: one definition, read by the store and compared against the
+migrations in tests (the migrations under prognos/desk/migrations build the same schema).
+
+Times are timezone-aware UTC. Ids are the business ids the DMS and the desk use (dealer D01,
+center SC-01, customer C000001, complaint CP-..., VIN), so an import of the same file twice
+finds the same rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = 40  # characters of a business id
+NAME = 200  # characters of a name, contact or summary line
+
+
+def _time(name: str, *, nullable: bool = True, index: bool = False) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable, index=index)
+
+
+dealer = Table(
+    "dealer",
+    metadata,
+    Column("dealer_id", String(ID), primary_key=True),
+    Column("name", String(NAME), nullable=False),
+    Column("region", String(ID), nullable=False),
+    # active | at_risk | failed (prognos.desk.customers.DEALER_STATES)
+    Column("status", String(16), nullable=False, default="active"),
+    Column("status_reason", Text, nullable=False, default=""),
+    _time("status_at"),
+    # The business calendar of its SLA clocks (prognos.desk.calendar.BusinessCalendar)
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("workdays", String(7), nullable=False, default="12345"),  # ISO weekdays it is open
+    Column("opens", String(5), nullable=False, default="08:00"),
+    Column("closes", String(5), nullable=False, default="18:00"),
+)
+
+holiday = Table(
+    "holiday",
+    metadata,
+    Column("dealer_id", String(ID), ForeignKey("dealer.dealer_id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("name", String(NAME), nullable=False, default=""),
+)
+
+service_center = Table(
+    "service_center",
+    metadata,
+    Column("center_id", String(ID), primary_key=True),
+    Column("dealer_id", String(ID), ForeignKey("dealer.dealer_id"), nullable=False, index=True),
+    Column("name", String(NAME), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("skills", String(NAME), nullable=False, default=""),  # subsystems it repairs, ; between
+    Column("capacity_per_week", Integer, nullable=False, default=40),
+    Column("technicians", Integer, nullable=False, default=4),
+)
+
+customer = Table(
+    "customer",
+    metadata,
+    Column("customer_id", String(ID), primary_key=True),
+    Column("name", String(NAME), nullable=False),
+    Column("name_key", String(NAME), nullable=False, index=True),  # lower-case name, for search
+    Column("email", String(NAME), nullable=False, default=""),
+    Column("phone", String(ID), nullable=False, default=""),
+    Column("home_center", String(ID), ForeignKey("service_center.center_id"), index=True),
+    _time("created_at", nullable=False),
+)
+
+vehicle = Table(
+    "vehicle",
+    metadata,
+    Column("vin", String(17), primary_key=True),
+    Column("customer_id", String(ID), ForeignKey("customer.customer_id"), nullable=False, index=True),
+    Column("plate", String(16), index=True),
+    Column("model", String(ID), nullable=False),
+    Column("lot", String(ID), nullable=False, default=""),
+    _time("paid_at"),
+    _time("delivered_at"),  # empty: ordered (and perhaps paid) but not delivered
+    _time("warranty_until"),
+)
+
+appointment = Table(
+    "appointment",
+    metadata,
+    Column("appointment_id", String(ID), primary_key=True),
+    Column("customer_id", String(ID), ForeignKey("customer.customer_id"), nullable=False, index=True),
+    Column("vin", String(17), ForeignKey("vehicle.vin"), nullable=False),
+    Column("center_id", String(ID), ForeignKey("service_center.center_id"), nullable=False, index=True),
+    _time("scheduled_at", nullable=False, index=True),
+    # booked | done | missed | cancelled
+    Column("status", String(16), nullable=False, default="booked", index=True),
+    Column("purpose", String(NAME), nullable=False, default=""),
+    Column("parts", Text, nullable=False, default=""),  # part numbers it needs, ; between
+    _time("updated_at", nullable=False),
+)
+
+# The service history: the DMS's work orders.
+work_order = Table(
+    "work_order",
+    metadata,
+    Column("dealer_id", String(ID), primary_key=True),
+    Column("order_id", String(ID), primary_key=True),
+    Column("vin", String(17), nullable=False, index=True),
+    Column("center_id", String(ID)),
+    _time("opened_at", nullable=False, index=True),
+    _time("closed_at"),
+    Column("description", String(NAME), nullable=False, default=""),
+    Column("parts", Text, nullable=False, default=""),
+    Column("amount", Float, nullable=False, default=0.0),
+    Column("currency", String(3), nullable=False, default="EUR"),
+    Column("repeat_of_order_id", String(ID)),
+)
+
+alert = Table(
+    "alert",
+    metadata,
+    Column("alert_id", String(ID), primary_key=True),
+    Column("vin", String(17), nullable=False, index=True),
+    Column("code", String(ID), nullable=False),  # fault code, e.g. brake.pad_wear
+    Column("severity", String(16), nullable=False),  # critical | warning | info
+    Column("summary", String(NAME), nullable=False, default=""),
+    _time("raised_at", nullable=False),
+    _time("cleared_at"),
+)
+
+complaint = Table(
+    "complaint",
+    metadata,
+    Column("complaint_id", String(ID), primary_key=True),
+    Column("source", String(8), nullable=False),  # dms | desk
+    Column("customer_id", String(ID), ForeignKey("customer.customer_id"), index=True),
+    Column("vin", String(17)),
+    Column("dealer_id", String(ID), ForeignKey("dealer.dealer_id"), nullable=False, index=True),
+    Column("team", String(ID), nullable=False, default=""),
+    Column("category", String(ID), nullable=False),
+    Column("summary", String(NAME), nullable=False, default=""),
+    # prognos.desk.complaints.STATES
+    Column("state", String(24), nullable=False, index=True),
+    Column("level", String(8), nullable=False, default="dealer"),  # dealer | region | brand
+    _time("opened_at", nullable=False),
+    _time("responded_at"),
+    _time("resolved_at"),
+    _time("closed_at"),
+    _time("response_due_at", nullable=False),
+    _time("resolution_due_at", nullable=False, index=True),
+    Column("contacts", Integer, nullable=False, default=0),  # contacts with the customer so far
+    Column("version", Integer, nullable=False, default=1),  # optimistic concurrency
+    _time("updated_at", nullable=False),
+)
+
+# Append-only: who changed what, when, with the values before and after.
+audit = Table(
+    "audit",
+    metadata,
+    Column("audit_id", Integer, primary_key=True, autoincrement=True),
+    _time("at", nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("entity", String(ID), nullable=False),
+    Column("entity_id", String(ID), nullable=False),
+    Column("action", String(ID), nullable=False),
+    Column("before", JSON),
+    Column("after", JSON),
+    Index("ix_audit_entity", "entity", "entity_id"),
+)
+
+# The entitlement ledger: append-only, each entry chained to the one before by its hash and
+# signed with the brand's key (prognos.desk.ledger).
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    _time("at", nullable=False),
+    Column("kind", String(16), nullable=False),  # grant | consume | transfer | revoke
+    Column("entitlement_id", String(ID), nullable=False, index=True),
+    Column("customer_id", String(ID), nullable=False, index=True),
+    Column("body", Text, nullable=False),  # the canonical JSON the hash covers
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("signature", String(128), nullable=False),
+    Column("key_id", String(16), nullable=False),
+)
+
+# The DMS files imported, by content hash: a second import of the same file changes nothing.
+dms_file = Table(
+    "dms_file",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("kind", String(ID), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("rows", Integer, nullable=False),
+    _time("imported_at", nullable=False),
+)
