@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("prognos.ops.cli:add_stack", "run the local broker (Mosquitto) and database (InfluxDB)"),
     "fleet": ("prognos.ops.cli:add_fleet", "vehicle identities on the broker"),
     "cloud": ("prognos.cloud.cli:add_cloud", "cloud services: ingest, analytics, dealer data"),
+    "desk": (
+        "prognos.desk.cli:add_desk",
+        "service desk: customers and risk tags, complaints with SLA clocks, entitlement ledger",
+    ),
     "edge": ("prognos.edge.cli:add_edge", "gateway agents"),
     "hil": ("prognos.hil.cli:add_hil", "hardware-in-the-loop bench"),
     "dashboard": ("prognos.dashboard.cli:add_dashboard", "serve the Streamlit dashboard"),
