@@ -27,16 +27,25 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help=f"desk database: sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DB "
-        f"(default: ${DB_ENV}, else desk.db in the stack home)",
+        f"(default: ${DB_ENV}, else the stack's PostgreSQL if it runs one, else desk.db in the "
+        "stack home)",
     )
     add_home_option(parser)
 
 
 def desk_url(args: argparse.Namespace) -> str:
-    """The database URL a desk command was given."""
+    """The database URL a desk command was given: --db, else $PROGNOS_DESK_DB, else the stack's
+    PostgreSQL when it runs one (`prognos stack up --postgres`), else SQLite in the stack home."""
     from prognos.desk.store import default_url
+    from prognos.ops.state import read_state
 
-    return args.db or os.environ.get(DB_ENV) or default_url(stack_home(args))
+    if args.db or os.environ.get(DB_ENV):
+        return str(args.db or os.environ[DB_ENV])
+    home = stack_home(args)
+    info = read_state(home)
+    if info is not None and info.postgres_port is not None and info.desk_url_file.exists():
+        return info.desk_url_file.read_text().strip()
+    return default_url(home)
 
 
 # --- customers: customer 360, search, risk tags, the priority call list ---------------------

@@ -51,6 +51,12 @@ def add_stack(commands: Commands, help_text: str) -> None:
                 help="development only: plain MQTT with anonymous access, InfluxDB without logins",
             )
             sub.add_argument(
+                "--postgres",
+                action="store_true",
+                help="also run PostgreSQL (Debian package 'postgresql') for the service desk; "
+                "without it the desk keeps its data in SQLite",
+            )
+            sub.add_argument(
                 "--database",
                 action="append",
                 default=None,
@@ -137,8 +143,12 @@ def _stack_up(args: argparse.Namespace) -> int:
     if args.insecure:
         print(INSECURE_WARNING, file=sys.stderr)
     databases = tuple(args.database or (DEFAULT_DATABASE,))
-    info, started = stack_up(stack_home(args), secure=not args.insecure, databases=databases)
+    info, started = stack_up(
+        stack_home(args), secure=not args.insecure, databases=databases, desk_postgres=args.postgres
+    )
     print(("started" if started else "already running") + f" stack in {info.home}")
+    if info.postgres_port is not None:
+        print(f"  postgres 127.0.0.1:{info.postgres_port} (service desk; URL in {info.desk_url_file})")
     if info.secure:
         print(f"  mqtt     {info.mqtt_address} (TLS: CA {info.ca_file})")
         print(f"  influxdb {info.influx_url} (logins in {info.credentials_dir})")
@@ -174,6 +184,8 @@ def _stack_status(args: argparse.Namespace) -> int:
     status = stack_status(home)
     print(f"mosquitto {'up' if status['mosquitto'] else 'DOWN'}  {info.mqtt_address}")
     print(f"influxd   {'up' if status['influxd'] else 'DOWN'}  {info.influx_url}")
+    if "postgres" in status:
+        print(f"postgres  {'up' if status['postgres'] else 'DOWN'}  127.0.0.1:{info.postgres_port}")
     return 0 if all(status.values()) else 1
 
 

@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prognos.errors import MissingDependencyError, TransientError
 
@@ -127,20 +128,38 @@ def stop(data_dir: Path) -> None:
 
 def create_database(server: PostgresServer, name: str) -> str:
     """Create database `name` (a plain identifier) and return its URL."""
-    import psycopg
+    _check_name(name)
+    with _admin(server) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server.url(name)
 
+
+def ensure_database(server: PostgresServer, name: str) -> str:
+    """Database `name`'s URL, creating it if it does not exist yet."""
+    _check_name(name)
+    with _admin(server) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists is None:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    return server.url(name)
+
+
+def _check_name(name: str) -> None:
     if not name.isidentifier():
         raise ValueError(f"{name!r} is not a plain database name")
-    with psycopg.connect(
+
+
+def _admin(server: PostgresServer) -> Any:
+    import psycopg
+
+    return psycopg.connect(
         host="127.0.0.1",
         port=server.port,
         user=SUPERUSER,
         password=server.password,
         dbname="postgres",
         autocommit=True,
-    ) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return server.url(name)
+    )
 
 
 def _check_reachable(data_dir: Path) -> None:

@@ -23,10 +23,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from prognos.errors import MissingDependencyError, TransientError
+from prognos.ops import postgres
 from prognos.ops.access import ensure_users, prepare_database
 from prognos.ops.identities import (
     BROKER_ROLES,
@@ -35,7 +36,9 @@ from prognos.ops.identities import (
     role_credentials,
 )
 from prognos.ops.state import DEFAULT_DATABASE, STATE_FILE, StackInfo, read_state
+from prognos.security import write_secret
 
+DESK_DATABASE = "desk"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 BINARIES = {
@@ -56,26 +59,42 @@ def find_binary(name: str) -> str:
 
 
 def stack_status(home: Path) -> dict[str, bool]:
-    """Whether each service of the stack in `home` runs and answers."""
+    """Whether each service of the stack in `home` runs and answers (postgres only when the
+    stack was started with it)."""
     info = read_state(home)
     if info is None:
         return {"mosquitto": False, "influxd": False}
-    return {
+    status = {
         "mosquitto": _alive(info.mosquitto_pid, "mosquitto") and _port_open(info.mqtt_host, info.mqtt_port),
         "influxd": _alive(info.influxd_pid, "influxd") and _influx_ping(info.influx_url),
     }
+    if info.postgres_port is not None and info.postgres_pid is not None:
+        status["postgres"] = _alive(info.postgres_pid, "postgres") and _port_open(
+            "127.0.0.1", info.postgres_port
+        )
+    return status
 
 
 def stack_up(
-    home: Path, *, secure: bool = True, databases: tuple[str, ...] = (DEFAULT_DATABASE,)
+    home: Path,
+    *,
+    secure: bool = True,
+    databases: tuple[str, ...] = (DEFAULT_DATABASE,),
+    desk_postgres: bool = False,
 ) -> tuple[StackInfo, bool]:
     """Start the stack in `home`, or find it running. Returns the stack and whether it was
     started. A running stack of the other kind (secure or not) is restarted as asked. On a
-    secure stack, `databases` are created with every role's grant (roles cannot create them)."""
+    secure stack, `databases` are created with every role's grant (roles cannot create them).
+    With `desk_postgres`, PostgreSQL runs too and holds the service desk's database (its URL in
+    credentials/desk.url); without it the desk uses SQLite."""
     mosquitto_bin = find_binary("mosquitto")
     influxd_bin = find_binary("influxd")
+    if desk_postgres:
+        postgres.find_bin_dir()
     previous = read_state(home)
-    if previous is not None and previous.secure == secure and all(stack_status(home).values()):
+    same_kind = previous is not None and previous.secure == secure
+    same_kind = same_kind and (previous is not None and (previous.postgres_port is not None) == desk_postgres)
+    if previous is not None and same_kind and all(stack_status(home).values()):
         if secure:
             _ensure_database_users(previous, databases)
         return previous, False
@@ -104,6 +123,8 @@ def stack_up(
         secure=secure,
         ca_file=str(home / "pki" / "ca.pem") if secure else None,
     )
+    if desk_postgres:
+        info = _start_desk_postgres(home, info, previous.postgres_port if previous else None)
     tmp = home / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(asdict(info), indent=2))
     tmp.replace(home / STATE_FILE)
@@ -153,6 +174,19 @@ def _ensure_database_users(info: StackInfo, databases: tuple[str, ...]) -> None:
         prepare_database(info, database)
 
 
+def _start_desk_postgres(home: Path, info: StackInfo, previous_port: int | None) -> StackInfo:
+    data_dir = home / "postgres" / "data"
+    try:
+        server = postgres.start(data_dir, _reuse_or_free_port(previous_port))
+    except TransientError:
+        _stop_services(info)
+        raise
+    url = postgres.ensure_database(server, DESK_DATABASE)
+    info = replace(info, postgres_port=server.port, postgres_pid=server.pid)
+    write_secret(info.desk_url_file, url + "\n")
+    return info
+
+
 def stack_down(home: Path) -> bool:
     """Stop the stack in `home`; data stays. Returns False if there was none."""
     info = read_state(home)
@@ -164,6 +198,8 @@ def stack_down(home: Path) -> bool:
 
 
 def _stop_services(info: StackInfo) -> None:
+    if info.postgres_pid is not None and _alive(info.postgres_pid, "postgres"):
+        postgres.stop(Path(info.home) / "postgres" / "data")
     for pid, name in ((info.mosquitto_pid, "mosquitto"), (info.influxd_pid, "influxd")):
         if not _alive(pid, name):
             continue

@@ -29,6 +29,8 @@ class StackInfo:
     influxd_pid: int
     secure: bool = False
     ca_file: str | None = None  # the fleet CA the broker's certificate chains to (secure stacks)
+    postgres_port: int | None = None  # the service desk's PostgreSQL, when started with the stack
+    postgres_pid: int | None = None
 
     @property
     def mqtt_address(self) -> str:
@@ -54,6 +56,11 @@ class StackInfo:
     @property
     def credentials_dir(self) -> Path:
         return Path(self.home) / "credentials"
+
+    @property
+    def desk_url_file(self) -> Path:
+        """The service desk's PostgreSQL URL with its password (readable by the owner only)."""
+        return self.credentials_dir / "desk.url"
 
 
 def default_home() -> Path:

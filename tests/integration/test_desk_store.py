@@ -4,6 +4,9 @@ refuse UPDATE and DELETE in the database itself."""
 
 from __future__ import annotations
 
+import argparse
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +17,10 @@ from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from prognos.desk import schema
+from prognos.desk.cli import desk_url
 from prognos.desk.store import StoreError, connect, default_url
 from prognos.errors import ConfigError
+from prognos.ops.stack import stack_down, stack_status, stack_up
 
 
 def test_migrations_build_the_declared_schema(desk_url: str) -> None:
@@ -74,3 +79,25 @@ def test_bad_urls_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the desk database"):
         connect("postgresql://nobody:x@127.0.0.1:1/desk")
     assert default_url(tmp_path).endswith("/desk.db")
+
+
+def test_the_stack_runs_the_desks_postgresql_when_asked() -> None:
+    home = Path(tempfile.mkdtemp(prefix="prognos-stack-"))
+    home.chmod(0o755)  # PostgreSQL runs as the postgres user, who must reach its data
+    try:
+        info, started = stack_up(home, secure=False, desk_postgres=True)
+        assert started and info.postgres_port is not None
+        assert stack_status(home)["postgres"]
+        url = desk_url(argparse.Namespace(db=None, home=home))
+        assert url.startswith("postgresql+psycopg://") and f":{info.postgres_port}/desk" in url
+        assert info.desk_url_file.stat().st_mode & 0o077 == 0  # the password is the owner's alone
+        engine = connect(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM customer")).scalar_one() == 0
+        engine.dispose()
+    finally:
+        stack_down(home)
+    assert not Path(home / "postgres" / "data" / "postmaster.pid").exists()
+    # without a running stack the desk falls back to SQLite in the home
+    assert desk_url(argparse.Namespace(db=None, home=home)) == f"sqlite:///{home / 'desk.db'}"
+    shutil.rmtree(home, ignore_errors=True)
