@@ -207,6 +207,13 @@ def _audit(
     )
 
 
+def _checked_actor(actor: str) -> str:
+    actor = actor.strip()
+    if not actor or len(actor) > schema.NAME:
+        raise ConfigError(f"the actor must be a name of 1 to {schema.NAME} characters, not {actor!r}")
+    return actor
+
+
 def _read(connection: Connection, complaint_id: str) -> Ticket | None:
     row = connection.execute(
         select(schema.complaint).where(schema.complaint.c.complaint_id == complaint_id)
@@ -303,9 +310,12 @@ def open_complaint(
     """Open a ticket from the desk for a known customer, routed to the dealer named or else the
     customer's home center's dealer, with its SLA clocks on that dealer's calendar."""
     now = _now(now)
+    actor = _checked_actor(actor)
     chosen = category_named(category)
     if len(summary) > schema.NAME:
         raise ConfigError(f"the summary is longer than {schema.NAME} characters")
+    if complaint_id is not None and not 0 < len(complaint_id) <= schema.ID:
+        raise ConfigError(f"a complaint id has 1 to {schema.ID} characters, not {complaint_id!r}")
     with transaction(engine) as connection:
         customer = connection.execute(
             select(schema.customer.c.customer_id, schema.service_center.c.dealer_id)
@@ -381,6 +391,7 @@ def move(
     naming the version and state it is at) and the move is allowed (else
     IllegalTransitionError). Audited with the fields before and after, and the note."""
     now = _now(now)
+    actor = _checked_actor(actor)
     target: State = state_named(to_state)
     with transaction(engine) as connection:
         ticket = _read(connection, complaint_id)
@@ -417,6 +428,7 @@ def escalate(engine: Engine, now: datetime | None = None, actor: str = "escalati
     each step audited. Run again at the same `now` it changes nothing. One transaction per
     ticket, so a ticket a manager changes meanwhile is left for the next run."""
     now = _now(now)
+    actor = _checked_actor(actor)
     complaint = schema.complaint
     with engine.connect() as connection:
         candidates = list(
@@ -523,6 +535,7 @@ def import_dms_complaints(
     written (BadComplaintFilesError). Tickets are upserted by complaint_id; a file whose content
     (sha256) was imported before is skipped, so importing it again changes nothing."""
     now = _now(now)
+    actor = _checked_actor(actor)
     if isinstance(paths, Path):
         paths = [paths]
     if not paths:

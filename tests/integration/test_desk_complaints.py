@@ -157,6 +157,10 @@ def test_bad_input_writes_nothing(engine: Engine) -> None:
         open_complaint(engine, customer_id="C1", category="weather", actor="ann")
     with pytest.raises(complaints.ConfigError, match="not one of customer C1's"):
         open_complaint(engine, customer_id="C1", category="quality", actor="ann", vin="WPRG0000000000009")
+    with pytest.raises(complaints.ConfigError, match="1 to 40 characters"):
+        open_complaint(engine, customer_id="C1", category="quality", actor="ann", complaint_id="X" * 41)
+    with pytest.raises(complaints.ConfigError, match="the actor must be a name"):
+        move(engine, "CP-1", "resolved", actor=" ", expected_version=1)
     with pytest.raises(complaints.ConfigError, match="exists already"):
         open_complaint(engine, customer_id="C1", category="quality", actor="ann", complaint_id="CP-1")
     assert (snapshot(engine), counts(engine)) == before
