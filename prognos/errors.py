@@ -32,3 +32,8 @@ class RejectedError(PrognosError):
 
 class MissingDependencyError(ConfigError):
     """A program or package a command needs is not installed; the message says how to get it."""
+
+
+class ConflictError(ConfigError):
+    """Someone else changed a record since the caller read it (optimistic versioning): nothing
+    was written; look at it again and repeat the change if it still applies."""

@@ -161,6 +161,11 @@ complaint = Table(
     _time("response_due_at", nullable=False),
     _time("resolution_due_at", nullable=False, index=True),
     Column("contacts", Integer, nullable=False, default=0),  # contacts with the customer so far
+    # Added by migration 0002: how often it was reopened, and when each clock was escalated (the
+    # escalation job raises the level at most once per clock; reopening clears the resolution's).
+    Column("reopened", Integer, nullable=False, default=0, server_default="0"),
+    _time("response_escalated_at"),
+    _time("resolution_escalated_at"),
     Column("version", Integer, nullable=False, default=1),  # optimistic concurrency
     _time("updated_at", nullable=False),
 )

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import DBAPIError
 
+from prognos.desk import cli as desk_cli
 from prognos.desk import schema
-from prognos.desk.cli import desk_url
-from prognos.desk.store import StoreError, connect, default_url
+from prognos.desk.store import MIGRATIONS, StoreError, connect, default_url
 from prognos.errors import ConfigError
 from prognos.ops.stack import stack_down, stack_status, stack_up
 
@@ -34,7 +35,8 @@ def test_migrations_build_the_declared_schema(desk_url: str) -> None:
         engine.dispose()
     again = connect(desk_url)  # at head already: nothing to do, nothing lost
     with again.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == ScriptDirectory(str(MIGRATIONS)).get_current_head()
     again.dispose()
 
 
@@ -88,7 +90,7 @@ def test_the_stack_runs_the_desks_postgresql_when_asked() -> None:
         info, started = stack_up(home, secure=False, desk_postgres=True)
         assert started and info.postgres_port is not None
         assert stack_status(home)["postgres"]
-        url = desk_url(argparse.Namespace(db=None, home=home))
+        url = desk_cli.desk_url(argparse.Namespace(db=None, home=home))
         assert url.startswith("postgresql+psycopg://") and f":{info.postgres_port}/desk" in url
         assert info.desk_url_file.stat().st_mode & 0o077 == 0  # the password is the owner's alone
         engine = connect(url)
@@ -99,5 +101,5 @@ def test_the_stack_runs_the_desks_postgresql_when_asked() -> None:
         stack_down(home)
     assert not Path(home / "postgres" / "data" / "postmaster.pid").exists()
     # without a running stack the desk falls back to SQLite in the home
-    assert desk_url(argparse.Namespace(db=None, home=home)) == f"sqlite:///{home / 'desk.db'}"
+    assert desk_cli.desk_url(argparse.Namespace(db=None, home=home)) == f"sqlite:///{home / 'desk.db'}"
     shutil.rmtree(home, ignore_errors=True)
