@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from prognos.cloud.dealers.dms import decode_table, validate
 from prognos.cloud.dealers.kinds import COMPLAINT, Checked, Problem, Record
-from prognos.desk import schema
+from prognos.desk import audit, schema
 from prognos.desk.calendar import BusinessCalendar, calendar_of
 from prognos.desk.store import transaction
 from prognos.desk.tickets import (
@@ -180,10 +180,6 @@ def _stored(value: object) -> object:
     return value.astimezone(UTC) if isinstance(value, datetime) else value
 
 
-def _json(values: Mapping[str, object]) -> dict[str, object]:
-    return {k: v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
-
-
 def _audit(
     connection: Connection,
     *,
@@ -194,16 +190,15 @@ def _audit(
     before: Mapping[str, object] | None,
     after: Mapping[str, object] | None,
 ) -> None:
-    connection.execute(
-        insert(schema.audit).values(
-            at=at,
-            actor=actor,
-            entity=ENTITY,
-            entity_id=complaint_id,
-            action=action,
-            before=None if before is None else _json(before),
-            after=None if after is None else _json(after),
-        )
+    audit.record(
+        connection,
+        at=at,
+        actor=actor,
+        entity=ENTITY,
+        entity_id=complaint_id,
+        action=action,
+        before=before,
+        after=after,
     )
 
 
