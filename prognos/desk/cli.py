@@ -5,22 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from prognos.commands import Commands, add_home_option, group, positive_int
-from prognos.errors import ConfigError
+from prognos.commands import Commands, add_home_option, group
 from prognos.ops.state import stack_home
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-    from sqlalchemy import Engine
-
-    from prognos.desk.entitlements import Entitlement
-    from prognos.desk.ledger import Entry
 
 DB_ENV = "PROGNOS_DESK_DB"
 
@@ -68,6 +55,22 @@ def _add_complaints(desk: Commands) -> None:
 
 # --- entitlements: the signed ledger, proofs ------------------------------------------------
 
+
+import sys  # noqa: E402  (this part's imports stay in its own section)
+from collections.abc import Callable  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from prognos.commands import positive_int  # noqa: E402
+from prognos.errors import ConfigError  # noqa: E402
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from sqlalchemy import Engine
+
+    from prognos.desk.entitlements import Entitlement
+    from prognos.desk.ledger import Entry
 
 BRAND_KEY = "brand"  # brand.pem (secret) and brand.pub in the stack home: `prognos models keygen`
 
