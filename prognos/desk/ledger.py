@@ -129,9 +129,9 @@ class Problem:
 
 @dataclass(frozen=True)
 class LedgerReport:
-    entries: int  # entries checked (all of them when the ledger holds)
-    newest_seq: int  # 0: empty
-    newest_hash: str
+    entries: int  # entries that hold: all of them, or those before the problem
+    newest_seq: int  # the newest entry that holds (0: none)
+    newest_hash: str  # its hash, when known ("" after a bad signature found by --jobs workers)
     problem: Problem | None
 
     @property
@@ -424,9 +424,10 @@ def summary(state: Entitlement) -> dict[str, object]:
 
 
 def verify_proof(
-    proof: object, keys: Ed25519PublicKey | Sequence[Ed25519PublicKey], *, now: datetime
+    proof: object, keys: Ed25519PublicKey | Sequence[Ed25519PublicKey], *, now: datetime | None = None
 ) -> list[Entitlement]:
-    """The entitlements a proof shows its customer holds, in their state at `now`; ProofError
+    """The entitlements a proof shows its customer holds, in their state at `now` (default: when
+    the proof was made; a center passes its own clock to see what has expired since); ProofError
     when an entry's hash or signature does not hold, a key is not trusted, an entitlement's
     history has a gap, or the proof's summary disagrees with its entries. Offline: no database."""
     verifiers = verifiers_of(keys)
@@ -466,7 +467,7 @@ def verify_proof(
         latest[entry.entitlement_id] = entry.hash
         bodies.append(body)
         before = entry
-    states = fold(bodies, now)
+    states = fold(bodies, made_at if now is None else now)
     for state in states.values():
         if state.customer_id != customer_id:
             raise ProofError(
@@ -684,6 +685,9 @@ def retrying(engine: Engine, work: Callable[[Connection], T], *, attempts: int =
         except LedgerConflict:
             if attempt == attempts - 1:
                 raise
+            log.debug(
+                "another append took the ledger seq; reading the ledger again (attempt %d)", attempt + 2
+            )
             time.sleep(random.uniform(0.0, 0.02 * 2**attempt))
     raise AssertionError("unreachable")
 

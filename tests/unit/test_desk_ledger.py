@@ -319,6 +319,9 @@ def test_a_proof_verifies_offline_with_the_public_key() -> None:
     assert [e["seq"] for e in proof["entries"]] == [1, 2, 3, 4, 6]
     c1 = verify_proof(proof_of("C1"), KEY.public_key(), now=at(10))
     assert [(s.entitlement_id, s.status) for s in c1] == [("E3", "revoked")]
+    # by default as the proof was made; at a later time what ran out shows expired
+    assert [s.status for s in verify_proof(proof, KEY.public_key())] == ["used_up", "active"]
+    assert [s.status for s in verify_proof(proof, KEY.public_key(), now=at(800))] == ["used_up", "expired"]
 
 
 def tampered(change: Any) -> dict[str, Any]:
