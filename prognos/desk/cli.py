@@ -364,8 +364,450 @@ def _complaints_metrics(args: argparse.Namespace) -> int:
 # --- entitlements: the signed ledger, proofs ------------------------------------------------
 
 
+import sys  # noqa: E402  (this part's imports stay in its own section)
+from collections.abc import Callable  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from prognos.commands import positive_int  # noqa: E402
+from prognos.errors import ConfigError  # noqa: E402
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from sqlalchemy import Engine
+
+    from prognos.desk.entitlements import Entitlement
+    from prognos.desk.ledger import Entry
+
+BRAND_KEY = "brand"  # brand.pem (secret) and brand.pub in the stack home: `prognos models keygen`
+
+
 def _add_entitlements(desk: Commands) -> None:
-    del desk
+    text = (
+        "the entitlement ledger: prepaid maintenance, warranties, consumptions and transfers, each "
+        "entry chained to the one before and signed with the brand's key (docs/desk.md)"
+    )
+    entitlements = group(desk, "entitlements", text)
+
+    grant = entitlements.add_parser(
+        "grant",
+        help="grant a prepaid maintenance package, a warranty or an extended warranty",
+        description="Append a grant: a customer's entitlement on one vehicle, valid from --valid-from "
+        "(default: now) until --valid-until. A maintenance package needs --units (its services); a "
+        "warranty without --units has no limit. Exit 2, nothing written, for an unknown customer or "
+        "an entitlement id in use.",
+    )
+    grant.add_argument("--customer", required=True, metavar="ID", help="the holder (a desk customer)")
+    grant.add_argument("--vin", required=True, help="the vehicle it covers")
+    grant.add_argument("--product", required=True, choices=["maintenance", "warranty", "extended_warranty"])
+    grant.add_argument("--units", type=positive_int, default=None, metavar="N", help="services it holds")
+    grant.add_argument("--valid-from", type=_utc_time, default=None, metavar="TIME", help="default: now")
+    grant.add_argument(
+        "--valid-until", type=_utc_time, required=True, metavar="TIME", help="ISO date or time"
+    )
+    grant.add_argument("--center", required=True, metavar="ID", help="the service center that honours it")
+    grant.add_argument("--dealer", required=True, metavar="ID", help="the dealer that sold it")
+    grant.add_argument(
+        "--id", dest="entitlement_id", default=None, metavar="ID", help="default: a new E-... id"
+    )
+    _writing_options(grant)
+    grant.set_defaults(run=_entitlements_grant)
+
+    consume = entitlements.add_parser(
+        "consume",
+        help="use services of an entitlement",
+        description="Append a consumption. Exit 2, nothing written, when the entitlement is unknown, "
+        "not held by --customer, revoked, not valid now, or has fewer services left than --units "
+        "(a second consumption of the last service included).",
+    )
+    consume.add_argument("--entitlement", required=True, metavar="ID")
+    consume.add_argument(
+        "--units", type=positive_int, default=1, metavar="N", help="services used (default: 1)"
+    )
+    consume.add_argument("--reference", default="", metavar="WO", help="the work order")
+    consume.add_argument(
+        "--center", default=None, metavar="ID", help="where (default: the entitlement's center)"
+    )
+    consume.add_argument("--customer", default=None, metavar="ID", help="check the holder is this customer")
+    _writing_options(consume)
+    consume.set_defaults(run=_entitlements_consume)
+
+    transfer = entitlements.add_parser(
+        "transfer",
+        help="move an active entitlement to another customer or service center",
+        description="Append a transfer to --to-customer and/or --to-center (either default: unchanged), "
+        "e.g. a vehicle sold, or a center that closed.",
+    )
+    transfer.add_argument("--entitlement", required=True, metavar="ID")
+    transfer.add_argument("--to-customer", default=None, metavar="ID")
+    transfer.add_argument("--to-center", default=None, metavar="ID")
+    transfer.add_argument("--reason", required=True)
+    _writing_options(transfer)
+    transfer.set_defaults(run=_entitlements_transfer)
+
+    revoke = entitlements.add_parser(
+        "revoke", help="revoke an active entitlement", description="Append a revocation."
+    )
+    revoke.add_argument("--entitlement", required=True, metavar="ID")
+    revoke.add_argument("--reason", required=True)
+    _writing_options(revoke)
+    revoke.set_defaults(run=_entitlements_revoke)
+
+    listing = entitlements.add_parser(
+        "list",
+        help="entitlements and what is left of them",
+        description="Entitlements as the ledger has them now.",
+    )
+    listing.add_argument("--customer", default=None, metavar="ID", help="only those this customer holds")
+    add_db_option(listing)
+    listing.set_defaults(run=_entitlements_list)
+
+    verify = entitlements.add_parser(
+        "verify",
+        help="check the whole ledger: chain, hashes, signatures",
+        description="Check every entry in order: no seq missing, body and columns agree, each entry "
+        "links to the one before, its hash recomputes and the trusted key signed it. Exit 0 when all "
+        "holds, else 1 naming the first bad entry and what is wrong.",
+    )
+    _trust_option(verify, required=False)
+    verify.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="check the signatures in N processes (default: 1, this one); docs/benchmarks.md has figures",
+    )
+    add_db_option(verify)
+    verify.set_defaults(run=_entitlements_verify)
+
+    proof = entitlements.add_parser(
+        "proof",
+        help="write a customer's proof of their entitlements (JSON, and a QR code)",
+        description="Write the entries of every entitlement the customer holds, with their hashes and "
+        "signatures, as JSON that any service center verifies offline with the brand's public key "
+        "(`verify-proof`). --qr also draws it as a QR code (.svg or .png): the whole proof when it "
+        "fits, else its digest (docs/desk.md says what that carries).",
+    )
+    proof.add_argument("--customer", required=True, metavar="ID")
+    proof.add_argument("--out", type=Path, required=True, metavar="FILE.json")
+    proof.add_argument("--qr", type=Path, default=None, metavar="FILE.svg")
+    _trust_option(proof, required=False)
+    add_db_option(proof)
+    proof.set_defaults(run=_entitlements_proof)
+
+    verify_proof = entitlements.add_parser(
+        "verify-proof",
+        help="check a customer's proof offline, with the brand's public key",
+        description="Check a proof written by `proof` (or the JSON a proof's QR code holds) against "
+        "the brand's public key, with no database. Exit 0 and list the entitlements when it holds, "
+        "else 1 with what is wrong.",
+    )
+    verify_proof.add_argument("file", type=Path, metavar="FILE")
+    _trust_option(verify_proof, required=True)
+    verify_proof.add_argument(
+        "--at",
+        type=_utc_time,
+        default=None,
+        metavar="TIME",
+        help="the time to judge validity at (default: now)",
+    )
+    verify_proof.set_defaults(run=_entitlements_verify_proof)
+
+
+def _writing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help=f"the brand's private key (default: {BRAND_KEY}.pem in the stack home)",
+    )
+    parser.add_argument("--actor", default=None, help="who appends (default: the login name)")
+    add_db_option(parser)
+
+
+def _trust_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        required=required,
+        metavar="PUB",
+        help="the brand's public key; repeat for keys used before a rotation"
+        + ("" if required else f" (default: {BRAND_KEY}.pub in the stack home)"),
+    )
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO 8601 date or time; a date is its midnight UTC, a time without zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _signing_key(args: argparse.Namespace) -> Ed25519PrivateKey:
+    from prognos.signing import load_private_key
+
+    path: Path = args.key or stack_home(args) / f"{BRAND_KEY}.pem"
+    if not path.exists():
+        raise ConfigError(
+            f"no signing key at {path}: make the brand's key with "
+            f"`prognos models keygen --out {path.with_suffix('')}`, or give --key PEM"
+        )
+    return load_private_key(path)
+
+
+def _trusted_keys(args: argparse.Namespace) -> list[Ed25519PublicKey]:
+    from prognos.signing import load_public_key
+
+    paths: list[Path] = args.trust or [stack_home(args) / f"{BRAND_KEY}.pub"]
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(
+                f"no public key at {path}: `prognos models keygen` writes the brand's .pub beside its "
+                "private key; give it with --trust PUB"
+            )
+    return [load_public_key(path) for path in paths]
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return str(args.actor or os.environ.get("USER") or "desk")
+
+
+def _append(args: argparse.Namespace, write: Callable[[Engine, Ed25519PrivateKey], Entry]) -> int:
+    from prognos.desk.store import connect
+
+    key = _signing_key(args)
+    engine = connect(desk_url(args))
+    try:
+        entry = write(engine, key)
+    finally:
+        engine.dispose()
+    print(
+        f"entry {entry.seq}: {entry.kind} {entry.entitlement_id} ({entry.customer_id}) hash {entry.hash[:16]}"
+    )
+    return 0
+
+
+def _entitlements_grant(args: argparse.Namespace) -> int:
+    from uuid import uuid4
+
+    from prognos.desk import ledger
+
+    now = datetime.now(UTC)
+    return _append(
+        args,
+        lambda engine, key: ledger.grant(
+            engine,
+            key=key,
+            now=now,
+            entitlement_id=args.entitlement_id or f"E-{uuid4().hex[:10].upper()}",
+            customer_id=args.customer,
+            vin=args.vin,
+            product=args.product,
+            units=args.units,
+            valid_from=args.valid_from or now,
+            valid_until=args.valid_until,
+            center_id=args.center,
+            dealer_id=args.dealer,
+            actor=_actor(args),
+        ),
+    )
+
+
+def _entitlements_consume(args: argparse.Namespace) -> int:
+    from prognos.desk import ledger
+
+    return _append(
+        args,
+        lambda engine, key: ledger.consume(
+            engine,
+            key=key,
+            now=datetime.now(UTC),
+            entitlement_id=args.entitlement,
+            units=args.units,
+            reference=args.reference,
+            center_id=args.center,
+            customer_id=args.customer,
+            actor=_actor(args),
+        ),
+    )
+
+
+def _entitlements_transfer(args: argparse.Namespace) -> int:
+    from prognos.desk import ledger
+
+    if args.to_customer is None and args.to_center is None:
+        raise ConfigError("a transfer needs --to-customer, --to-center or both")
+    return _append(
+        args,
+        lambda engine, key: ledger.transfer(
+            engine,
+            key=key,
+            now=datetime.now(UTC),
+            entitlement_id=args.entitlement,
+            to_customer_id=args.to_customer,
+            to_center_id=args.to_center,
+            reason=args.reason,
+            actor=_actor(args),
+        ),
+    )
+
+
+def _entitlements_revoke(args: argparse.Namespace) -> int:
+    from prognos.desk import ledger
+
+    return _append(
+        args,
+        lambda engine, key: ledger.revoke(
+            engine,
+            key=key,
+            now=datetime.now(UTC),
+            entitlement_id=args.entitlement,
+            reason=args.reason,
+            actor=_actor(args),
+        ),
+    )
+
+
+def _entitlements_list(args: argparse.Namespace) -> int:
+    from prognos.desk.ledger import current_entitlements
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            states = current_entitlements(
+                connection,
+                now=datetime.now(UTC),
+                customer_ids=None if args.customer is None else [args.customer],
+            )
+    finally:
+        engine.dispose()
+    print(_entitlement_table(list(states.values())))
+    return 0
+
+
+def _entitlement_table(states: list[Entitlement]) -> str:
+    header = ("entitlement", "holder", "vin", "product", "used", "left", "valid until", "center", "status")
+    rows = [
+        (
+            state.entitlement_id,
+            state.customer_id,
+            state.vin,
+            state.product,
+            f"{state.used}/{'-' if state.units is None else state.units}",
+            "unlimited" if state.remaining is None else str(state.remaining),
+            state.valid_until.date().isoformat(),
+            state.center_id,
+            state.status,
+        )
+        for state in sorted(states, key=lambda s: s.entitlement_id)
+    ]
+    if not rows:
+        return "no entitlements"
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
+
+
+def _entitlements_verify(args: argparse.Namespace) -> int:
+    import time
+
+    from prognos.desk.ledger import verify_ledger
+    from prognos.desk.store import connect
+
+    keys = _trusted_keys(args)
+    engine = connect(desk_url(args))
+    started = time.perf_counter()
+    try:
+        report = verify_ledger(engine, keys, jobs=args.jobs)
+    finally:
+        engine.dispose()
+    seconds = time.perf_counter() - started
+    if report.problem is not None:
+        print(f"the ledger does not hold: {report.problem}", file=sys.stderr)
+        print(f"entries 1 to {report.problem.seq - 1} hold", file=sys.stderr)
+        return 1
+    if report.entries == 0:
+        print("the ledger is empty")
+    else:
+        print(
+            f"the ledger holds: {report.entries} entries, newest seq {report.newest_seq} "
+            f"hash {report.newest_hash} (checked in {seconds:.1f} s)"
+        )
+    return 0
+
+
+def _entitlements_proof(args: argparse.Namespace) -> int:
+    import json
+
+    from prognos.desk.ledger import customer_proof, proof_qr, verify_proof
+    from prognos.desk.store import connect
+
+    keys = _trusted_keys(args)
+    now = datetime.now(UTC)
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            proof = customer_proof(connection, args.customer, now=now)
+    finally:
+        engine.dispose()
+    held = verify_proof(proof, keys, now=now)  # never hand out a proof that does not hold
+    _write(args.out, (json.dumps(proof, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    entries = len(proof["entries"])
+    print(f"wrote {args.out}: {len(held)} entitlements of {args.customer}, {entries} signed entries")
+    if args.qr is not None:
+        kind = args.qr.suffix.lower().lstrip(".")
+        if kind not in ("svg", "png"):
+            raise ConfigError(f"--qr {args.qr}: the QR code is written as .svg or .png")
+        image, carries = proof_qr(proof, kind=kind)
+        _write(args.qr, image)
+        what = "the whole proof" if carries == "proof" else "the proof's digest"
+        print(f"wrote {args.qr}: a QR code of {what}")
+    return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _entitlements_verify_proof(args: argparse.Namespace) -> int:
+    import json
+
+    from prognos.desk.ledger import DIGEST_FORMAT, verify_digest, verify_proof
+
+    keys = _trusted_keys(args)
+    try:
+        document = json.loads(args.file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{args.file} is not JSON: {exc}") from exc
+    if isinstance(document, dict) and document.get("proof") == DIGEST_FORMAT:
+        digest = verify_digest(document, keys)
+        newest = digest.get("newest") or {}
+        print(
+            f"digest of {digest.get('customer_id')}'s proof made {digest.get('made_at')}: the brand signed "
+            f"its newest entry (seq {newest.get('seq')}, hash {newest.get('hash')}); the figures below are "
+            "the desk's, check them against the JSON proof with that entry"
+        )
+        for entitlement_id, remaining, status in digest.get("entitlements", []):
+            print(f"  {entitlement_id}: {'unlimited' if remaining is None else remaining} left, {status}")
+        return 0
+    held = verify_proof(document, keys, now=args.at or datetime.now(UTC))
+    print(f"the proof holds: {document['customer_id']} holds {len(held)} entitlements")
+    print(_entitlement_table(held))
+    return 0
 
 
 # --- operations: seed data, a dealer that fails ---------------------------------------------

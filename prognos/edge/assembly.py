@@ -35,11 +35,12 @@ from prognos.edge.agent import VehicleAssessor
 from prognos.edge.detector import Bundle, load_bundle
 from prognos.edge.forwarder import ACK_TIMEOUT_S, Forwarder
 from prognos.edge.gateway import Gateway, ModelUpdates
-from prognos.edge.ota import ModelStore, load_public_key
+from prognos.edge.ota import ModelStore
 from prognos.edge.sources import open_source
 from prognos.edge.spool import Spool
 from prognos.edge.uplink import CONNECT_TIMEOUT_S, MqttUplink
 from prognos.security import BrokerAuth
+from prognos.signing import load_public_key
 
 log = logging.getLogger(__name__)
 

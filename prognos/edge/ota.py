@@ -14,7 +14,7 @@ The gateway keeps its bundles under one directory:
 
 An update is verified, unpacked beside the others, loaded and self-tested; only then does
 `current` change, with one rename of a symlink, so a crash at any point leaves either the old
-or the new bundle in place, never half of one.
+or the new bundle in place, never half of one. The keys are the brand's (prognos/signing.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from pathlib import Path
 import cbor2
 import numpy as np
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from prognos.edge.detector import Z_CLIP, Bundle, load_bundle
@@ -41,42 +40,6 @@ from prognos.errors import ConfigError, RejectedError
 FORMAT_VERSION = 1
 MAX_SIGNED_BYTES = 16 * 1024 * 1024
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
-
-
-def generate_key() -> tuple[bytes, bytes]:
-    """A new signing key: (private key PEM, public key PEM)."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise ConfigError(f"cannot read signing key {path}: {exc.strerror}") from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not an unencrypted PEM private key: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} is not an ed25519 key")
-    return key
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"cannot read trusted key {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not a PEM public key: {exc}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"{path} is not an ed25519 public key")
-    return key
 
 
 def pack_bundle(directory: Path) -> bytes:

@@ -298,7 +298,7 @@ def _models_eval(args: argparse.Namespace) -> int:
 
 
 def _models_keygen(args: argparse.Namespace) -> int:
-    from prognos.edge.ota import generate_key
+    from prognos.signing import generate_key
 
     private_path, public_path = args.out.with_suffix(".pem"), args.out.with_suffix(".pub")
     if private_path.exists():
@@ -317,7 +317,8 @@ def _models_keygen(args: argparse.Namespace) -> int:
 
 
 def _models_sign(args: argparse.Namespace) -> int:
-    from prognos.edge.ota import load_private_key, sign_bundle
+    from prognos.edge.ota import sign_bundle
+    from prognos.signing import load_private_key
 
     signed = sign_bundle(args.bundle, load_private_key(args.key))
     try:

@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from prognos.edge.detector import load_bundle
-from prognos.edge.ota import ModelStore, generate_key, load_private_key, load_public_key, sign_bundle, verify
+from prognos.edge.ota import ModelStore, sign_bundle, verify
 from prognos.errors import ConfigError, RejectedError
+from prognos.signing import generate_key, load_private_key, load_public_key
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "prognos" / "models" / "artifacts"
 
