@@ -370,7 +370,7 @@ from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
-from prognos.commands import positive_int  # noqa: E402
+from prognos.commands import lazy_command, positive_int  # noqa: E402
 from prognos.errors import ConfigError  # noqa: E402
 
 if TYPE_CHECKING:
@@ -548,10 +548,18 @@ def _utc_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _signing_key(args: argparse.Namespace) -> Ed25519PrivateKey:
-    from prognos.signing import load_private_key
+def signing_key(args: argparse.Namespace, *, create: bool = False) -> Ed25519PrivateKey:
+    """The brand's private key (--key, else brand.pem in the stack home). With `create`, a home
+    without one gets a new key pair (brand.pem readable by its owner only, brand.pub)."""
+    from prognos.security import write_secret
+    from prognos.signing import generate_key, load_private_key
 
     path: Path = args.key or stack_home(args) / f"{BRAND_KEY}.pem"
+    if create and args.key is None and not path.exists():
+        private, public = generate_key()
+        write_secret(path, private.decode("ascii"))
+        path.with_suffix(".pub").write_bytes(public)
+        print(f"made the brand's ledger key: {path} (keep it secret) and {path.with_suffix('.pub')}")
     if not path.exists():
         raise ConfigError(
             f"no signing key at {path}: make the brand's key with "
@@ -580,7 +588,7 @@ def _actor(args: argparse.Namespace) -> str:
 def _append(args: argparse.Namespace, write: Callable[[Engine, Ed25519PrivateKey], Entry]) -> int:
     from prognos.desk.store import connect
 
-    key = _signing_key(args)
+    key = signing_key(args)
     engine = connect(desk_url(args))
     try:
         entry = write(engine, key)
@@ -814,4 +822,61 @@ def _entitlements_verify_proof(args: argparse.Namespace) -> int:
 
 
 def _add_operations(desk: Commands) -> None:
-    del desk
+    seed = desk.add_parser(
+        "seed",
+        help="fill an empty desk with simulated customers, complaints and entitlements",
+        description="Generate realistic, consistent desk data: the simulator's dealers and service "
+        "centers, customers with vehicles from its registry and beyond, service history, "
+        "appointments, open alerts, complaints (the DMS's, imported, and the desk's, with SLA "
+        "outcomes) and entitlements granted and consumed as signed ledger entries. One dealer "
+        "is failing; `prognos desk dealer-failed` fails it. Refuses a desk that holds customers. "
+        "Makes the brand's key in the stack home when there is none.",
+    )
+    seed.add_argument("--customers", type=positive_int, default=500, help="how many (default: %(default)s)")
+    seed.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
+    _writing_options(seed)
+    seed.set_defaults(run=lazy_command("prognos.sim.desk_seed:seed_command"))
+
+    failed = desk.add_parser(
+        "dealer-failed",
+        help="a dealer goes out of business: move its customers, appointments and entitlements",
+        description="Mark DEALER failed and, in one transaction, move its customers and booked "
+        "appointments to the nearest service centers that can take them (docs/dms.md, "
+        "reassignment), transfer the entitlements they hold there with signed ledger entries, "
+        "record every move, and write the contact list: whom to call, where they go, what moved "
+        "with them, whose car was paid for and not delivered. Exit 2 for an unknown dealer or "
+        "one that failed already; nothing is written then.",
+    )
+    failed.add_argument("dealer", metavar="DEALER", help="the dealer's id, e.g. DLR-05")
+    failed.add_argument("--reason", default="out of business", help="why (default: %(default)s)")
+    failed.add_argument("--out", type=Path, default=None, help="write the contact list here (CSV)")
+    _writing_options(failed)
+    failed.set_defaults(run=_dealer_failed)
+
+
+def _dealer_failed(args: argparse.Namespace) -> int:
+    from prognos.desk.failure import fail_dealer
+    from prognos.desk.store import connect
+
+    key = signing_key(args)
+    engine = connect(desk_url(args))
+    try:
+        failure = fail_dealer(
+            engine, args.dealer, reason=args.reason, key=key, now=datetime.now(UTC), actor=_actor(args)
+        )
+    finally:
+        engine.dispose()
+    placed = sum(1 for c in failure.contacts if c.status == "placed")
+    waiting = sum(1 for c in failure.contacts if c.not_delivered)
+    print(
+        f"dealer {failure.dealer_id} failed: {len(failure.contacts)} customers to call ({placed} have a new "
+        f"service center, {len(failure.contacts) - placed} still need one; {waiting} paid for a car not "
+        f"delivered); {failure.appointments_moved} appointments moved, {failure.appointments_unplaced} "
+        f"could not be; {failure.transfers} entitlements transferred"
+    )
+    if args.out is not None:
+        _write(args.out, failure.contacts_csv().encode("utf-8"))
+        print(f"contact list: {args.out}")
+    else:
+        sys.stdout.write(failure.contacts_csv())
+    return 0

@@ -212,3 +212,22 @@ dms_file = Table(
     Column("rows", Integer, nullable=False),
     _time("imported_at", nullable=False),
 )
+
+# What a dealer's failure moved: each customer and appointment, from where to where, or why it
+# could not be placed (prognos.desk.failure).
+reassignment = Table(
+    "reassignment",
+    metadata,
+    Column("reassignment_id", Integer, primary_key=True, autoincrement=True),
+    Column("dealer_id", String(ID), ForeignKey("dealer.dealer_id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # customer | appointment
+    Column("item_id", String(ID), nullable=False),  # the appointment's id, or the customer's VIN
+    Column("customer_id", String(ID), ForeignKey("customer.customer_id"), nullable=False, index=True),
+    Column("vin", String(17), nullable=False),
+    Column("from_center", String(ID), nullable=False),
+    Column("to_center", String(ID)),  # empty: unplaced
+    Column("distance_km", Float),
+    _time("scheduled_at"),  # appointments: when it happens at the new center
+    Column("reason", String(NAME), nullable=False, default=""),
+    _time("at", nullable=False),
+)

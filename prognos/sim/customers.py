@@ -39,14 +39,6 @@ ALERT_CODES = {
     "motor.noise": "drive motor noise rising",
 }
 DESK_CATEGORIES = ("waiting_time", "quality", "billing", "communication", "parts_delay", "safety")
-# The DMS's complaint categories (prognos.sim.dealers.COMPLAINT_CATEGORIES) in the desk's words.
-CATEGORY_OF = {
-    "waiting time": "waiting_time",
-    "repair quality": "quality",
-    "billing": "billing",
-    "communication": "communication",
-    "parts delay": "parts_delay",
-}
 # Public holidays every dealer observes (Germany, nationwide), so SLA clocks skip them.
 HOLIDAYS = (
     (1, 1, "New Year's Day"),
@@ -172,7 +164,7 @@ def make_desk_data(
             )
         _appointments(data, rng, shares, customer_id, vins[0], home, now)
     _work_orders(data, rng, shares, dms, now)
-    _complaints(data, rng, shares, dms, now)
+    _complaints(data, rng, shares, now)
     return data
 
 
@@ -429,35 +421,9 @@ def _work_orders(
                 )
 
 
-def _complaints(
-    data: DeskData, rng: np.random.Generator, shares: Shares, dms: dict[str, list[Row]], now: datetime
-) -> None:
-    """The DMS's complaints (settled ones closed, the rest open) and complaints raised at the
-    desk, with outcomes from quick resolution to long past the SLA."""
-    owner = {str(v["vin"]): str(v["customer_id"]) for v in data.vehicles}
-    for row in dms.get("complaint", []):
-        opened = _time(row["opened_at"])
-        if opened < now - timedelta(days=180):
-            continue
-        vin = row.get("vin") or None
-        moves: list[tuple[str, datetime]] = [
-            ("acknowledged", opened + timedelta(hours=float(rng.uniform(0.5, 30))))
-        ]
-        if row.get("closed_at"):
-            closed = _time(row["closed_at"])
-            moves += [("resolved", closed), ("closed", closed + timedelta(days=2))]
-        data.complaints.append(
-            ComplaintSpec(
-                row["complaint_id"],
-                owner.get(vin or ""),
-                vin,
-                row["dealer_id"],
-                CATEGORY_OF.get(row["category"], "other"),
-                row["category"],
-                opened,
-                tuple(m for m in moves if m[1] < now),
-            )
-        )
+def _complaints(data: DeskData, rng: np.random.Generator, shares: Shares, now: datetime) -> None:
+    """Complaints raised at the desk, with outcomes from quick resolution to long past the SLA
+    (the DMS's own complaints come in through the desk's DMS import)."""
     dealer_of = {str(c["center_id"]): str(c["dealer_id"]) for c in data.centers}
     first_vin: dict[str, str] = {}
     for vehicle in data.vehicles:
