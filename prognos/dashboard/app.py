@@ -10,6 +10,10 @@ pages = {
         st.Page("pages/campaigns.py", title="Campaigns and cohorts", url_path="campaigns"),
         st.Page("pages/dealers.py", title="Dealer KPIs", url_path="dealers"),
     ],
+    "Service desk": [
+        st.Page("pages/customers.py", title="Customers", url_path="customers"),
+        st.Page("pages/complaints.py", title="Complaints", url_path="complaints"),
+    ],
     "Planning": [st.Page("pages/parts.py", title="Parts demand", url_path="parts")],
     "Operations": [st.Page("pages/system.py", title="System", url_path="system")],
 }

@@ -7,9 +7,7 @@ import argparse
 import os
 
 from prognos.commands import Commands, add_home_option, group
-from prognos.ops.state import stack_home
-
-DB_ENV = "PROGNOS_DESK_DB"
+from prognos.ops.state import DESK_DB_ENV, stack_home
 
 
 def add_desk(commands: Commands, help_text: str) -> None:
@@ -27,25 +25,17 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help=f"desk database: sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DB "
-        f"(default: ${DB_ENV}, else the stack's PostgreSQL if it runs one, else desk.db in the "
+        f"(default: ${DESK_DB_ENV}, else the stack's PostgreSQL if it runs one, else desk.db in the "
         "stack home)",
     )
     add_home_option(parser)
 
 
 def desk_url(args: argparse.Namespace) -> str:
-    """The database URL a desk command was given: --db, else $PROGNOS_DESK_DB, else the stack's
-    PostgreSQL when it runs one (`prognos stack up --postgres`), else SQLite in the stack home."""
-    from prognos.desk.store import default_url
-    from prognos.ops.state import read_state
+    """The database URL a desk command was given (prognos.ops.state.desk_url says how)."""
+    from prognos.ops.state import desk_url as stack_desk_url
 
-    if args.db or os.environ.get(DB_ENV):
-        return str(args.db or os.environ[DB_ENV])
-    home = stack_home(args)
-    info = read_state(home)
-    if info is not None and info.postgres_port is not None and info.desk_url_file.exists():
-        return info.desk_url_file.read_text().strip()
-    return default_url(home)
+    return stack_desk_url(stack_home(args), args.db)
 
 
 # --- customers: customer 360, search, risk tags, the priority call list ---------------------

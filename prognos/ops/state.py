@@ -88,6 +88,22 @@ def load_stack(home: Path | None = None) -> StackInfo:
     return info
 
 
+DESK_DB_ENV = "PROGNOS_DESK_DB"
+
+
+def desk_url(home: Path, given: str | None = None) -> str:
+    """The service desk's database: `given`, else $PROGNOS_DESK_DB, else the PostgreSQL of the
+    stack in `home` when it runs one (`prognos stack up --postgres`), else SQLite in `home`."""
+    from prognos.desk.store import default_url
+
+    if given or os.environ.get(DESK_DB_ENV):
+        return str(given or os.environ[DESK_DB_ENV])
+    info = read_state(home)
+    if info is not None and info.postgres_port is not None and info.desk_url_file.exists():
+        return info.desk_url_file.read_text().strip()
+    return default_url(home)
+
+
 def stack_home(args: argparse.Namespace) -> Path:
     """The stack directory a command was given with --home, else the default."""
     return Path(args.home).resolve() if args.home else default_home()

@@ -63,7 +63,7 @@ def imported_modules(source: str, module: str, is_package: bool) -> list[tuple[i
 
 
 # Outside ops, only these find the local stack through it (until a cloud config replaces stack.json).
-OPS_USERS = ("prognos.dashboard.data",)
+OPS_USERS = ("prognos.dashboard.data", "prognos.dashboard.desk_data")
 
 
 def violations(source: str, module: str, is_package: bool = False) -> list[str]:

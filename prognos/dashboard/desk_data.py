@@ -1,0 +1,138 @@
+"""The service desk's queries and actions for the Customers and Complaints pages.
+
+The desk's database is the one `prognos desk` uses (prognos.ops.state.desk_url: PROGNOS_DESK_DB,
+else the stack's PostgreSQL, else desk.db in PROGNOS_HOME). Reads are cached for a short while;
+every action (a ticket opened or moved) clears the cache so the page shows it at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+import streamlit as st
+from sqlalchemy import Engine, select
+
+from prognos.dashboard.data import DataUnavailableError
+from prognos.desk import complaints, customers, ledger, schema
+from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
+from prognos.desk.store import StoreError, connect
+from prognos.desk.tickets import Ticket
+from prognos.errors import ConfigError
+from prognos.ops.state import default_home, desk_url
+
+TTL_S = 30
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@st.cache_resource
+def engine() -> Engine:
+    try:
+        return connect(desk_url(default_home()))
+    except (StoreError, ConfigError) as exc:
+        raise DataUnavailableError(f"the service desk's database: {exc}") from exc
+
+
+def _reached(read: Callable[P, T]) -> Callable[P, T]:
+    """A read whose store errors become DataUnavailableError (the page explains and stops)."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return read(*args, **kwargs)
+        except StoreError as exc:
+            raise DataUnavailableError(f"the service desk's database: {exc}") from exc
+
+    return run
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Ranking customers…")
+@_reached
+def call_list(limit: int, expiry_days: int) -> list[PriorityRow]:
+    settings = customers.Settings(expiry_days=expiry_days)
+    with engine().connect() as connection:
+        return customers.priorities(connection, now=now(), settings=settings, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+@_reached
+def search(text: str) -> list[SearchHit]:
+    with engine().connect() as connection:
+        return customers.search(connection, text, limit=50)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+@_reached
+def customer(customer_id: str, expiry_days: int) -> CustomerView | None:
+    """The customer's 360 view, or None for an unknown id."""
+    settings = customers.Settings(expiry_days=expiry_days)
+    with engine().connect() as connection:
+        try:
+            return customers.customer_view(connection, customer_id, now=now(), settings=settings)
+        except customers.UnknownCustomer:
+            return None
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+@_reached
+def moves(customer_id: str) -> list[dict[str, object]]:
+    """What a dealer's failure moved for this customer (prognos.desk.failure), newest first."""
+    r = schema.reassignment
+    query = select(r).where(r.c.customer_id == customer_id).order_by(r.c.at.desc(), r.c.reassignment_id)
+    with engine().connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+@_reached
+def proof(customer_id: str) -> tuple[bytes, bytes, str]:
+    """The customer's entitlement proof (JSON), its QR code (PNG) and what the code carries
+    ("proof", or "digest" when the whole proof does not fit)."""
+    with engine().connect() as connection:
+        made = ledger.customer_proof(connection, customer_id, now=now())
+    png, carries = ledger.proof_qr(made, kind="png", scale=4)
+    return json.dumps(made, indent=2).encode("utf-8"), png, carries
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+@_reached
+def tickets(open_only: bool, dealer_id: str | None, limit: int = 2000) -> list[Ticket]:
+    return complaints.list_tickets(engine(), open_only=open_only, dealer_id=dealer_id, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+@_reached
+def dealers() -> list[str]:
+    with engine().connect() as connection:
+        return list(connection.execute(select(schema.dealer.c.dealer_id).order_by(schema.dealer.c.dealer_id)).scalars())
+
+
+@_reached
+def ticket(complaint_id: str) -> complaints.TicketView | None:
+    try:
+        return complaints.ticket_view(engine(), complaint_id, now())
+    except complaints.UnknownTicketError:
+        return None
+
+
+@_reached
+def move_ticket(complaint_id: str, to_state: str, *, actor: str, version: int, note: str) -> Ticket:
+    """Move a ticket (ConfigError: illegal, or someone else changed it first)."""
+    moved = complaints.move(engine(), complaint_id, to_state, actor=actor, expected_version=version, note=note)
+    st.cache_data.clear()
+    return moved
+
+
+@_reached
+def open_ticket(*, customer_id: str, category: str, summary: str, actor: str, vin: str | None) -> Ticket:
+    opened = complaints.open_complaint(
+        engine(), customer_id=customer_id, category=category, summary=summary, actor=actor, vin=vin
+    )
+    st.cache_data.clear()
+    return opened

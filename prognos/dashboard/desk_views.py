@@ -1,0 +1,223 @@
+"""What the Customers and Complaints pages show, as tables with headings, units and words:
+pure (desk read models in, DataFrames and text out), so tests check it without a browser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+
+from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
+from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
+from prognos.desk.tickets import Ticket, clocks
+
+DASH = "–"  # an empty cell: never "None"
+SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+TAG_ICONS = {"high": "🔴", "medium": "🟠", "low": "🟡"}
+STATE_NAMES = {
+    "new": "new",
+    "acknowledged": "acknowledged",
+    "in_progress": "in progress",
+    "waiting_for_customer": "waiting for customer",
+    "resolved": "resolved",
+    "closed": "closed",
+    "reopened": "reopened",
+}
+ENTITLEMENT_STATUS = {"active": "active", "used_up": "used up", "expired": "expired", "revoked": "revoked"}
+
+
+def day(moment: datetime | None) -> str:
+    return DASH if moment is None else f"{moment:%Y-%m-%d}"
+
+
+def minute(moment: datetime | None) -> str:
+    return DASH if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def text(value: object) -> str:
+    return DASH if value is None or value == "" else str(value)
+
+
+def tag_level(weight: float) -> str:
+    return "high" if weight >= 25 else "medium" if weight >= 12 else "low"
+
+
+def call_list_table(rows: Sequence[PriorityRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Rank": row.rank,
+                "Customer": row.customer_id,
+                "Name": row.name,
+                "Contact": text(row.contact),
+                "Home center": text(row.home_center),
+                "Score (points)": round(row.score, 1),
+                "Risk tags": ", ".join(tag.label for tag in row.tags),
+                "Why call": "; ".join(tag.reason for tag in row.tags),
+            }
+            for row in rows
+        ],
+        columns=["Rank", "Customer", "Name", "Contact", "Home center", "Score (points)", "Risk tags", "Why call"],
+    )
+
+
+def search_table(hits: Sequence[SearchHit]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Customer": hit.customer_id,
+                "Name": hit.name,
+                "Contact": text(hit.contact),
+                "Home center": text(hit.home_center),
+                "Matched on": hit.matched,
+            }
+            for hit in hits
+        ],
+        columns=["Customer", "Name", "Contact", "Home center", "Matched on"],
+    )
+
+
+def vehicles_table(view: CustomerView) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "VIN": v.vin,
+                "Plate": text(v.plate),
+                "Model": v.model,
+                "Lot": text(v.lot),
+                "Paid": day(v.paid_at),
+                "Delivered": day(v.delivered_at) if v.delivered_at else "not delivered",
+                "Warranty until": day(v.warranty_until),
+            }
+            for v in view.vehicles
+        ],
+        columns=["VIN", "Plate", "Model", "Lot", "Paid", "Delivered", "Warranty until"],
+    )
+
+
+def alerts_table(view: CustomerView) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Severity": f"{SEVERITY_ICONS.get(a.severity, '')} {a.severity}".strip(),
+                "VIN": a.vin,
+                "Fault": a.code,
+                "What": text(a.summary),
+                "Raised": minute(a.raised_at),
+            }
+            for a in view.open_alerts
+        ],
+        columns=["Severity", "VIN", "Fault", "What", "Raised"],
+    )
+
+
+def complaints_table(view: CustomerView) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Complaint": c.complaint.complaint_id,
+                "Category": c.complaint.category.replace("_", " "),
+                "State": STATE_NAMES.get(c.complaint.state, c.complaint.state),
+                "Dealer": c.complaint.dealer_id,
+                "Opened": minute(c.complaint.opened_at),
+                "SLA": ("⚠ " if c.overdue else "") + c.sla,
+            }
+            for c in view.open_complaints
+        ],
+        columns=["Complaint", "Category", "State", "Dealer", "Opened", "SLA"],
+    )
+
+
+def entitlements_table(entitlements: Sequence[Entitlement]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Entitlement": e.entitlement_id,
+                "Product": PRODUCT_NAMES[e.product],
+                "VIN": e.vin,
+                "Services left": "unlimited" if e.remaining is None else f"{e.remaining} of {e.units}",
+                "Valid from": day(e.valid_from),
+                "Valid until": day(e.valid_until),
+                "Honoured at": e.center_id,
+                "Sold by": e.granted_by,
+                "Status": ENTITLEMENT_STATUS.get(e.status, e.status),
+            }
+            for e in entitlements
+        ],
+        columns=[
+            "Entitlement", "Product", "VIN", "Services left", "Valid from", "Valid until", "Honoured at",
+            "Sold by", "Status",
+        ],
+    )  # fmt: skip
+
+
+def appointments_table(view: CustomerView) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Appointment": a.appointment_id,
+                "When": minute(a.scheduled_at),
+                "Center": a.center_id,
+                "VIN": a.vin,
+                "For": text(a.purpose),
+            }
+            for a in view.open_appointments
+        ],
+        columns=["Appointment", "When", "Center", "VIN", "For"],
+    )
+
+
+def history_table(view: CustomerView, limit: int = 50) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Order": o.order_id,
+                "Dealer": o.dealer_id,
+                "Center": text(o.center_id),
+                "VIN": o.vin,
+                "Opened": day(o.opened_at),
+                "Closed": day(o.closed_at) if o.closed_at else "open",
+                "Work": text(o.description),
+                "Amount": f"{o.amount:,.2f} {o.currency}",
+                "Repeat of": text(o.repeat_of_order_id),
+            }
+            for o in view.service_history[:limit]
+        ],
+        columns=["Order", "Dealer", "Center", "VIN", "Opened", "Closed", "Work", "Amount", "Repeat of"],
+    )
+
+
+def tickets_table(tickets: Sequence[Ticket], now: datetime) -> pd.DataFrame:
+    """Open and recent tickets, the clock that matters now in words."""
+    return pd.DataFrame(
+        [
+            {
+                "Complaint": t.complaint_id,
+                "State": STATE_NAMES.get(t.state, t.state),
+                "Level": t.level,
+                "Category": t.category.replace("_", " "),
+                "Dealer": t.dealer_id,
+                "Team": t.team,
+                "Customer": text(t.customer_id),
+                "Opened": minute(t.opened_at),
+                "Clock": clock_summary(t, now),
+                "Summary": text(t.summary),
+            }
+            for t in tickets
+        ],
+        columns=["Complaint", "State", "Level", "Category", "Dealer", "Team", "Customer", "Opened", "Clock", "Summary"],
+    )
+
+
+def clock_summary(ticket: Ticket, now: datetime) -> str:
+    """The SLA clock that runs now (first response until answered, then resolution) and its
+    due time; the business hours left are on the ticket's page."""
+    running = [clock for clock in clocks(ticket) if clock.running()]
+    if not running:
+        resolution = clocks(ticket)[1]
+        return "resolved in time" if resolution.met() else "resolved late"
+    clock = running[0]
+    if clock.run_out(now):
+        return f"⚠ {clock.name} overdue since {clock.due_at:%Y-%m-%d %H:%M} UTC"
+    return f"{clock.name} due {clock.due_at:%Y-%m-%d %H:%M} UTC"
