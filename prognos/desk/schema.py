@@ -207,3 +207,12 @@ dms_file = Table(
     Column("rows", Integer, nullable=False),
     _time("imported_at", nullable=False),
 )
+
+# The customer list's set queries (prognos.desk.customers.candidate_facts; migration 0002): vehicles
+# paid and not delivered, warranties ending soon, open critical alerts, a vehicle's complaints,
+# repeat orders.
+Index("ix_vehicle_delivered_at_paid_at", vehicle.c.delivered_at, vehicle.c.paid_at)
+Index("ix_vehicle_warranty_until", vehicle.c.warranty_until)
+Index("ix_alert_severity_cleared_at", alert.c.severity, alert.c.cleared_at)
+Index("ix_complaint_vin", complaint.c.vin)
+Index("ix_work_order_repeat_of_order_id", work_order.c.repeat_of_order_id)

@@ -1,0 +1,33 @@
+"""Indexes for the customer list's set queries: vehicles paid and not delivered, warranties
+ending soon, open critical alerts, a vehicle's complaints and repeat orders.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+INDEXES = (
+    ("ix_vehicle_delivered_at_paid_at", "vehicle", ["delivered_at", "paid_at"]),
+    ("ix_vehicle_warranty_until", "vehicle", ["warranty_until"]),
+    ("ix_alert_severity_cleared_at", "alert", ["severity", "cleared_at"]),
+    ("ix_complaint_vin", "complaint", ["vin"]),
+    ("ix_work_order_repeat_of_order_id", "work_order", ["repeat_of_order_id"]),
+)
+
+
+def upgrade() -> None:
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns, unique=False)
+
+
+def downgrade() -> None:
+    for name, table, _columns in INDEXES:
+        op.drop_index(name, table_name=table)
