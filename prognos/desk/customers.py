@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -377,40 +377,35 @@ def priorities(
     return rows
 
 
-@dataclass
 class _Gathered:
-    vehicles: dict[str, VehicleFacts] = field(default_factory=dict)
-    appointments: dict[str, AppointmentFacts] = field(default_factory=dict)
-    work_orders: dict[tuple[str, str], WorkOrderFacts] = field(default_factory=dict)
-    alerts: dict[str, AlertFacts] = field(default_factory=dict)
-    complaints: dict[str, ComplaintFacts] = field(default_factory=dict)
-    entitlements: dict[str, Entitlement] = field(default_factory=dict)
-    home_dealer: DealerFacts | None = None
+    """Facts per kind and customer, each fact once (two queries may return the same vehicle)."""
 
-    def facts(self, customer_id: str) -> CustomerFacts:
-        return CustomerFacts(
-            customer_id=customer_id,
-            vehicles=list(self.vehicles.values()),
-            appointments=list(self.appointments.values()),
-            work_orders=list(self.work_orders.values()),
-            alerts=list(self.alerts.values()),
-            complaints=list(self.complaints.values()),
-            entitlements=list(self.entitlements.values()),
-            home_dealer=self.home_dealer,
-        )
+    def __init__(self) -> None:
+        self.kinds: dict[str, dict[str, dict[object, object]]] = {}
+        self.dealers: dict[str, DealerFacts] = {}
+
+    def add(self, kind: str, customer_id: str, key: object, fact: object) -> None:
+        self.kinds.setdefault(kind, {}).setdefault(customer_id, {})[key] = fact
+
+    def facts(self) -> dict[str, CustomerFacts]:
+        fields: dict[str, dict[str, Any]] = {}
+        for kind, per_customer in self.kinds.items():
+            for customer_id, found in per_customer.items():
+                fields.setdefault(customer_id, {})[kind] = tuple(found.values())
+        for customer_id, dealer in self.dealers.items():
+            fields.setdefault(customer_id, {})["home_dealer"] = dealer
+        return {
+            customer_id: CustomerFacts(customer_id=customer_id, **kinds)
+            for customer_id, kinds in fields.items()
+        }
 
 
 def candidate_facts(connection: Connection, *, now: datetime, settings: Settings) -> dict[str, CustomerFacts]:
     """The facts any rule could fire on at `now`, per customer: one set query per rule, each
     returning a superset of what its rule fires on (the rule decides)."""
     now = _utc(now)
-    gathered: dict[str, _Gathered] = {}
-
-    def of(customer_id: str) -> _Gathered:
-        found = gathered.get(customer_id)
-        if found is None:
-            found = gathered[customer_id] = _Gathered()
-        return found
+    gathered = _Gathered()
+    add = gathered.add
 
     vehicle, appointment, work_order = schema.vehicle, schema.appointment, schema.work_order
     alert, complaint, ledger = schema.alert, schema.complaint, schema.ledger
@@ -427,7 +422,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         and_(vehicle.c.warranty_until > now, vehicle.c.warranty_until <= now + window),
     ):
         for row in connection.execute(select(vehicle).where(where)):
-            of(row.customer_id).vehicles[row.vin] = _vehicle(row)
+            add("vehicles", row.customer_id, row.vin, _vehicle(row))
 
     # missed or cancelled appointments (missed: when due; cancelled: when cancelled)
     since = now - timedelta(days=settings.missed_lookback_days)
@@ -438,7 +433,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         )
     )
     for row in rows:
-        of(row.customer_id).appointments[row.appointment_id] = _appointment(row)
+        add("appointments", row.customer_id, row.appointment_id, _appointment(row))
 
     # warranties and maintenance packages ending soon: the entitlements whose grant ends within
     # the window (read from the entry body, a day wider on each side for time zone offsets),
@@ -454,7 +449,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         ).scalars()
     ]
     for state in fold(bodies, now).values():
-        of(state.customer_id).entitlements[state.entitlement_id] = state
+        add("entitlements", state.customer_id, state.entitlement_id, state)
 
     # open critical alerts, on the owner's account
     rows = connection.execute(
@@ -467,7 +462,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         )
     )
     for row in rows:
-        of(row.owner).alerts[row.alert_id] = _alert(row)
+        add("alerts", row.owner, row.alert_id, _alert(row))
 
     # open complaints past a due time: the customer's, else the owner's of the vehicle
     owner = func.coalesce(complaint.c.customer_id, vehicle.c.customer_id).label("owner")
@@ -487,20 +482,20 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
     )
     for row in rows:
         if row.owner is not None:
-            of(row.owner).complaints[row.complaint_id] = _complaint(row)
+            add("complaints", row.owner, row.complaint_id, _complaint(row))
 
     # customers whose home center belongs to a dealer at risk or failed
-    rows = connection.execute(
-        select(customer.c.customer_id, dealer)
-        .select_from(
-            customer.join(center, center.c.center_id == customer.c.home_center).join(
-                dealer, dealer.c.dealer_id == center.c.dealer_id
-            )
+    risky = {
+        row.dealer_id: _dealer(row)
+        for row in connection.execute(select(dealer).where(dealer.c.status.in_(AT_RISK_STATES)))
+    }
+    if risky:
+        rows = connection.execute(
+            select(customer.c.customer_id, center.c.dealer_id)
+            .select_from(customer.join(center, center.c.center_id == customer.c.home_center))
+            .where(center.c.dealer_id.in_(list(risky)))
         )
-        .where(dealer.c.status.in_(AT_RISK_STATES))
-    )
-    for row in rows:
-        of(row.customer_id).home_dealer = _dealer(row)
+        gathered.dealers.update((row.customer_id, risky[row.dealer_id]) for row in rows)
 
     # repeat orders opened in the lookback, with the order each repeats
     repeat, first = work_order.alias("repeat"), work_order.alias("first")
@@ -523,11 +518,15 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         )
     )
     for row in rows:
-        orders = of(row.customer_id).work_orders
-        orders[(row.dealer_id, row.order_id)] = _work_order(row)
-        orders[(row.first_dealer_id, row.first_order_id)] = _work_order(row, prefix="first_")
+        add("work_orders", row.customer_id, (row.dealer_id, row.order_id), _work_order(row))
+        add(
+            "work_orders",
+            row.customer_id,
+            (row.first_dealer_id, row.first_order_id),
+            _work_order(row, prefix="first_"),
+        )
 
-    return {customer_id: found.facts(customer_id) for customer_id, found in gathered.items()}
+    return gathered.facts()
 
 
 # --- rows to facts ----------------------------------------------------------------------------

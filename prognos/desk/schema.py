@@ -210,9 +210,14 @@ dms_file = Table(
 
 # The customer list's set queries (prognos.desk.customers.candidate_facts; migration 0002): vehicles
 # paid and not delivered, warranties ending soon, open critical alerts, a vehicle's complaints,
-# repeat orders.
+# repeat orders (only they are in that index).
 Index("ix_vehicle_delivered_at_paid_at", vehicle.c.delivered_at, vehicle.c.paid_at)
 Index("ix_vehicle_warranty_until", vehicle.c.warranty_until)
 Index("ix_alert_severity_cleared_at", alert.c.severity, alert.c.cleared_at)
 Index("ix_complaint_vin", complaint.c.vin)
-Index("ix_work_order_repeat_of_order_id", work_order.c.repeat_of_order_id)
+Index(
+    "ix_work_order_repeats",
+    work_order.c.opened_at,
+    sqlite_where=work_order.c.repeat_of_order_id.is_not(None),
+    postgresql_where=work_order.c.repeat_of_order_id.is_not(None),
+)

@@ -12,6 +12,7 @@ from now is within a 60-day window, one ending a microsecond later is not.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ RECENCY_FLOOR = 0.25
 DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Tag:
     code: str  # a key of RULES
     label: str
@@ -59,7 +60,7 @@ class Tag:
     weight: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Settings:
     expiry_days: int = 60  # warranty or maintenance package ending within this many days
     missed_lookback_days: int = 90  # missed or cancelled appointments this recent
@@ -83,7 +84,7 @@ class Settings:
 # --- the facts --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class VehicleFacts:
     vin: str
     model: str
@@ -94,7 +95,7 @@ class VehicleFacts:
     warranty_until: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AppointmentFacts:
     appointment_id: str
     vin: str
@@ -105,7 +106,7 @@ class AppointmentFacts:
     purpose: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WorkOrderFacts:
     dealer_id: str
     order_id: str
@@ -119,7 +120,7 @@ class WorkOrderFacts:
     repeat_of_order_id: str | None = None  # the earlier order of the same dealer this one repeats
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AlertFacts:
     alert_id: str
     vin: str
@@ -130,7 +131,7 @@ class AlertFacts:
     summary: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ComplaintFacts:
     complaint_id: str
     category: str
@@ -144,7 +145,7 @@ class ComplaintFacts:
     summary: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DealerFacts:
     dealer_id: str
     name: str
@@ -153,7 +154,7 @@ class DealerFacts:
     status_at: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CustomerFacts:
     customer_id: str
     vehicles: Sequence[VehicleFacts] = ()
@@ -206,6 +207,8 @@ def _tag(code: str, reason: str, since: datetime) -> Tag:
 
 def not_delivered(facts: CustomerFacts, now: datetime, settings: Settings) -> list[Tag]:
     """A vehicle paid more than `delivery_grace_days` ago and still not delivered."""
+    if not facts.vehicles:
+        return []
     grace = timedelta(days=settings.delivery_grace_days)
     tags = []
     for vehicle in facts.vehicles:
@@ -231,6 +234,8 @@ def missed_appointment_at(appointment: AppointmentFacts) -> datetime | None:
 
 def missed_appointments(facts: CustomerFacts, now: datetime, settings: Settings) -> list[Tag]:
     """An appointment missed or cancelled within the last `missed_lookback_days`."""
+    if not facts.appointments:
+        return []
     lookback = timedelta(days=settings.missed_lookback_days)
     tags = []
     for appointment in facts.appointments:
@@ -254,6 +259,8 @@ def expiring(facts: CustomerFacts, now: datetime, settings: Settings) -> list[Ta
     """A vehicle's warranty, or an active warranty or maintenance package the customer holds,
     ending within the next `expiry_days` (and not already ended). A vehicle's warranty that an
     entitlement of the same VIN and end day restates is told once, as the entitlement."""
+    if not facts.entitlements and not facts.vehicles:
+        return []
     window = timedelta(days=settings.expiry_days)
 
     def within(until: datetime) -> bool:
@@ -362,6 +369,11 @@ def home_dealer(facts: CustomerFacts, now: datetime, settings: Settings) -> list
     dealer = facts.home_dealer
     if dealer is None or dealer.status not in ("at_risk", "failed"):
         return []
+    return [_dealer_tag(dealer, now)]
+
+
+@functools.lru_cache(maxsize=256)  # one tag for the many customers of one dealer
+def _dealer_tag(dealer: DealerFacts, now: datetime) -> Tag:
     status = "failed" if dealer.status == "failed" else "at risk"
     when = ""
     if dealer.status_at is not None:
@@ -372,13 +384,15 @@ def home_dealer(facts: CustomerFacts, now: datetime, settings: Settings) -> list
         )
     why = f": {dealer.status_reason}" if dealer.status_reason else ""
     code = "dealer_failed" if dealer.status == "failed" else "dealer_at_risk"
-    return [_tag(code, f"home dealer {dealer.dealer_id} {status}{when}{why}", dealer.status_at or now)]
+    return _tag(code, f"home dealer {dealer.dealer_id} {status}{when}{why}", dealer.status_at or now)
 
 
 def comebacks(facts: CustomerFacts, now: datetime, settings: Settings) -> list[Tag]:
     """A work order opened within the last `comeback_lookback_days` that repeats an earlier
     order of the same dealer and vehicle, opened within `comeback_window_days` of the earlier
     one's closing (or opening, while it is open)."""
+    if not facts.work_orders:
+        return []
     window = timedelta(days=settings.comeback_window_days)
     lookback = timedelta(days=settings.comeback_lookback_days)
     orders = {(order.dealer_id, order.order_id): order for order in facts.work_orders}
@@ -418,7 +432,9 @@ def customer_tags(facts: CustomerFacts, now: datetime, settings: Settings | None
     """Every tag of a customer at `now`, the one that adds most to the score first."""
     settings = settings or Settings()
     tags = [tag for rule in RULE_FUNCTIONS for tag in rule(facts, now, settings)]
-    return sorted(tags, key=lambda tag: (-tag.weight * recency(tag, now), tag.code, tag.reason))
+    if len(tags) > 1:
+        tags.sort(key=lambda tag: (-tag.weight * recency(tag, now), tag.code, tag.reason))
+    return tags
 
 
 # --- the score --------------------------------------------------------------------------------
@@ -445,6 +461,9 @@ def score(
     """The weighted sum of the tags, each weight times its recency. Several tags of one rule
     count with diminishing returns, the strongest fully, the next half, the one after a quarter
     and so on, so a fleet with many expiring warranties does not bury every other customer."""
+    tags = list(tags)
+    if len(tags) == 1:  # most customers on the list
+        return tags[0].weight * recency(tags[0], now, half_life_days=half_life_days, floor=floor)
     by_code: dict[str, list[float]] = {}
     for tag in tags:
         value = tag.weight * recency(tag, now, half_life_days=half_life_days, floor=floor)

@@ -7,6 +7,7 @@ Revises: 0001
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
@@ -19,15 +20,20 @@ INDEXES = (
     ("ix_vehicle_warranty_until", "vehicle", ["warranty_until"]),
     ("ix_alert_severity_cleared_at", "alert", ["severity", "cleared_at"]),
     ("ix_complaint_vin", "complaint", ["vin"]),
-    ("ix_work_order_repeat_of_order_id", "work_order", ["repeat_of_order_id"]),
 )
+REPEATS = sa.text("repeat_of_order_id IS NOT NULL")
 
 
 def upgrade() -> None:
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns, unique=False)
+    # only the orders that repeat another, by when they were opened
+    op.create_index(
+        "ix_work_order_repeats", "work_order", ["opened_at"], sqlite_where=REPEATS, postgresql_where=REPEATS
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_work_order_repeats", table_name="work_order")
     for name, table, _columns in INDEXES:
         op.drop_index(name, table_name=table)
