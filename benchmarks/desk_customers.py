@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -418,7 +419,11 @@ def measure(engine: Engine, *, runs: int, views: int, seed_value: int) -> None:
         for customer_id in picked:
             _, elapsed = timed(customer_view, connection, customer_id, now=AS_OF, settings=settings)
             view_s.append(elapsed)
-    print(f"{total:,} customers in {engine.dialect.name}, as of {AS_OF:%Y-%m-%d %H:%M} UTC")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"{total:,} customers in {engine.dialect.name}, as of {AS_OF:%Y-%m-%d %H:%M} UTC "
+        f"(load average {load})"
+    )
     print(
         f"priorities (limit 100): {', '.join(f'{s:.3f} s' for s in list_s)}; "
         f"median {statistics.median(list_s):.3f} s"
