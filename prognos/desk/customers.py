@@ -421,7 +421,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         ),
         and_(vehicle.c.warranty_until > now, vehicle.c.warranty_until <= now + window),
     ):
-        for row in connection.execute(select(vehicle).where(where)):
+        for row in connection.execute(select(vehicle).where(where)).all():
             add("vehicles", row.customer_id, row.vin, _vehicle(row))
 
     # missed or cancelled appointments (missed: when due; cancelled: when cancelled)
@@ -431,7 +431,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             appointment.c.status.in_(MISSED_STATES),
             or_(appointment.c.scheduled_at >= since, appointment.c.updated_at >= since),
         )
-    )
+    ).all()
     for row in rows:
         add("appointments", row.customer_id, row.appointment_id, _appointment(row))
 
@@ -446,7 +446,9 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         json.loads(body)
         for body in connection.execute(
             select(ledger.c.body).where(ledger.c.entitlement_id.in_(ending)).order_by(ledger.c.seq)
-        ).scalars()
+        )
+        .scalars()
+        .all()
     ]
     for state in fold(bodies, now).values():
         add("entitlements", state.customer_id, state.entitlement_id, state)
@@ -460,7 +462,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             alert.c.raised_at <= now,
             or_(alert.c.cleared_at.is_(None), alert.c.cleared_at > now),
         )
-    )
+    ).all()
     for row in rows:
         add("alerts", row.owner, row.alert_id, _alert(row))
 
@@ -479,7 +481,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
                 ),
             ),
         )
-    )
+    ).all()
     for row in rows:
         if row.owner is not None:
             add("complaints", row.owner, row.complaint_id, _complaint(row))
@@ -494,7 +496,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             select(customer.c.customer_id, center.c.dealer_id)
             .select_from(customer.join(center, center.c.center_id == customer.c.home_center))
             .where(center.c.dealer_id.in_(list(risky)))
-        )
+        ).all()
         gathered.dealers.update((row.customer_id, risky[row.dealer_id]) for row in rows)
 
     # repeat orders opened in the lookback, with the order each repeats
@@ -516,7 +518,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             repeat.c.opened_at >= now - timedelta(days=settings.comeback_lookback_days),
             repeat.c.opened_at <= now,
         )
-    )
+    ).all()
     for row in rows:
         add("work_orders", row.customer_id, (row.dealer_id, row.order_id), _work_order(row))
         add(
@@ -566,18 +568,20 @@ def _appointment(row: Row[Any]) -> AppointmentFacts:
 
 
 def _work_order(row: Row[Any], prefix: str = "") -> WorkOrderFacts:
-    values = row._mapping
+    def value(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     return WorkOrderFacts(
-        dealer_id=values[f"{prefix}dealer_id"],
-        order_id=values[f"{prefix}order_id"],
-        vin=values[f"{prefix}vin"],
-        opened_at=_utc(values[f"{prefix}opened_at"]),
-        closed_at=_maybe_utc(values[f"{prefix}closed_at"]),
-        center_id=values[f"{prefix}center_id"],
-        description=values[f"{prefix}description"],
-        amount=values[f"{prefix}amount"],
-        currency=values[f"{prefix}currency"],
-        repeat_of_order_id=values[f"{prefix}repeat_of_order_id"],
+        dealer_id=value("dealer_id"),
+        order_id=value("order_id"),
+        vin=value("vin"),
+        opened_at=_utc(value("opened_at")),
+        closed_at=_maybe_utc(value("closed_at")),
+        center_id=value("center_id"),
+        description=value("description"),
+        amount=value("amount"),
+        currency=value("currency"),
+        repeat_of_order_id=value("repeat_of_order_id"),
     )
 
 

@@ -170,11 +170,17 @@ class CustomerFacts:
 
 
 def day_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+    """2026-11-30 (the UTC day)."""
+    return _in_utc(moment).date().isoformat()
 
 
 def time_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """2026-11-30 14:00 UTC."""
+    return _in_utc(moment).isoformat(sep=" ", timespec="minutes")[:16] + " UTC"
+
+
+def _in_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def days_text(days: int) -> str:
@@ -194,7 +200,7 @@ def parse_time(text: str | None) -> datetime:
 
 def _calendar_days(earlier: datetime, later: datetime) -> int:
     """Whole calendar days (UTC) from `earlier` to `later`, as a person counts them."""
-    return (later.astimezone(UTC).date() - earlier.astimezone(UTC).date()).days
+    return (_in_utc(later).date() - _in_utc(earlier).date()).days
 
 
 def _tag(code: str, reason: str, since: datetime) -> Tag:
