@@ -389,6 +389,9 @@ def seed(engine: Engine, customers: int, seed_value: int) -> dict[str, int]:
                 connection.execute(insert(table), rows[name][start : start + BATCH])
     with engine.begin() as connection:
         connection.exec_driver_sql("ANALYZE")  # planner statistics, as a database in service has them
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:  # the rows into the database file, out of the WAL
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = {name: len(rows[name]) for name in ORDER}
     print(
         f"seeded {', '.join(f'{count:,} {name}' for name, count in counts.items())} "

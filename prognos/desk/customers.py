@@ -421,7 +421,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         ),
         and_(vehicle.c.warranty_until > now, vehicle.c.warranty_until <= now + window),
     ):
-        for row in connection.execute(select(vehicle).where(where)).all():
+        for row in connection.execute(select(vehicle).where(where)):
             add("vehicles", row.customer_id, row.vin, _vehicle(row))
 
     # missed or cancelled appointments (missed: when due; cancelled: when cancelled)
@@ -431,7 +431,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             appointment.c.status.in_(MISSED_STATES),
             or_(appointment.c.scheduled_at >= since, appointment.c.updated_at >= since),
         )
-    ).all()
+    )
     for row in rows:
         add("appointments", row.customer_id, row.appointment_id, _appointment(row))
 
@@ -462,7 +462,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             alert.c.raised_at <= now,
             or_(alert.c.cleared_at.is_(None), alert.c.cleared_at > now),
         )
-    ).all()
+    )
     for row in rows:
         add("alerts", row.owner, row.alert_id, _alert(row))
 
@@ -481,7 +481,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
                 ),
             ),
         )
-    ).all()
+    )
     for row in rows:
         if row.owner is not None:
             add("complaints", row.owner, row.complaint_id, _complaint(row))
@@ -496,7 +496,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             select(customer.c.customer_id, center.c.dealer_id)
             .select_from(customer.join(center, center.c.center_id == customer.c.home_center))
             .where(center.c.dealer_id.in_(list(risky)))
-        ).all()
+        )
         gathered.dealers.update((row.customer_id, risky[row.dealer_id]) for row in rows)
 
     # repeat orders opened in the lookback, with the order each repeats
@@ -518,7 +518,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             repeat.c.opened_at >= now - timedelta(days=settings.comeback_lookback_days),
             repeat.c.opened_at <= now,
         )
-    ).all()
+    )
     for row in rows:
         add("work_orders", row.customer_id, (row.dealer_id, row.order_id), _work_order(row))
         add(
