@@ -14,12 +14,12 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Executable, Row, and_, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import JSON
 
 from prognos.desk import schema
@@ -73,6 +73,7 @@ __all__ = [
 AT_RISK_STATES = ("at_risk", "failed")
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 CHUNK = 500  # ids per IN (...) list
+BATCH = 1_000  # rows converted at a time
 
 
 class UnknownCustomer(ConfigError, LookupError):
@@ -421,16 +422,17 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         ),
         and_(vehicle.c.warranty_until > now, vehicle.c.warranty_until <= now + window),
     ):
-        for row in connection.execute(select(vehicle).where(where)):
+        for row in _each(connection, select(vehicle).where(where)):
             add("vehicles", row.customer_id, row.vin, _vehicle(row))
 
     # missed or cancelled appointments (missed: when due; cancelled: when cancelled)
     since = now - timedelta(days=settings.missed_lookback_days)
-    rows = connection.execute(
+    rows = _each(
+        connection,
         select(appointment).where(
             appointment.c.status.in_(MISSED_STATES),
             or_(appointment.c.scheduled_at >= since, appointment.c.updated_at >= since),
-        )
+        ),
     )
     for row in rows:
         add("appointments", row.customer_id, row.appointment_id, _appointment(row))
@@ -442,33 +444,29 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
     first_day, last_day = (now - DAY).date(), (now + window + DAY).date()
     days = [str(first_day + timedelta(days=n)) for n in range((last_day - first_day).days + 1)]
     ending = select(ledger.c.entitlement_id).where(ledger.c.kind == "grant", ends.in_(days))
-    bodies: list[Body] = [
-        json.loads(body)
-        for body in connection.execute(
-            select(ledger.c.body).where(ledger.c.entitlement_id.in_(ending)).order_by(ledger.c.seq)
-        )
-        .scalars()
-        .all()
-    ]
+    entries = select(ledger.c.body).where(ledger.c.entitlement_id.in_(ending)).order_by(ledger.c.seq)
+    bodies: list[Body] = [json.loads(row.body) for row in _each(connection, entries)]
     for state in fold(bodies, now).values():
         add("entitlements", state.customer_id, state.entitlement_id, state)
 
     # open critical alerts, on the owner's account
-    rows = connection.execute(
+    rows = _each(
+        connection,
         select(vehicle.c.customer_id.label("owner"), alert)
         .select_from(alert.join(vehicle, vehicle.c.vin == alert.c.vin))
         .where(
             alert.c.severity == CRITICAL,
             alert.c.raised_at <= now,
             or_(alert.c.cleared_at.is_(None), alert.c.cleared_at > now),
-        )
+        ),
     )
     for row in rows:
         add("alerts", row.owner, row.alert_id, _alert(row))
 
     # open complaints past a due time: the customer's, else the owner's of the vehicle
     owner = func.coalesce(complaint.c.customer_id, vehicle.c.customer_id).label("owner")
-    rows = connection.execute(
+    rows = _each(
+        connection,
         select(owner, complaint)
         .select_from(complaint.outerjoin(vehicle, vehicle.c.vin == complaint.c.vin))
         .where(
@@ -480,7 +478,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
                     or_(complaint.c.responded_at.is_(None), complaint.c.responded_at > now),
                 ),
             ),
-        )
+        ),
     )
     for row in rows:
         if row.owner is not None:
@@ -492,16 +490,18 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
         for row in connection.execute(select(dealer).where(dealer.c.status.in_(AT_RISK_STATES)))
     }
     if risky:
-        rows = connection.execute(
+        rows = _each(
+            connection,
             select(customer.c.customer_id, center.c.dealer_id)
             .select_from(customer.join(center, center.c.center_id == customer.c.home_center))
-            .where(center.c.dealer_id.in_(list(risky)))
+            .where(center.c.dealer_id.in_(list(risky))),
         )
         gathered.dealers.update((row.customer_id, risky[row.dealer_id]) for row in rows)
 
     # repeat orders opened in the lookback, with the order each repeats
     repeat, first = work_order.alias("repeat"), work_order.alias("first")
-    rows = connection.execute(
+    rows = _each(
+        connection,
         select(vehicle.c.customer_id, repeat, *[column.label(f"first_{column.name}") for column in first.c])
         .select_from(
             repeat.join(vehicle, vehicle.c.vin == repeat.c.vin).join(
@@ -517,7 +517,7 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             repeat.c.repeat_of_order_id.is_not(None),
             repeat.c.opened_at >= now - timedelta(days=settings.comeback_lookback_days),
             repeat.c.opened_at <= now,
-        )
+        ),
     )
     for row in rows:
         add("work_orders", row.customer_id, (row.dealer_id, row.order_id), _work_order(row))
@@ -631,6 +631,13 @@ def _json_text(connection: Connection, column: Any, key: str) -> ColumnElement[A
     else:
         value = func.json_extract(column, f"$.{key}")
     return value
+
+
+def _each(connection: Connection, statement: Executable) -> Iterator[Row[Any]]:
+    """The rows of a query, converted a batch at a time: the drivers convert many rows at once
+    faster than one by one, and only a batch of rows is alive at a time."""
+    for batch in connection.execute(statement).partitions(BATCH):
+        yield from batch
 
 
 def _customers(connection: Connection, ids: Sequence[str]) -> dict[str, Row[Any]]:
