@@ -213,6 +213,20 @@ dms_file = Table(
     _time("imported_at", nullable=False),
 )
 
+# The customer list's set queries (prognos.desk.customers.candidate_facts; migration 0004): vehicles
+# paid and not delivered, warranties ending soon, open critical alerts, a vehicle's complaints,
+# repeat orders (only they are in that index).
+Index("ix_vehicle_delivered_at_paid_at", vehicle.c.delivered_at, vehicle.c.paid_at)
+Index("ix_vehicle_warranty_until", vehicle.c.warranty_until)
+Index("ix_alert_severity_cleared_at", alert.c.severity, alert.c.cleared_at)
+Index("ix_complaint_vin", complaint.c.vin)
+Index(
+    "ix_work_order_repeats",
+    work_order.c.opened_at,
+    sqlite_where=work_order.c.repeat_of_order_id.is_not(None),
+    postgresql_where=work_order.c.repeat_of_order_id.is_not(None),
+)
+
 # What a dealer's failure moved: each customer and appointment, from where to where, or why it
 # could not be placed (prognos.desk.failure).
 reassignment = Table(

@@ -34,9 +34,9 @@ def test_migrations_build_the_declared_schema(desk_url: str) -> None:
     finally:
         engine.dispose()
     again = connect(desk_url)  # at head already: nothing to do, nothing lost
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with again.connect() as connection:
-        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
     again.dispose()
 
 
