@@ -19,6 +19,7 @@ from prognos.dashboard.data import DataUnavailableError
 from prognos.desk import complaints, customers, ledger, schema
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.store import StoreError, connect
+from prognos.desk.tags import Settings
 from prognos.desk.tickets import Ticket
 from prognos.errors import ConfigError
 from prognos.ops.state import default_home, desk_url
@@ -55,7 +56,7 @@ def now() -> datetime:
 @st.cache_data(ttl=TTL_S, show_spinner="Ranking customers…")
 @_reached
 def call_list(limit: int, expiry_days: int) -> list[PriorityRow]:
-    settings = customers.Settings(expiry_days=expiry_days)
+    settings = Settings(expiry_days=expiry_days)
     with engine().connect() as connection:
         return customers.priorities(connection, now=now(), settings=settings, limit=limit)
 
@@ -71,7 +72,7 @@ def search(text: str) -> list[SearchHit]:
 @_reached
 def customer(customer_id: str, expiry_days: int) -> CustomerView | None:
     """The customer's 360 view, or None for an unknown id."""
-    settings = customers.Settings(expiry_days=expiry_days)
+    settings = Settings(expiry_days=expiry_days)
     with engine().connect() as connection:
         try:
             return customers.customer_view(connection, customer_id, now=now(), settings=settings)
@@ -110,7 +111,11 @@ def tickets(open_only: bool, dealer_id: str | None, limit: int = 2000) -> list[T
 @_reached
 def dealers() -> list[str]:
     with engine().connect() as connection:
-        return list(connection.execute(select(schema.dealer.c.dealer_id).order_by(schema.dealer.c.dealer_id)).scalars())
+        return list(
+            connection.execute(
+                select(schema.dealer.c.dealer_id).order_by(schema.dealer.c.dealer_id)
+            ).scalars()
+        )
 
 
 @_reached
@@ -124,7 +129,9 @@ def ticket(complaint_id: str) -> complaints.TicketView | None:
 @_reached
 def move_ticket(complaint_id: str, to_state: str, *, actor: str, version: int, note: str) -> Ticket:
     """Move a ticket (ConfigError: illegal, or someone else changed it first)."""
-    moved = complaints.move(engine(), complaint_id, to_state, actor=actor, expected_version=version, note=note)
+    moved = complaints.move(
+        engine(), complaint_id, to_state, actor=actor, expected_version=version, note=note
+    )
     st.cache_data.clear()
     return moved
 

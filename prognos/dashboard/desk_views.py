@@ -12,7 +12,7 @@ from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.tickets import Ticket, clocks
 
-DASH = "–"  # an empty cell: never "None"
+DASH = "-"  # an empty cell: never "None"
 SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 TAG_ICONS = {"high": "🔴", "medium": "🟠", "low": "🟡"}
 STATE_NAMES = {
@@ -58,7 +58,16 @@ def call_list_table(rows: Sequence[PriorityRow]) -> pd.DataFrame:
             }
             for row in rows
         ],
-        columns=["Rank", "Customer", "Name", "Contact", "Home center", "Score (points)", "Risk tags", "Why call"],
+        columns=[
+            "Rank",
+            "Customer",
+            "Name",
+            "Contact",
+            "Home center",
+            "Score (points)",
+            "Risk tags",
+            "Why call",
+        ],
     )
 
 
@@ -146,10 +155,17 @@ def entitlements_table(entitlements: Sequence[Entitlement]) -> pd.DataFrame:
             for e in entitlements
         ],
         columns=[
-            "Entitlement", "Product", "VIN", "Services left", "Valid from", "Valid until", "Honoured at",
-            "Sold by", "Status",
+            "Entitlement",
+            "Product",
+            "VIN",
+            "Services left",
+            "Valid from",
+            "Valid until",
+            "Honoured at",
+            "Sold by",
+            "Status",
         ],
-    )  # fmt: skip
+    )
 
 
 def appointments_table(view: CustomerView) -> pd.DataFrame:
@@ -206,7 +222,18 @@ def tickets_table(tickets: Sequence[Ticket], now: datetime) -> pd.DataFrame:
             }
             for t in tickets
         ],
-        columns=["Complaint", "State", "Level", "Category", "Dealer", "Team", "Customer", "Opened", "Clock", "Summary"],
+        columns=[
+            "Complaint",
+            "State",
+            "Level",
+            "Category",
+            "Dealer",
+            "Team",
+            "Customer",
+            "Opened",
+            "Clock",
+            "Summary",
+        ],
     )
 
 

@@ -307,7 +307,8 @@ def customer_view(
         alerts=alerts,
         complaints=complaints,
         entitlements=list(entitlements.values()),
-        home_dealer=home.dealer if home is not None else None,
+        home_dealer=_failed_former_dealer(connection, customer_id)
+        or (home.dealer if home is not None else None),
     )
     tags = customer_tags(facts, now, settings)
     open_alerts = sorted(
@@ -497,6 +498,16 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
             .where(center.c.dealer_id.in_(list(risky))),
         )
         gathered.dealers.update((row.customer_id, risky[row.dealer_id]) for row in rows)
+        # customers a failed dealer's closure moved elsewhere keep that dealer's tag
+        failed = [dealer_id for dealer_id, facts in risky.items() if facts.status == "failed"]
+        moved = schema.reassignment
+        rows = _each(
+            connection,
+            select(moved.c.customer_id, moved.c.dealer_id).where(
+                moved.c.dealer_id.in_(failed), moved.c.kind == "customer"
+            ),
+        )
+        gathered.dealers.update((row.customer_id, risky[row.dealer_id]) for row in rows)
 
     # repeat orders opened in the lookback, with the order each repeats
     repeat, first = work_order.alias("repeat"), work_order.alias("first")
@@ -532,6 +543,19 @@ def candidate_facts(connection: Connection, *, now: datetime, settings: Settings
 
 
 # --- rows to facts ----------------------------------------------------------------------------
+
+
+def _failed_former_dealer(connection: Connection, customer_id: str) -> DealerFacts | None:
+    """The failed dealer whose closure moved this customer to their home center now, if any:
+    their risk tag stays that dealer's."""
+    moved, dealer = schema.reassignment, schema.dealer
+    row = connection.execute(
+        select(dealer)
+        .select_from(moved.join(dealer, dealer.c.dealer_id == moved.c.dealer_id))
+        .where(moved.c.customer_id == customer_id, moved.c.kind == "customer", dealer.c.status == "failed")
+        .limit(1)
+    ).first()
+    return _dealer(row) if row is not None else None
 
 
 def _utc(moment: datetime) -> datetime:

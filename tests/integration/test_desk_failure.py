@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
 from prognos.cli import main
-from prognos.desk import ledger, schema
+from prognos.desk import customers, ledger, schema
 from prognos.desk.failure import fail_dealer
 from prognos.desk.store import connect
 from prognos.errors import ConfigError
@@ -122,6 +122,16 @@ def test_a_failing_dealers_customers_appointments_and_entitlements_move(
     assert (
         lines[0].startswith("customer_id,name,email,phone,from_center,to_center")
         and len(lines) == len(failure.contacts) + 1
+    )
+
+    # the customers it moved keep the failed dealer's risk tag, in their view and in the call list
+    someone = next(x.customer_id for x in failure.contacts if x.status == "placed")
+    with engine.connect() as connection:
+        view = customers.customer_view(connection, someone, now=NOW)
+        ranked = customers.priorities(connection, now=NOW, limit=10_000)
+    assert "dealer_failed" in {tag.code for tag in view.tags}
+    assert any(
+        tag.code == "dealer_failed" for row in ranked if row.customer_id == someone for tag in row.tags
     )
 
     with pytest.raises(ConfigError, match="failed already"):

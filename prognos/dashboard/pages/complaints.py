@@ -15,9 +15,7 @@ actor = st.text_input("Your name (recorded in the audit trail)", os.environ.get(
 
 filters = st.columns(3)
 which = filters[0].radio("Show", ["open", "all"], horizontal=True, key="tickets_which")
-dealer = filters[1].selectbox(
-    "Dealer", ["all", *widgets.load(desk_data.dealers)], key="tickets_dealer"
-)
+dealer = filters[1].selectbox("Dealer", ["all", *widgets.load(desk_data.dealers)], key="tickets_dealer")
 overdue_only = filters[2].checkbox("Only overdue clocks", key="tickets_overdue")
 tickets = widgets.load(desk_data.tickets, which == "open", None if dealer == "all" else dealer)
 now = desk_data.now()
@@ -25,7 +23,10 @@ table = desk_views.tickets_table(tickets, now)
 if overdue_only:
     table = table[table["Clock"].str.contains("overdue")]
 overdue = int(table["Clock"].str.contains("overdue").sum()) if not table.empty else 0
-st.caption(f"{len(table)} tickets, {overdue} with an SLA clock overdue. Clocks count business hours of the dealer's calendar.")
+st.caption(
+    f"{len(table)} tickets, {overdue} with an SLA clock overdue. "
+    "The clocks count the business hours of each dealer's calendar."
+)
 if table.empty:
     st.info("No ticket matches.")
 else:
@@ -33,6 +34,8 @@ else:
     widgets.csv_download(table, "Download these tickets (CSV)", "complaints.csv", key="tickets_csv")
 
 st.subheader("Open a ticket")
+if "ticket_moved" in st.session_state:
+    st.success(st.session_state.pop("ticket_moved"))
 wanted = st.text_input("Complaint id", st.query_params.get("complaint", ""), key="ticket_id").strip()
 if wanted:
     view = widgets.load(desk_data.ticket, wanted)
@@ -42,7 +45,8 @@ if wanted:
         ticket = view.ticket
         st.markdown(
             f"**{ticket.complaint_id}** — {desk_views.STATE_NAMES.get(ticket.state, ticket.state)}, level "
-            f"{ticket.level}, {ticket.category.replace('_', ' ')}, dealer {ticket.dealer_id}, team {ticket.team}, "
+            f"{ticket.level}, {ticket.category.replace('_', ' ')}, dealer {ticket.dealer_id}, "
+            f"team {ticket.team}, "
             f"customer {desk_views.text(ticket.customer_id)}, version {ticket.version}  \n"
             f"{widgets.plain(ticket.summary) or desk_views.DASH}"
         )
@@ -60,13 +64,17 @@ if wanted:
                 if st.form_submit_button("Move"):
                     try:
                         moved = desk_data.move_ticket(
-                            ticket.complaint_id, str(target), actor=actor or "dashboard", version=ticket.version,
+                            ticket.complaint_id,
+                            str(target),
+                            actor=actor or "dashboard",
+                            version=ticket.version,
                             note=note_text,
-                        )  # fmt: skip
+                        )
                     except ConfigError as exc:
                         st.error(str(exc))
                     else:
-                        st.success(f"{moved.complaint_id} is now {desk_views.STATE_NAMES.get(moved.state, moved.state)}.")
+                        state = desk_views.STATE_NAMES.get(moved.state, moved.state)
+                        st.session_state["ticket_moved"] = f"{moved.complaint_id} is now {state}."
                         st.rerun()
         st.markdown("**Audit trail**")
         st.dataframe(
@@ -75,8 +83,12 @@ if wanted:
                     "When": desk_views.minute(entry.at),
                     "Who": entry.actor,
                     "What": entry.action,
-                    "Before": desk_views.text(entry.before and ", ".join(f"{k}: {v}" for k, v in entry.before.items())),
-                    "After": desk_views.text(entry.after and ", ".join(f"{k}: {v}" for k, v in entry.after.items())),
+                    "Before": desk_views.text(
+                        entry.before and ", ".join(f"{k}: {v}" for k, v in entry.before.items())
+                    ),
+                    "After": desk_views.text(
+                        entry.after and ", ".join(f"{k}: {v}" for k, v in entry.after.items())
+                    ),
                 }
                 for entry in view.trail
             ],
@@ -92,13 +104,17 @@ with st.form("new_ticket", clear_on_submit=True):
     if st.form_submit_button("Open the complaint"):
         try:
             opened = desk_data.open_ticket(
-                customer_id=customer_id.strip(), category=str(category), summary=summary.strip(),
-                actor=actor or "dashboard", vin=vin.strip() or None,
-            )  # fmt: skip
+                customer_id=customer_id.strip(),
+                category=str(category),
+                summary=summary.strip(),
+                actor=actor or "dashboard",
+                vin=vin.strip() or None,
+            )
         except ConfigError as exc:
             st.error(str(exc))
         else:
             st.success(
-                f"Opened {opened.complaint_id} for dealer {opened.dealer_id} ({opened.team}); first answer due "
+                f"Opened {opened.complaint_id} for dealer {opened.dealer_id} ({opened.team}); "
+                "first answer due "
                 f"{desk_views.minute(opened.response_due_at)}."
             )

@@ -10,7 +10,12 @@ from prognos.dashboard import desk_data, desk_views, widgets
 st.title("Customers")
 expiry_days = int(
     st.number_input(
-        "Warn when a warranty or maintenance package ends within (days)", 7, 365, 60, step=7, key="expiry_days"
+        "Warn when a warranty or maintenance package ends within (days)",
+        7,
+        365,
+        60,
+        step=7,
+        key="expiry_days",
     )
 )
 chosen = st.query_params.get("customer", "")
@@ -52,14 +57,15 @@ if chosen:
         st.stop()
     st.header(f"{view.name} ({view.customer_id})")
     contact, home, score = st.columns(3)
-    contact.markdown(
-        f"**Contact**  \n{widgets.plain(view.email or desk_views.DASH)}  \n{widgets.plain(view.phone or desk_views.DASH)}"
-    )
+    email, phone = (widgets.plain(value or desk_views.DASH) for value in (view.email, view.phone))
+    contact.markdown(f"**Contact**  \n{email}  \n{phone}")
     if view.home is None:
         home.markdown("**Home center**  \nnone")
     else:
         dealer = view.home.dealer
-        state = {"active": "", "at_risk": " — ⚠ dealer at risk", "failed": " — 🔴 dealer failed"}.get(dealer.status, "")
+        state = {"active": "", "at_risk": " — ⚠ dealer at risk", "failed": " — 🔴 dealer failed"}.get(
+            dealer.status, ""
+        )
         home.markdown(
             f"**Home center**  \n{widgets.plain(view.home.name)} ({view.home.center_id})  \n"
             f"dealer {widgets.plain(dealer.name)} ({dealer.dealer_id}){state}"
@@ -131,6 +137,8 @@ if chosen:
         st.caption("No appointment booked.")
     st.subheader(f"Service history ({len(view.service_history)} work orders, newest first)")
     if view.service_history:
-        widgets.paged_table(desk_views.history_table(view, limit=len(view.service_history)), "history", size=25)
+        widgets.paged_table(
+            desk_views.history_table(view, limit=len(view.service_history)), "history", size=25
+        )
     else:
         st.caption("No work order.")
