@@ -81,12 +81,12 @@ BATCH_LINES = 50_000
 RECORDS_PER_DAY = 30
 WORKERS = 4
 PAGES = {
-    "Fleet health": ("pages/fleet_health.py", {}),
-    "Vehicle detail": ("pages/vehicle.py", {"vin": ""}),  # the detailed vehicle, filled in main
-    "Campaigns and cohorts": ("pages/campaigns.py", {}),
-    "Dealer KPIs": ("pages/dealers.py", {}),
-    "Parts demand": ("pages/parts.py", {}),
-    "System": ("pages/system.py", {}),
+    "Fleet health": ("screens/fleet_health.py", {}),
+    "Vehicle detail": ("screens/vehicle.py", {"vin": ""}),  # the detailed vehicle, filled in main
+    "Campaigns and cohorts": ("screens/campaigns.py", {}),
+    "Dealer KPIs": ("screens/dealers.py", {}),
+    "Parts demand": ("screens/parts.py", {}),
+    "System": ("screens/system.py", {}),
 }
 
 
@@ -395,7 +395,7 @@ def measure(page: str, query: dict[str, str], repeat: int) -> tuple[float, list[
     app = AppTest.from_file(APP, default_timeout=300)
     for key, value in query.items():
         app.query_params[key] = value
-    if page != "pages/fleet_health.py":
+    if page != "screens/fleet_health.py":
         app.switch_page(page)
 
     def run() -> float:

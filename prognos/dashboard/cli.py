@@ -14,7 +14,7 @@ from prognos.commands import (
     positive_int,
     require,
 )
-from prognos.ops.state import DEFAULT_DATABASE, stack_home
+from prognos.ops.state import DEFAULT_DATABASE, DESK_DB_ENV, stack_home
 
 
 def add_dashboard(commands: Commands, help_text: str) -> None:
@@ -31,10 +31,15 @@ def add_dashboard(commands: Commands, help_text: str) -> None:
     dashboard.set_defaults(run=_dashboard)
 
 
-def dashboard_command(home: Path, database: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that serve the dashboard."""
+def dashboard_command(
+    home: Path, database: str, port: int, *, desk_db: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that serve the dashboard (the service desk's database:
+    `desk_db`, else as `prognos desk` finds it)."""
     app = Path(__file__).resolve().parent / "app.py"
     env = {**os.environ, "PROGNOS_HOME": str(home), "PROGNOS_DATABASE": database}
+    if desk_db is not None:
+        env[DESK_DB_ENV] = desk_db
     argv = [
         sys.executable,
         "-m",

@@ -7,6 +7,7 @@ every action (a ticket opened or moved) clears the cache so the page shows it at
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,8 +39,10 @@ def engine() -> Engine:
 
 
 def _reached(read: Callable[P, T]) -> Callable[P, T]:
-    """A read whose store errors become DataUnavailableError (the page explains and stops)."""
+    """A read whose store errors become DataUnavailableError (the page explains and stops).
+    Outside st.cache_data, which keys its cache by the function it wraps."""
 
+    @functools.wraps(read)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return read(*args, **kwargs)
@@ -53,23 +56,23 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner="Ranking customers…")
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner="Ranking customers…")
 def call_list(limit: int, expiry_days: int) -> list[PriorityRow]:
     settings = Settings(expiry_days=expiry_days)
     with engine().connect() as connection:
         return customers.priorities(connection, now=now(), settings=settings, limit=limit)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def search(text: str) -> list[SearchHit]:
     with engine().connect() as connection:
         return customers.search(connection, text, limit=50)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def customer(customer_id: str, expiry_days: int) -> CustomerView | None:
     """The customer's 360 view, or None for an unknown id."""
     settings = Settings(expiry_days=expiry_days)
@@ -80,8 +83,8 @@ def customer(customer_id: str, expiry_days: int) -> CustomerView | None:
             return None
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def moves(customer_id: str) -> list[dict[str, object]]:
     """What a dealer's failure moved for this customer (prognos.desk.failure), newest first."""
     r = schema.reassignment
@@ -90,8 +93,8 @@ def moves(customer_id: str) -> list[dict[str, object]]:
         return [dict(row._mapping) for row in connection.execute(query)]
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def proof(customer_id: str) -> tuple[bytes, bytes, str]:
     """The customer's entitlement proof (JSON), its QR code (PNG) and what the code carries
     ("proof", or "digest" when the whole proof does not fit)."""
@@ -101,14 +104,14 @@ def proof(customer_id: str) -> tuple[bytes, bytes, str]:
     return json.dumps(made, indent=2).encode("utf-8"), png, carries
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def tickets(open_only: bool, dealer_id: str | None, limit: int = 2000) -> list[Ticket]:
     return complaints.list_tickets(engine(), open_only=open_only, dealer_id=dealer_id, limit=limit)
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False)
 @_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def dealers() -> list[str]:
     with engine().connect() as connection:
         return list(

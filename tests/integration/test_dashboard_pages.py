@@ -41,12 +41,12 @@ from prognos.sim.dealers import MASTER, make_dms, write_dms
 
 APP = str(Path(__file__).resolve().parents[2] / "prognos" / "dashboard" / "app.py")
 PAGES = {
-    "fleet": "pages/fleet_health.py",
-    "vehicle": "pages/vehicle.py",
-    "campaigns": "pages/campaigns.py",
-    "dealers": "pages/dealers.py",
-    "parts": "pages/parts.py",
-    "system": "pages/system.py",
+    "fleet": "screens/fleet_health.py",
+    "vehicle": "screens/vehicle.py",
+    "campaigns": "screens/campaigns.py",
+    "dealers": "screens/dealers.py",
+    "parts": "screens/parts.py",
+    "system": "screens/system.py",
 }
 HOUR_MS = 3_600_000
 SUBSYSTEMS = ("battery", "tires", "brakes", "bearings", "motor")

@@ -5,7 +5,9 @@ history, and what a dealer's failure moved (docs/desk.md)."""
 
 import streamlit as st
 
-from prognos.dashboard import desk_data, desk_views, widgets
+from prognos.dashboard import charts, desk_data, desk_views, widgets
+
+HISTORY_SHOWN = 25  # newest work orders shown before "Show every order"
 
 st.title("Customers")
 expiry_days = int(
@@ -42,7 +44,7 @@ with search_tab:
         if not hits:
             st.warning(f"No customer matches {widgets.plain(query.strip())!s}.")
         else:
-            st.dataframe(desk_views.search_table(hits), hide_index=True)
+            st.table(charts.shown_table(desk_views.search_table(hits), "Customer"))
             ids = [hit.customer_id for hit in hits]
             labels = {hit.customer_id: f"{hit.name} ({hit.customer_id})" for hit in hits}
             picked = st.selectbox("Open", ids, format_func=labels.__getitem__, key="customer_pick")
@@ -89,22 +91,22 @@ if chosen:
         )
 
     st.subheader(f"Vehicles ({len(view.vehicles)})")
-    st.dataframe(desk_views.vehicles_table(view), hide_index=True)
+    st.table(charts.shown_table(desk_views.vehicles_table(view), "VIN"))
     st.subheader(f"Open alerts ({len(view.open_alerts)})")
     if view.open_alerts:
-        st.dataframe(desk_views.alerts_table(view), hide_index=True)
+        st.table(charts.shown_table(desk_views.alerts_table(view), "Severity"))
     else:
         st.caption("No open alert.")
     st.subheader(f"Open complaints ({len(view.open_complaints)})")
     if view.open_complaints:
-        st.dataframe(desk_views.complaints_table(view), hide_index=True)
+        st.table(charts.shown_table(desk_views.complaints_table(view), "Complaint"))
         st.caption("Open a complaint on the Complaints page to answer or move it.")
     else:
         st.caption("No open complaint.")
 
     st.subheader(f"Entitlements ({len(view.entitlements)})")
     if view.entitlements:
-        st.dataframe(desk_views.entitlements_table(view.entitlements), hide_index=True)
+        st.table(charts.shown_table(desk_views.entitlements_table(view.entitlements), "Entitlement"))
         proof_json, qr_png, carries = widgets.load(desk_data.proof, view.customer_id)
         left, right = st.columns([1, 2])
         left.image(qr_png, caption="Entitlement proof: scan at any service center", width=220)
@@ -132,13 +134,17 @@ if chosen:
 
     st.subheader(f"Open appointments ({len(view.open_appointments)})")
     if view.open_appointments:
-        st.dataframe(desk_views.appointments_table(view), hide_index=True)
+        st.table(charts.shown_table(desk_views.appointments_table(view), "Appointment"))
     else:
         st.caption("No appointment booked.")
     st.subheader(f"Service history ({len(view.service_history)} work orders, newest first)")
     if view.service_history:
-        widgets.paged_table(
-            desk_views.history_table(view, limit=len(view.service_history)), "history", size=25
+        everything = len(view.service_history) <= HISTORY_SHOWN or st.toggle(
+            "Show every order", key="history_all"
         )
+        history = desk_views.history_table(
+            view, limit=len(view.service_history) if everything else HISTORY_SHOWN
+        )
+        st.table(charts.shown_table(history, "Order"))
     else:
         st.caption("No work order.")

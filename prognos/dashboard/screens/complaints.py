@@ -53,6 +53,10 @@ if wanted:
         for clock in view.clocks:
             note = st.warning if "overdue" in clock.text or "missed" in clock.text else st.info
             note(f"**{clock.clock.name.capitalize()} SLA**: {clock.text}")
+        # The version this manager saw when deciding: a move made meanwhile by someone else is a
+        # conflict, never overwritten (the script reruns and reads the ticket afresh on submit).
+        seen_key = f"seen_version_{ticket.complaint_id}"
+        seen_version = int(st.session_state.get(seen_key, ticket.version))
         if view.next_states:
             with st.form("move_ticket"):
                 target = st.selectbox(
@@ -67,7 +71,7 @@ if wanted:
                             ticket.complaint_id,
                             str(target),
                             actor=actor or "dashboard",
-                            version=ticket.version,
+                            version=seen_version,
                             note=note_text,
                         )
                     except ConfigError as exc:
@@ -75,7 +79,9 @@ if wanted:
                     else:
                         state = desk_views.STATE_NAMES.get(moved.state, moved.state)
                         st.session_state["ticket_moved"] = f"{moved.complaint_id} is now {state}."
+                        st.session_state[seen_key] = moved.version
                         st.rerun()
+        st.session_state[seen_key] = ticket.version
         st.markdown("**Audit trail**")
         st.dataframe(
             [
