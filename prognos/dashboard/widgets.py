@@ -102,8 +102,11 @@ def paged_table(
     column_config: dict[str, Any] | None = None,
     column_order: list[str] | None = None,
     size: int = 50,
+    wrap_on: str | None = None,
 ) -> None:
-    """A table shown one page at a time, so a long list never reaches the browser whole."""
+    """A table shown one page at a time, so a long list never reaches the browser whole. With
+    `wrap_on` (the column that labels the rows) it is a static table whose long texts wrap,
+    so no column is cut off."""
     if len(frame) > PAGE_SIZES[0]:
         left, right = st.columns([1, 3])
         size = left.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(size), key=f"{key}_size")
@@ -112,7 +115,10 @@ def paged_table(
     else:
         page, pages = 1, 1
     shown = charts.page_of(frame, page, size)
-    st.dataframe(shown, hide_index=True, column_config=column_config, column_order=column_order)
+    if wrap_on is not None:
+        st.table(charts.shown_table(shown, wrap_on))
+    else:
+        st.dataframe(shown, hide_index=True, column_config=column_config, column_order=column_order)
     if pages > 1:
         first = (page - 1) * size + 1
         st.caption(f"Rows {first}-{first + len(shown) - 1} of {len(frame)}.")

@@ -23,7 +23,7 @@ from prognos.desk.failure import fail_dealer
 from prognos.desk.store import connect
 from prognos.sim.dealers import make_dms
 from prognos.sim.desk_seed import seed_desk
-from tests.support.browser import free_port, save, served_dashboard, show
+from tests.support.browser import choose, free_port, save, served_dashboard, show
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -66,13 +66,12 @@ def test_a_service_manager_finds_a_customer_and_sees_everything_about_them(
     browser_page: Page, desk: Desk, screenshot_dirs: list[Path]
 ) -> None:
     page, view = browser_page, desk.customer
-    show(page, f"{desk.url}/customers", "Find a customer", "Name, VIN or plate")
+    show(page, f"{desk.url}/customers", "Find a customer", "Name, VIN, plate or customer id")
     surname = view.name.split()[-1]
-    page.get_by_label("Name, VIN or plate or customer id").fill(surname)
+    page.get_by_label("Name, VIN, plate or customer id").fill(surname)
     page.keyboard.press("Enter")
     page.get_by_text("Matched on").first.wait_for()
-    page.get_by_test_id("stSelectbox").filter(has_text="Open").click()
-    page.get_by_role("option", name=f"{view.name} ({view.customer_id})").click()
+    choose(page, "Open", f"{view.name} ({view.customer_id})")
     show(
         page,
         f"{desk.url}/customers?customer={view.customer_id}",
@@ -109,15 +108,12 @@ def test_a_complaint_is_moved_on_and_a_concurrent_change_is_refused(
     browser_page: Page, desk: Desk, screenshot_dirs: list[Path]
 ) -> None:
     page = browser_page
-    ticket = next(
-        t for t in complaints.list_tickets(desk.engine, open_only=True) if "acknowledged" in t.state
-    )
+    ticket = next(t for t in complaints.list_tickets(desk.engine, open_only=True) if t.state == "new")
     show(page, f"{desk.url}/complaints?complaint={ticket.complaint_id}", "SLA", "Audit trail")
     body = page.locator('[data-testid="stMain"]').inner_text()
     assert ticket.complaint_id in body and "Response SLA" in body and "Resolution SLA" in body
 
-    page.get_by_test_id("stSelectbox").filter(has_text="Move to").click()
-    page.get_by_role("option", name="in progress").click()
+    choose(page, "Move to", "in progress")
     page.get_by_label("Note").fill("workshop has the car")
     page.get_by_role("button", name="Move").click()
     page.get_by_text(f"{ticket.complaint_id} is now in progress.").wait_for()
@@ -134,8 +130,7 @@ def test_a_complaint_is_moved_on_and_a_concurrent_change_is_refused(
         actor="other",
         expected_version=moved.version,
     )
-    page.get_by_test_id("stSelectbox").filter(has_text="Move to").click()
-    page.get_by_role("option", name="resolved").click()
+    choose(page, "Move to", "resolved")
     page.get_by_role("button", name="Move").click()
     page.locator('[data-testid="stAlert"]').filter(has_text="version").first.wait_for()
     assert complaints.get_ticket(desk.engine, ticket.complaint_id).state == "waiting_for_customer"

@@ -117,3 +117,14 @@ def save(page: Page, name: str, dirs: list[Path]) -> None:
 def metric(page: Page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick `option` in the select box labelled `label` (the keyboard opens its list when a
+    click alone does not)."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    wanted = page.get_by_role("option", name=option, exact=True)
+    if not wanted.is_visible():
+        page.keyboard.press("ArrowDown")
+    wanted.click()

@@ -30,7 +30,7 @@ st.caption(
 if table.empty:
     st.info("No ticket matches.")
 else:
-    widgets.paged_table(table, "tickets")
+    widgets.paged_table(table, "tickets", size=25, wrap_on="Complaint")
     widgets.csv_download(table, "Download these tickets (CSV)", "complaints.csv", key="tickets_csv")
 
 st.subheader("Open a ticket")

@@ -34,7 +34,7 @@ with calls_tab:
             "Open a customer with the search above or with their id."
         )
         calls = desk_views.call_list_table(rows)
-        widgets.paged_table(calls, "calls")
+        widgets.paged_table(calls, "calls", size=25, wrap_on="Rank")
         widgets.csv_download(calls, "Download the call list (CSV)", "call-list.csv", key="calls_csv")
 
 with search_tab:
