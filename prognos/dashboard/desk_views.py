@@ -3,8 +3,9 @@ pure (desk read models in, DataFrames and text out), so tests check it without a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -12,7 +13,7 @@ from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.tickets import Ticket, clocks
 
-DASH = "-"  # an empty cell: never "None"
+DASH = "—"  # an empty cell: never "None" (a lone "-" would render as a list bullet)
 SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 TAG_ICONS = {"high": "🔴", "medium": "🟠", "low": "🟡"}
 STATE_NAMES = {
@@ -248,3 +249,14 @@ def clock_summary(ticket: Ticket, now: datetime) -> str:
     if clock.run_out(now):
         return f"⚠ {clock.name} overdue since {clock.due_at:%Y-%m-%d %H:%M} UTC"
     return f"{clock.name} due {clock.due_at:%Y-%m-%d %H:%M} UTC"
+
+
+def move_text(move: Mapping[str, Any]) -> str:
+    """A row of the desk's `reassignment` table in words."""
+    what = "this customer" if move["kind"] == "customer" else f"appointment {move['item_id']}"
+    if move["to_center"]:
+        distance = f" ({move['distance_km']:.0f} km)" if move["distance_km"] is not None else ""
+        where = f"moved from {move['from_center']} to {move['to_center']}{distance}"
+    else:
+        where = f"could not be moved from {move['from_center']}: {move['reason']}"
+    return f"Dealer {move['dealer_id']} failed on {day(move['at'])}: {what} {where}."

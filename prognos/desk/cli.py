@@ -986,7 +986,8 @@ def _dealer_failed(args: argparse.Namespace) -> int:
         f"dealer {failure.dealer_id} failed: {len(failure.contacts)} customers to call ({placed} have a new "
         f"service center, {len(failure.contacts) - placed} still need one; {waiting} paid for a car not "
         f"delivered); {failure.appointments_moved} appointments moved, {failure.appointments_unplaced} "
-        f"could not be; {failure.transfers} entitlements transferred"
+        f"could not be; {failure.transfers} entitlements transferred; {failure.complaints_rerouted} open "
+        "complaints raised to the brand"
     )
     if args.out is not None:
         _write(args.out, failure.contacts_csv().encode("utf-8"))

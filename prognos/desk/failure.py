@@ -30,6 +30,7 @@ from prognos.cloud.dealers.reassign import (
 from prognos.desk import audit, ledger, schema
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.store import transaction
+from prognos.desk.tickets import DONE_STATES
 from prognos.errors import ConfigError
 
 CONTACT_COLUMNS = (
@@ -77,6 +78,7 @@ class DealerFailure:
     appointments_moved: int
     appointments_unplaced: int
     transfers: int
+    complaints_rerouted: int
 
     def contacts_csv(self) -> str:
         out = io.StringIO()
@@ -154,13 +156,21 @@ def fail_dealer(
                 moved_to[customer_id] = assignment
             else:
                 moved_appointments[customer_id] = assignment
+        rerouted = _reroute_complaints(connection, dealer_id, moved_to, centers, now, actor)
         held = ledger.current_entitlements(connection, now=now, customer_ids=list(moved_to))
         transferred = _transfer(connection, held, moved_to, closing, key, now, actor, dealer_id)
         contacts = _contacts(connection, moved_to, moved_appointments, transferred, centers)
     placed = sum(1 for a in result.assignments if a.kind == "appointment" and a.placed)
     unplaced = sum(1 for a in result.assignments if a.kind == "appointment" and not a.placed)
     return DealerFailure(
-        dealer_id, now, reason, contacts, placed, unplaced, sum(len(t) for t in transferred.values())
+        dealer_id,
+        now,
+        reason,
+        contacts,
+        placed,
+        unplaced,
+        sum(len(t) for t in transferred.values()),
+        rerouted,
     )
 
 
@@ -284,6 +294,47 @@ def _record(
         connection, at=now, actor=actor, entity=entity, entity_id=entity_id, action="reassigned",
         before=before, after=after,
     )  # fmt: skip
+
+
+def _reroute_complaints(
+    connection: Connection,
+    dealer_id: str,
+    moved_to: dict[str, Assignment],
+    centers: list[ServiceCenter],
+    now: datetime,
+    actor: str,
+) -> int:
+    """The failed dealer's open complaints go to the brand's level, and to the dealer that took
+    the customer when one did; their clocks keep running."""
+    c = schema.complaint
+    dealer_of = {center.id: center.dealer_id for center in centers}
+    rows = connection.execute(
+        select(c.c.complaint_id, c.c.customer_id, c.c.level, c.c.version).where(
+            c.c.dealer_id == dealer_id, c.c.state.not_in(DONE_STATES)
+        )
+    ).all()
+    for row in rows:
+        home = moved_to.get(row.customer_id or "")
+        new_dealer = (
+            dealer_of.get(home.to_center, dealer_id) if home is not None and home.placed else dealer_id
+        )
+        after: dict[str, object] = {"dealer_id": new_dealer, "level": "brand"}
+        connection.execute(
+            update(c)
+            .where(c.c.complaint_id == row.complaint_id)
+            .values(**after, version=row.version + 1, updated_at=now)
+        )
+        audit.record(
+            connection,
+            at=now,
+            actor=actor,
+            entity="complaint",
+            entity_id=row.complaint_id,
+            action="rerouted",
+            before={"dealer_id": dealer_id, "level": row.level},
+            after={**after, "note": f"dealer {dealer_id} failed"},
+        )
+    return len(rows)
 
 
 def _transfer(

@@ -19,7 +19,7 @@ from prognos.errors import ConfigError
 from prognos.sim.dealers import make_dms
 from prognos.sim.desk_seed import seed_desk
 
-NOW = datetime(2026, 11, 16, 10, tzinfo=UTC)
+NOW = datetime(2026, 11, 16, 10, tzinfo=UTC)  # a Monday
 FAILING = "DLR-05"
 
 
@@ -76,6 +76,14 @@ def test_a_failing_dealers_customers_appointments_and_entitlements_move(
             for e in ledger.current_entitlements(connection, now=NOW, customer_ids=affected).values()
             if e.status == "active" and e.center_id in closing
         }
+        open_there = connection.execute(
+            select(func.count())
+            .select_from(schema.complaint)
+            .where(
+                schema.complaint.c.dealer_id == FAILING,
+                schema.complaint.c.state.not_in(["resolved", "closed"]),
+            )
+        ).scalar_one()
     assert affected and held_there
     entries_before = _count(engine, schema.ledger)
 
@@ -123,6 +131,16 @@ def test_a_failing_dealers_customers_appointments_and_entitlements_move(
         lines[0].startswith("customer_id,name,email,phone,from_center,to_center")
         and len(lines) == len(failure.contacts) + 1
     )
+
+    # its open complaints are the brand's now, none is left with the failed dealer
+    with engine.connect() as connection:
+        left = connection.execute(
+            select(func.count())
+            .select_from(schema.complaint)
+            .where(schema.complaint.c.dealer_id == FAILING, schema.complaint.c.level != "brand")
+            .where(schema.complaint.c.state.not_in(["resolved", "closed"]))
+        ).scalar_one()
+    assert left == 0 and failure.complaints_rerouted == open_there
 
     # the customers it moved keep the failed dealer's risk tag, in their view and in the call list
     someone = next(x.customer_id for x in failure.contacts if x.status == "placed")

@@ -83,12 +83,7 @@ if chosen:
         note(f"**{tag.label}** (since {desk_views.day(tag.since)}): {widgets.plain(tag.reason)}")
 
     for move in widgets.load(desk_data.moves, view.customer_id):
-        where = f"to {move['to_center']}" if move["to_center"] else "nowhere yet"
-        distance = f", {move['distance_km']:.0f} km" if move["distance_km"] is not None else ""
-        st.info(
-            f"Dealer {move['dealer_id']} failed: this customer's {move['kind']} {move['item_id']} moved from "
-            f"{move['from_center']} {where}{distance} on {desk_views.day(move['at'])}."  # type: ignore[arg-type]
-        )
+        st.info(desk_views.move_text(move))
 
     st.subheader(f"Vehicles ({len(view.vehicles)})")
     st.table(charts.shown_table(desk_views.vehicles_table(view), "VIN"))
