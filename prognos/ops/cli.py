@@ -260,7 +260,9 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         # The ingest worker first, so that its subscription stands before the first agent publishes.
         children["ingest"] = subprocess.Popen([*base, "cloud", "ingest", "--home", str(home)])
-        _demo_dealer_data(home, demo_dms(scenario, fleet=fleet), fleet)
+        dms = demo_dms(scenario, fleet=fleet)
+        _demo_dealer_data(home, dms, fleet)
+        _demo_desk(home, dms)
         children["analytics"] = subprocess.Popen(
             [*base, "cloud", "analytics", "--home", str(home), "--every", "1m"], stdout=subprocess.DEVNULL
         )
@@ -331,6 +333,39 @@ def _demo_dealer_data(home: Path, rows: dict[str, list[dict[str, str]]], fleet: 
     print(
         f"dealer data: {len(files)} exports from {out} imported, with the registry of the "
         f"{len(rows['vehicle'])} vehicles of fleet {fleet!r}",
+        flush=True,
+    )
+
+
+DEMO_CUSTOMERS = 500
+
+
+def _demo_desk(home: Path, dms: dict[str, list[dict[str, str]]]) -> None:
+    """The service desk seeded around the demo's dealer data, unless it holds customers already."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from prognos.desk import schema
+    from prognos.desk.cli import signing_key
+    from prognos.desk.store import connect
+    from prognos.ops.state import desk_url
+    from prognos.sim.desk_seed import seed_desk
+
+    engine = connect(desk_url(home))
+    try:
+        with engine.connect() as connection:
+            present = connection.execute(select(func.count()).select_from(schema.customer)).scalar_one()
+        if present:
+            print(f"service desk: {present} customers already in {home}", flush=True)
+            return
+        key = signing_key(argparse.Namespace(key=None, home=home), create=True)
+        seeded = seed_desk(engine, customers=DEMO_CUSTOMERS, seed=7, key=key, now=datetime.now(UTC), dms=dms)
+    finally:
+        engine.dispose()
+    print(
+        f"service desk: {seeded.customers} customers, {seeded.ledger_entries} signed ledger entries; "
+        f"`prognos desk dealer-failed {seeded.failing_dealer}` plays the dealer failure",
         flush=True,
     )
 
