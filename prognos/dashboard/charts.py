@@ -460,6 +460,21 @@ def kpi_trend_chart(
     return _layout(figure, f"{KPI_LABELS.get(kpi, kpi)} per {'dealer' if by == 'dealer_id' else 'region'}")
 
 
+def kpi_basis_text(kpis: pd.DataFrame) -> str:
+    """Where first-contact resolution, handling time and SLA compliance come from."""
+    basis = set(kpis["basis"].dropna()) if "basis" in kpis else set()
+    if "tickets" in basis:
+        return (
+            "First-contact resolution, handling time and SLA compliance come from the service desk's "
+            "complaint tickets (business hours on each dealer's calendar) where it has them, else "
+            "from the work orders' open and close times."
+        )
+    return (
+        "First-contact resolution, handling time and SLA compliance come from the work orders' "
+        "open and close times: the service desk has no complaint tickets for these periods."
+    )
+
+
 def periods(kpis: pd.DataFrame) -> list[str]:
     """The period labels of the KPIs, oldest first."""
     return [str(p) for p in kpis.sort_values("period_start")["period"].drop_duplicates()]

@@ -353,12 +353,13 @@ def _dealer_start(now: datetime) -> datetime:
 
 
 @st.cache_data(ttl=TTL_DEALERS_S, show_spinner=False)
-def dealers(period: str) -> DealerReport:
+def dealers(period: str, tickets: pd.DataFrame | None = None) -> DealerReport:
     """Dealer and region KPIs per period and the dealer-risk list (prognos.cloud.dealers.data), from the
-    DMS data of the last DEALER_MONTHS months."""
+    DMS data of the last DEALER_MONTHS months, and the service desk's ticket metrics when given."""
     client = _client(*influx_login())
     try:
-        return dealer_report(client, database(), period=period, start=_dealer_start(datetime.now(UTC)))
+        start = _dealer_start(datetime.now(UTC))
+        return dealer_report(client, database(), period=period, start=start, tickets=tickets)
     except ConfigError as exc:
         if "does not exist" in str(exc):
             empty = pd.DataFrame()

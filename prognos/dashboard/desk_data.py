@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, select
 
@@ -146,3 +147,14 @@ def open_ticket(*, customer_id: str, category: str, summary: str, actor: str, vi
     )
     st.cache_data.clear()
     return opened
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def ticket_metrics(period: str) -> pd.DataFrame | None:
+    """The complaint tickets' metrics per dealer and period for the dealer KPIs, or None when
+    the desk cannot be read or has no tickets (the KPIs then come from the work orders)."""
+    try:
+        frame = complaints.ticket_metrics(engine(), period)
+    except (DataUnavailableError, StoreError):
+        return None
+    return frame if not frame.empty else None

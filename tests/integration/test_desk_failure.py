@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func, select
 
 from prognos.cli import main
-from prognos.desk import customers, ledger, schema
+from prognos.cloud.dealers.kpis import TICKET_COLUMNS
+from prognos.desk import complaints, customers, ledger, schema
 from prognos.desk.failure import fail_dealer
 from prognos.desk.store import connect
 from prognos.errors import ConfigError
@@ -47,6 +48,8 @@ def test_seed_fills_an_empty_desk_once(seeded: tuple[Engine, Ed25519PrivateKey])
             select(schema.dealer.c.status).where(schema.dealer.c.dealer_id == FAILING)
         )
         assert failing.scalar_one() == "at_risk"
+    metrics = complaints.ticket_metrics(engine, "month", now=NOW)  # what the dealer KPIs take
+    assert set(TICKET_COLUMNS) <= set(metrics.columns) and metrics["opened"].sum() > 0
     with pytest.raises(ConfigError, match="already holds 80 customers"):
         seed_desk(engine, customers=5, seed=4, key=key, now=NOW)
     engine.dispose()

@@ -15,6 +15,9 @@ from prognos.cloud.dealers.dms import RowError, parse_row, records_frame
 from prognos.cloud.dealers.kinds import KINDS
 from prognos.cloud.dealers.kpis import (
     AT_RISK_SCORE,
+    BASIS_ORDERS,
+    BASIS_TICKETS,
+    TICKET_COLUMNS,
     WATCH_SCORE,
     dealer_kpis,
     dealer_risk,
@@ -22,6 +25,7 @@ from prognos.cloud.dealers.kpis import (
     format_kpis,
     format_risk,
     period_start,
+    with_ticket_metrics,
 )
 from prognos.errors import ConfigError
 from prognos.sim.dealers import SLIPPING_DEALER, make_dms
@@ -221,6 +225,39 @@ def test_region_kpis_come_from_rows_not_from_dealer_averages() -> None:
     assert march["orders_closed"] == 6
     assert march["ftf_rate"] == pytest.approx(4 / 6)  # not the mean of 3/5 and 1/1
     assert march["complaint_rate"] == pytest.approx(100 * 2 / 6)
+
+
+def test_ticket_metrics_replace_the_work_order_figures_where_the_desk_has_them() -> None:
+    base = dealer_kpis(orders(), complaints(), surveys(), stock())
+    tickets = pd.DataFrame(
+        [
+            # D1, March: 4 resolved, FCR 0.5, median 6 business hours; 3 of 4 response and 1 of 2
+            # resolution clocks met
+            ("D1", "2024-03", 4, 0.5, 6.0, 4, 0.75, 2, 0.5),
+            # D1, April: nothing resolved or decided yet: the work orders' figures stay
+            ("D1", "2024-04", 0, math.nan, math.nan, 0, math.nan, 0, math.nan),
+        ],
+        columns=list(TICKET_COLUMNS),
+    )
+    table = with_ticket_metrics(base, tickets)
+    march = kpi_row(table, "D1", "2024-03")
+    assert march["basis"] == BASIS_TICKETS
+    assert march["fcr_rate"] == pytest.approx(0.5)
+    assert march["handling_minutes"] == pytest.approx(360.0)
+    assert march["sla_rate"] == pytest.approx((3 + 1) / 6)
+    assert march["ftf_rate"] == pytest.approx(3 / 5)  # the workshop's own KPIs are untouched
+    for dealer, period in (("D1", "2024-02"), ("D2", "2024-04")):
+        row, before = kpi_row(table, dealer, period), kpi_row(base, dealer, period)
+        assert row["basis"] == BASIS_ORDERS
+        assert row["sla_rate"] == before["sla_rate"] or (
+            math.isnan(row["sla_rate"]) and math.isnan(before["sla_rate"])
+        )
+    regional = with_ticket_metrics(
+        dealer_kpis(orders(), complaints(), surveys(), stock(), by="region"), tickets, regions={"D1": "north"}
+    )
+    assert kpi_row(regional, "north", "2024-03")["fcr_rate"] == pytest.approx(0.5)
+    with pytest.raises(ConfigError, match="lack"):
+        with_ticket_metrics(base, tickets.drop(columns=["resolved"]))
 
 
 def test_weekly_periods_start_on_monday() -> None:

@@ -13,7 +13,13 @@ import pandas as pd
 
 from prognos.cloud.dealers.dms import from_stored, records_frame
 from prognos.cloud.dealers.kinds import KINDS, Record, kind_named
-from prognos.cloud.dealers.kpis import DEFAULT_WINDOW, dealer_kpis, dealer_risk
+from prognos.cloud.dealers.kpis import (
+    DEFAULT_WINDOW,
+    dealer_kpis,
+    dealer_regions,
+    dealer_risk,
+    with_ticket_metrics,
+)
 from prognos.cloud.storage.client import InfluxClient, quote_identifier
 from prognos.errors import ConfigError, RejectedError
 
@@ -96,9 +102,12 @@ def dealer_report(
     start: datetime | None = None,
     end: datetime | None = None,
     window: int = DEFAULT_WINDOW,
+    tickets: pd.DataFrame | None = None,
 ) -> DealerReport:
     """Dealer and region KPIs per `period` and the risk list (always on months, the last
-    `window` of them) from everything imported between start and end."""
+    `window` of them) from everything imported between start and end; with the service desk's
+    ticket metrics for `period` (`tickets`), first-contact resolution, handling time and SLA
+    compliance come from the complaint tickets (kpis.with_ticket_metrics)."""
 
     def frame(kind: str) -> pd.DataFrame:
         return read_frame(influx, database, kind, start=start, end=end)
@@ -107,6 +116,9 @@ def dealer_report(
     stock, finance = frame("parts_stock"), frame("dealer_finance")
     kpis = dealer_kpis(orders, complaints, surveys, stock, period=period)
     regions = dealer_kpis(orders, complaints, surveys, stock, period=period, by="region")
+    if tickets is not None:
+        kpis = with_ticket_metrics(kpis, tickets)
+        regions = with_ticket_metrics(regions, tickets, regions=dealer_regions(orders))
     monthly = kpis if period == "month" else dealer_kpis(orders, complaints, surveys, stock, period="month")
     risk = dealer_risk(monthly, finance, window=window)
     return DealerReport(kpis, regions, risk)

@@ -8,7 +8,7 @@ KPI needs must be present. docs/dms.md defines every KPI and the risk score.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,23 @@ KPI_COLUMNS = [
     "parts_used",
     "avg_stock",
     "parts_turnover",
+    "basis",
 ]
+# Where fcr_rate, handling_minutes and sla_rate come from: the service desk's complaint tickets
+# when it has them for the dealer and period (with_ticket_metrics), else the work orders.
+BASIS_TICKETS = "tickets"
+BASIS_ORDERS = "work orders"
+TICKET_COLUMNS = (
+    "dealer_id",
+    "period",
+    "resolved",
+    "fcr_rate",
+    "handling_h_median",
+    "response_clocks",
+    "response_sla_rate",
+    "resolution_clocks",
+    "resolution_sla_rate",
+)
 
 # --- the risk score (docs/dms.md, "Dealer risk score") -----------------------------------------
 WEIGHTS = {"cash": 30.0, "complaints": 25.0, "fulfilment": 25.0, "satisfaction": 20.0}
@@ -199,9 +215,57 @@ def dealer_kpis(
     table["complaint_rate"] = _ratio(100.0 * table["complaints"], table["orders"])
     table["parts_turnover"] = _ratio(table["parts_used"], table["avg_stock"])
     table["period"] = [period_label(start, period) for start in table["period_start"]]
+    table["basis"] = BASIS_ORDERS
     if by == "dealer_id":
         table["region"] = table["dealer_id"].map(regions).fillna(UNKNOWN_REGION)
     return table.sort_values([by, "period_start"])[columns].reset_index(drop=True)
+
+
+def with_ticket_metrics(
+    kpis: pd.DataFrame, tickets: pd.DataFrame, regions: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """KPIs whose first-contact resolution, handling time and SLA compliance come from the
+    service desk's complaint tickets (TICKET_COLUMNS, per dealer and period: prognos.desk's
+    ticket_metrics) wherever it has resolved tickets or decided SLA clocks, in place of the work
+    orders' open-to-close figures; `basis` says which. Handling time is business minutes from
+    opening to resolved (the median); SLA compliance is the share of response and resolution
+    clocks met. With `regions` (dealer -> region) the KPIs are per region, the tickets' figures
+    weighted by their counts."""
+    if kpis.empty or tickets.empty:
+        return kpis
+    missing = [name for name in TICKET_COLUMNS if name not in tickets.columns]
+    if missing:
+        raise ConfigError(f"ticket metrics lack {', '.join(missing)}")
+    t = tickets.copy()
+    by = "dealer_id"
+    if regions is not None:
+        by = "region"
+        t["region"] = t["dealer_id"].astype(str).map(regions).fillna(UNKNOWN_REGION)
+    clocks = t["response_clocks"].fillna(0) + t["resolution_clocks"].fillna(0)
+    t["met"] = t["response_sla_rate"].fillna(0) * t["response_clocks"].fillna(0) + t[
+        "resolution_sla_rate"
+    ].fillna(0) * t["resolution_clocks"].fillna(0)
+    t["clocks"] = clocks
+    t["fcr_weight"] = t["resolved"].where(t["fcr_rate"].notna(), 0)
+    t["fcr_sum"] = t["fcr_rate"].fillna(0) * t["fcr_weight"]
+    t["handling_weight"] = t["resolved"].where(t["handling_h_median"].notna(), 0)
+    t["handling_sum"] = t["handling_h_median"].fillna(0) * t["handling_weight"]
+    grouped = t.groupby([by, "period"])[
+        ["met", "clocks", "fcr_sum", "fcr_weight", "handling_sum", "handling_weight"]
+    ].sum()
+    ticket = pd.DataFrame(
+        {
+            "t_sla": _ratio(grouped["met"], grouped["clocks"]),
+            "t_fcr": _ratio(grouped["fcr_sum"], grouped["fcr_weight"]),
+            "t_handling": 60.0 * _ratio(grouped["handling_sum"], grouped["handling_weight"]),
+        }
+    ).reset_index()
+    merged = kpis.merge(ticket, on=[by, "period"], how="left")
+    known = merged[["t_sla", "t_fcr", "t_handling"]].notna().any(axis=1)
+    for column, source in (("sla_rate", "t_sla"), ("fcr_rate", "t_fcr"), ("handling_minutes", "t_handling")):
+        merged[column] = merged[column].where(~known, merged[source])
+    merged["basis"] = merged["basis"].where(~known, BASIS_TICKETS)
+    return merged[list(kpis.columns)]
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:

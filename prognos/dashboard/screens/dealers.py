@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from prognos.dashboard import charts, data, widgets
+from prognos.dashboard import charts, data, desk_data, widgets
 
 st.title("Dealer KPIs")
 period = st.radio("Period", ["month", "week"], horizontal=True, key="dealer_period")
-report = widgets.load(data.dealers, period)
+tickets = desk_data.ticket_metrics(period)
+report = widgets.load(data.dealers, period, tickets)
 if report.kpis.empty:
     widgets.no_data(
         f"no DMS work orders, complaints or surveys in database {data.database()!r} for the last "
@@ -41,6 +42,7 @@ levels = (
 left.plotly_chart(charts.kpi_trend_chart(report.kpis, kpi, "dealer_id", levels))
 right.plotly_chart(charts.kpi_trend_chart(report.regions, kpi, "region"))
 st.caption("Red: a dealer at risk; orange: on watch (the early warning above).")
+st.caption(charts.kpi_basis_text(report.kpis))
 
 now = datetime.now(UTC)
 periods = charts.periods(report.kpis)
