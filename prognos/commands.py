@@ -9,6 +9,7 @@ import importlib
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeAlias
@@ -78,6 +79,18 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not positive")
     return value
+
+
+def utc_time(text: str) -> datetime:
+    """An ISO 8601 date or time as an aware UTC time: a date is its midnight UTC, a time without
+    an offset is UTC, Z means UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time (like 2026-12-07 or 2026-12-07T09:00:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def column_list(text: str) -> list[str]:

@@ -5,9 +5,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from prognos.commands import Commands, add_home_option, group
+from prognos.commands import (
+    Commands,
+    add_home_option,
+    group,
+    lazy_command,
+    positive_int,
+    require,
+    utc_time,
+)
+from prognos.errors import ConfigError
 from prognos.ops.state import DESK_DB_ENV, stack_home
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from sqlalchemy import Engine
+
+    from prognos.desk.entitlements import Entitlement
+    from prognos.desk.ledger import Entry
+
+BRAND_KEY = "brand"  # brand.pem (secret) and brand.pub in the stack home: `prognos models keygen`
 
 
 def add_desk(commands: Commands, help_text: str) -> None:
@@ -42,9 +65,6 @@ def desk_url(args: argparse.Namespace) -> str:
 
 
 def _add_customers(desk: Commands) -> None:
-    from pathlib import Path
-
-    from prognos.commands import positive_int
 
     customers = group(desk, "customers", "customer 360: find customers, show one with its risk tags")
     found = customers.add_parser(
@@ -89,7 +109,6 @@ def _add_customers(desk: Commands) -> None:
 
 
 def _add_tag_options(parser: argparse.ArgumentParser) -> None:
-    from prognos.commands import positive_int
 
     parser.add_argument(
         "--expiry-days",
@@ -100,6 +119,7 @@ def _add_tag_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--as-of",
+        type=utc_time,
         default=None,
         metavar="TIME",
         help="ISO 8601 time the tags are for, UTC without offset (default: now)",
@@ -107,7 +127,6 @@ def _add_tag_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _customers_search(args: argparse.Namespace) -> int:
-    from prognos.commands import require
 
     require("sqlalchemy")
     from prognos.desk.customers import search, search_text
@@ -124,14 +143,13 @@ def _customers_search(args: argparse.Namespace) -> int:
 
 
 def _customers_show(args: argparse.Namespace) -> int:
-    from prognos.commands import require
 
     require("sqlalchemy")
     from prognos.desk.customers import customer_view, view_text
     from prognos.desk.store import connect
-    from prognos.desk.tags import Settings, parse_time
+    from prognos.desk.tags import Settings
 
-    now, settings = parse_time(args.as_of), Settings(expiry_days=args.expiry_days)
+    now, settings = args.as_of or datetime.now(UTC), Settings(expiry_days=args.expiry_days)
     engine = connect(desk_url(args))
     try:
         with engine.connect() as connection:
@@ -143,15 +161,13 @@ def _customers_show(args: argparse.Namespace) -> int:
 
 
 def _desk_priorities(args: argparse.Namespace) -> int:
-    from prognos.commands import require
 
     require("sqlalchemy")
     from prognos.desk.customers import priorities, priorities_csv, priorities_text
     from prognos.desk.store import connect
-    from prognos.desk.tags import Settings, parse_time, time_text
-    from prognos.errors import ConfigError
+    from prognos.desk.tags import Settings, time_text
 
-    now, settings = parse_time(args.as_of), Settings(expiry_days=args.expiry_days)
+    now, settings = args.as_of or datetime.now(UTC), Settings(expiry_days=args.expiry_days)
     engine = connect(desk_url(args))
     try:
         with engine.connect() as connection:
@@ -173,10 +189,6 @@ def _desk_priorities(args: argparse.Namespace) -> int:
 
 
 def _add_complaints(desk: Commands) -> None:
-    from pathlib import Path
-
-    from prognos.commands import positive_int
-    from prognos.desk.tickets import parse_time
 
     complaints = group(
         desk,
@@ -212,7 +224,7 @@ def _add_complaints(desk: Commands) -> None:
     showing = _complaints_parser(complaints, "show", "a ticket with its SLA clocks and its audit trail")
     showing.add_argument("id", metavar="ID", help="the ticket")
     showing.add_argument(
-        "--now", type=parse_time, default=None, metavar="TIME", help="judge the clocks at TIME (default: now)"
+        "--now", type=utc_time, default=None, metavar="TIME", help="judge the clocks at TIME (default: now)"
     )
     showing.set_defaults(run=_complaints_show)
 
@@ -242,7 +254,7 @@ def _add_complaints(desk: Commands) -> None:
         actor="escalation",
     )
     escalating.add_argument(
-        "--now", type=parse_time, default=None, metavar="TIME", help="judge the clocks at TIME (default: now)"
+        "--now", type=utc_time, default=None, metavar="TIME", help="judge the clocks at TIME (default: now)"
     )
     escalating.set_defaults(run=_complaints_escalate)
 
@@ -265,7 +277,7 @@ def _add_complaints(desk: Commands) -> None:
     measuring.add_argument("--out", type=Path, default=None, metavar="CSV", help="also write them as CSV")
     measuring.add_argument(
         "--now",
-        type=parse_time,
+        type=utc_time,
         default=None,
         metavar="TIME",
         help="judge open clocks at TIME (default: now)",
@@ -453,12 +465,10 @@ def _complaints_import(args: argparse.Namespace) -> int:
 
 
 def _complaints_metrics(args: argparse.Namespace) -> int:
-    from prognos.commands import require
 
     require("pandas")
     from prognos.desk.complaints import ticket_metrics
     from prognos.desk.store import connect
-    from prognos.errors import ConfigError
 
     engine = connect(desk_url(args))
     try:
@@ -476,25 +486,6 @@ def _complaints_metrics(args: argparse.Namespace) -> int:
 
 
 # --- entitlements: the signed ledger, proofs ------------------------------------------------
-
-
-import sys  # noqa: E402  (this part's imports stay in its own section)
-from collections.abc import Callable  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-from prognos.commands import lazy_command, positive_int  # noqa: E402
-from prognos.errors import ConfigError  # noqa: E402
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-    from sqlalchemy import Engine
-
-    from prognos.desk.entitlements import Entitlement
-    from prognos.desk.ledger import Entry
-
-BRAND_KEY = "brand"  # brand.pem (secret) and brand.pub in the stack home: `prognos models keygen`
 
 
 def _add_entitlements(desk: Commands) -> None:
@@ -516,10 +507,8 @@ def _add_entitlements(desk: Commands) -> None:
     grant.add_argument("--vin", required=True, help="the vehicle it covers")
     grant.add_argument("--product", required=True, choices=["maintenance", "warranty", "extended_warranty"])
     grant.add_argument("--units", type=positive_int, default=None, metavar="N", help="services it holds")
-    grant.add_argument("--valid-from", type=_utc_time, default=None, metavar="TIME", help="default: now")
-    grant.add_argument(
-        "--valid-until", type=_utc_time, required=True, metavar="TIME", help="ISO date or time"
-    )
+    grant.add_argument("--valid-from", type=utc_time, default=None, metavar="TIME", help="default: now")
+    grant.add_argument("--valid-until", type=utc_time, required=True, metavar="TIME", help="ISO date or time")
     grant.add_argument("--center", required=True, metavar="ID", help="the service center that honours it")
     grant.add_argument("--dealer", required=True, metavar="ID", help="the dealer that sold it")
     grant.add_argument(
@@ -621,7 +610,7 @@ def _add_entitlements(desk: Commands) -> None:
     _trust_option(verify_proof, required=True)
     verify_proof.add_argument(
         "--at",
-        type=_utc_time,
+        type=utc_time,
         default=None,
         metavar="TIME",
         help="the time to judge validity at (default: now)",
@@ -651,15 +640,6 @@ def _trust_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
         help="the brand's public key; repeat for keys used before a rotation"
         + ("" if required else f" (default: {BRAND_KEY}.pub in the stack home)"),
     )
-
-
-def _utc_time(text: str) -> datetime:
-    """An ISO 8601 date or time; a date is its midnight UTC, a time without zone is UTC."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def signing_key(args: argparse.Namespace, *, create: bool = False) -> Ed25519PrivateKey:

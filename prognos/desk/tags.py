@@ -187,17 +187,6 @@ def days_text(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
 
-def parse_time(text: str | None) -> datetime:
-    """An ISO 8601 time (UTC when it has no offset) as an aware UTC time; None: now."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(f"{text!r} is not an ISO 8601 time (like 2026-12-07T09:00:00Z)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _calendar_days(earlier: datetime, later: datetime) -> int:
     """Whole calendar days (UTC) from `earlier` to `later`, as a person counts them."""
     return (_in_utc(later).date() - _in_utc(earlier).date()).days

@@ -503,12 +503,3 @@ def clock_text(clock: Clock, now: datetime, calendar: BusinessCalendar) -> str:
     if now > clock.due_at:
         return f"{due}: overdue by {hours_text(-left)} business time{escalated}"
     return f"{due}: {hours_text(left)} business time left"
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time as aware UTC; a time without an offset is UTC. ConfigError if not one."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{text!r} is not an ISO 8601 time (e.g. 2026-01-05T09:30:00Z)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -28,7 +28,6 @@ from prognos.desk.tickets import (
     first_contact_resolved,
     metrics,
     moved,
-    parse_time,
     route,
 )
 from prognos.errors import ConfigError
@@ -283,11 +282,3 @@ def test_clocks_of_a_ticket_closed_in_its_dms() -> None:
     response, resolution = clocks(ticket(source="dms", state="closed", resolved_at=utc(2026, 1, 5, 12)))
     assert not response.known
     assert resolution.met() is True
-
-
-def test_parse_time() -> None:
-    assert parse_time("2026-01-05T09:30:00Z") == utc(2026, 1, 5, 9, 30)
-    assert parse_time("2026-01-05 10:30+01:00") == utc(2026, 1, 5, 9, 30)
-    assert parse_time("2026-01-05") == utc(2026, 1, 5)
-    with pytest.raises(ConfigError, match="not an ISO 8601 time"):
-        parse_time("yesterday")

@@ -3,6 +3,7 @@ its boundary, with a reason that names the thing; and the score's order."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from dataclasses import replace
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from prognos.commands import utc_time
 from prognos.desk.entitlements import Entitlement
 from prognos.desk.tags import (
     RULES,
@@ -30,7 +32,6 @@ from prognos.desk.tags import (
     home_dealer,
     missed_appointments,
     not_delivered,
-    parse_time,
     recency,
     score,
     sla_state,
@@ -432,12 +433,13 @@ def test_settings_refuse_negative_windows() -> None:
         Settings(expiry_days=-1)
 
 
-def test_times_parse_as_utc() -> None:
-    assert parse_time("2026-12-07T09:00:00") == NOW
-    assert parse_time("2026-12-07T10:00:00+01:00") == NOW
-    assert parse_time(None).tzinfo is not None
-    with pytest.raises(ConfigError, match="ISO 8601"):
-        parse_time("yesterday")
+def test_times_on_the_command_line_parse_as_utc() -> None:
+    assert utc_time("2026-12-07T09:00:00") == NOW
+    assert utc_time("2026-12-07T10:00:00+01:00") == NOW
+    assert utc_time("2026-12-07T09:00:00Z") == NOW
+    assert utc_time("2026-12-07") == NOW.replace(hour=0)
+    with pytest.raises(argparse.ArgumentTypeError, match="ISO 8601"):
+        utc_time("yesterday")
 
 
 def test_the_tag_rules_import_no_database_library() -> None:
