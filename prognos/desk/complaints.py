@@ -50,6 +50,7 @@ from prognos.desk.tickets import (
     level_named,
     metrics,
     moved,
+    new_ticket,
     period_named,
     route,
     state_named,
@@ -220,6 +221,21 @@ def _insert(connection: Connection, ticket: Ticket) -> None:
     connection.execute(insert(schema.complaint).values({k: _stored(v) for k, v in ticket.fields().items()}))
 
 
+def _create(connection: Connection, ticket: Ticket, *, actor: str, at: datetime, action: str) -> None:
+    """Store a new ticket and audit it with all its fields."""
+    _insert(connection, ticket)
+    after = {k: v for k, v in ticket.fields().items() if k not in ("version", "updated_at")}
+    _audit(
+        connection,
+        at=at,
+        actor=actor,
+        complaint_id=ticket.complaint_id,
+        action=action,
+        before=None,
+        after=after,
+    )
+
+
 def _update(connection: Connection, before: Ticket, after: Ticket) -> Ticket:
     """Write the fields of `after` that differ from `before`, if the stored version is still
     `before.version`; ConflictError if someone else changed the ticket first."""
@@ -327,47 +343,24 @@ def open_complaint(
                 raise ConfigError(
                     f"vehicle {vin!r} is not one of customer {customer_id}'s; nothing was written"
                 )
-        dealer, team = route(chosen, home_dealer=customer.dealer_id, named_dealer=dealer_id)
+        dealer, _ = route(chosen, home_dealer=customer.dealer_id, named_dealer=dealer_id)
         calendar = dealer_calendar(connection, dealer)
         complaint_id = complaint_id or new_complaint_id(now)
         if _read(connection, complaint_id) is not None:
             raise ConfigError(f"complaint {complaint_id!r} exists already")
-        response_due, resolution_due = due_times(now, chosen, calendar)
-        ticket = Ticket(
+        ticket = new_ticket(
             complaint_id=complaint_id,
             source="desk",
             customer_id=customer_id,
             vin=vin,
             dealer_id=dealer,
-            team=team,
-            category=chosen.name,
+            category=chosen,
             summary=summary,
-            state="new",
-            level="dealer",
             opened_at=now,
-            responded_at=None,
-            resolved_at=None,
-            closed_at=None,
-            response_due_at=response_due,
-            resolution_due_at=resolution_due,
-            response_escalated_at=None,
-            resolution_escalated_at=None,
-            contacts=0,
-            reopened=0,
-            version=1,
-            updated_at=now,
+            calendar=calendar,
+            now=now,
         )
-        _insert(connection, ticket)
-        after = {k: v for k, v in ticket.fields().items() if k not in ("version", "updated_at")}
-        _audit(
-            connection,
-            at=now,
-            actor=actor,
-            complaint_id=complaint_id,
-            action="open",
-            before=None,
-            after=after,
-        )
+        _create(connection, ticket, actor=actor, at=now, action="open")
     log.info("%s opened complaint %s for %s at %s", actor, complaint_id, customer_id, dealer)
     return ticket
 
@@ -632,42 +625,20 @@ def _upsert(
         ).scalar_one_or_none()
     current = _read(connection, complaint_id)
     if current is None:
-        response_due, resolution_due = due_times(opened_at, category, calendar)
-        ticket = Ticket(
+        ticket = new_ticket(
             complaint_id=complaint_id,
             source="dms",
             customer_id=customer_id,
             vin=vin,
             dealer_id=str(record["dealer_id"]),
-            team=category.team,
-            category=category.name,
+            category=category,
             summary=text[: schema.NAME],
-            state="new" if closed_at is None else "closed",
-            level="dealer",
             opened_at=opened_at,
-            responded_at=None,
-            resolved_at=closed_at,
+            calendar=calendar,
+            now=now,
             closed_at=closed_at,
-            response_due_at=response_due,
-            resolution_due_at=resolution_due,
-            response_escalated_at=None,
-            resolution_escalated_at=None,
-            contacts=0,
-            reopened=0,
-            version=1,
-            updated_at=now,
         )
-        _insert(connection, ticket)
-        after = {k: v for k, v in ticket.fields().items() if k not in ("version", "updated_at")}
-        _audit(
-            connection,
-            at=now,
-            actor=actor,
-            complaint_id=complaint_id,
-            action="import",
-            before=None,
-            after=after,
-        )
+        _create(connection, ticket, actor=actor, at=now, action="import")
         return "created"
     target = replace(
         current,

@@ -186,6 +186,49 @@ class Ticket:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def new_ticket(
+    *,
+    complaint_id: str,
+    source: Source,
+    customer_id: str | None,
+    vin: str | None,
+    dealer_id: str,
+    category: Category,
+    summary: str,
+    opened_at: datetime,
+    calendar: BusinessCalendar,
+    now: datetime,
+    closed_at: datetime | None = None,
+) -> Ticket:
+    """A ticket as it is opened (or imported closed, when `closed_at` is given): its team from
+    the category, its SLA clocks due on the dealer's calendar."""
+    response_due, resolution_due = due_times(opened_at, category, calendar)
+    return Ticket(
+        complaint_id=complaint_id,
+        source=source,
+        customer_id=customer_id,
+        vin=vin,
+        dealer_id=dealer_id,
+        team=category.team,
+        category=category.name,
+        summary=summary,
+        state="new" if closed_at is None else "closed",
+        level="dealer",
+        opened_at=opened_at,
+        responded_at=None,
+        resolved_at=closed_at,
+        closed_at=closed_at,
+        response_due_at=response_due,
+        resolution_due_at=resolution_due,
+        response_escalated_at=None,
+        resolution_escalated_at=None,
+        contacts=0,
+        reopened=0,
+        version=1,
+        updated_at=now,
+    )
+
+
 TICKET_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Ticket))
 
 
