@@ -39,6 +39,7 @@ def add_desk(commands: Commands, help_text: str) -> None:
     _add_complaints(desk)
     _add_entitlements(desk)
     _add_operations(desk)
+    _add_booking(desk)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -974,4 +975,80 @@ def _dealer_failed(args: argparse.Namespace) -> int:
         print(f"contact list: {args.out}")
     else:
         sys.stdout.write(failure.contacts_csv())
+    return 0
+
+
+# --- booking: free slots and appointments ----------------------------------------------------
+
+
+def _add_booking(desk: Commands) -> None:
+    slots = desk.add_parser(
+        "slots",
+        help="a service center's next free slots",
+        description="List the next free one-hour slots of CENTER: in its dealer's opening hours, "
+        "with a free bay (one per technician) and room in its weekly capacity (docs/desk.md, Booking).",
+    )
+    slots.add_argument("center", metavar="CENTER", help="service center id, e.g. SC-03")
+    slots.add_argument("--count", type=positive_int, default=10, help="how many (default: %(default)s)")
+    add_db_option(slots)
+    slots.set_defaults(run=_slots)
+
+    book = desk.add_parser(
+        "book",
+        help="book a visit for a customer's vehicle at a free slot",
+        description="Book the slot at TIME at CENTER for the customer's vehicle; audited. Exit 2 "
+        "(nothing written) for an unknown customer or center, a vehicle that is not theirs, or a "
+        "slot that is not free (`prognos desk slots CENTER` lists the free ones).",
+    )
+    book.add_argument("--customer", required=True, help="customer id")
+    book.add_argument("--vin", required=True, help="the vehicle")
+    book.add_argument("--center", required=True, help="service center id")
+    book.add_argument("--at", type=utc_time, required=True, metavar="TIME", help="the slot's start (UTC)")
+    book.add_argument("--purpose", default="", help="what the visit is for, e.g. the alert")
+    book.add_argument("--actor", default=None, help="who books (default: the login name)")
+    add_db_option(book)
+    book.set_defaults(run=_book)
+
+
+def _slots(args: argparse.Namespace) -> int:
+    from prognos.desk.booking import next_slots
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            found = next_slots(connection, args.center, now=datetime.now(UTC), count=args.count)
+    finally:
+        engine.dispose()
+    if not found:
+        print(f"{args.center} has no free slot in the next weeks")
+        return 0
+    for slot in found:
+        bays = f"{slot.free_bays} bay{'s' if slot.free_bays != 1 else ''}"
+        print(f"{slot.start:%a %Y-%m-%d %H:%M} UTC  {bays} free")
+    return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    from prognos.desk.booking import book
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        booking = book(
+            engine,
+            customer_id=args.customer,
+            vin=args.vin,
+            center_id=args.center,
+            at=args.at,
+            purpose=args.purpose,
+            actor=_actor(args),
+            now=datetime.now(UTC),
+        )
+    finally:
+        engine.dispose()
+    print(
+        f"booked {booking.appointment_id}: {booking.vin} of {booking.customer_id} at {booking.center_id} "
+        f"on {booking.at:%Y-%m-%d %H:%M} UTC (bay {booking.bay})"
+    )
     return 0

@@ -109,6 +109,10 @@ appointment = Table(
     Column("purpose", String(NAME), nullable=False, default=""),
     Column("parts", Text, nullable=False, default=""),  # part numbers it needs, ; between
     _time("updated_at", nullable=False),
+    # The bay of its slot a booking holds (prognos.desk.booking; migration 0005): one
+    # appointment per bay and hour, so a slot is never booked twice over.
+    Column("bay", Integer),
+    Index("ux_appointment_slot_bay", "center_id", "scheduled_at", "bay", unique=True),
 )
 
 # The service history: the DMS's work orders.
