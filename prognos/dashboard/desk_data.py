@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 
 from prognos.dashboard.data import DataUnavailableError
 from prognos.desk import complaints, customers, ledger, schema
+from prognos.desk.booking import Booking, Slot, book, next_slots
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.store import StoreError, connect
 from prognos.desk.tags import Settings
@@ -158,3 +159,40 @@ def ticket_metrics(period: str) -> pd.DataFrame | None:
     except (DataUnavailableError, StoreError):
         return None
     return frame if not frame.empty else None
+
+
+@_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def centers() -> list[tuple[str, str]]:
+    """(center id, name) of every service center."""
+    c = schema.service_center
+    with engine().connect() as connection:
+        return [
+            (row.center_id, row.name)
+            for row in connection.execute(select(c.c.center_id, c.c.name).order_by(c.c.center_id))
+        ]
+
+
+@_reached
+def slots(center_id: str, count: int = 12) -> list[Slot]:
+    with engine().connect() as connection:
+        return next_slots(connection, center_id, now=now(), count=count)
+
+
+@_reached
+def book_visit(
+    *, customer_id: str, vin: str, center_id: str, at: datetime, purpose: str, actor: str
+) -> Booking:
+    """Book a slot (ConfigError: not free any more, or a bad choice)."""
+    booked = book(
+        engine(),
+        customer_id=customer_id,
+        vin=vin,
+        center_id=center_id,
+        at=at,
+        purpose=purpose,
+        actor=actor,
+        now=now(),
+    )
+    st.cache_data.clear()
+    return booked

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from prognos.desk.booking import Slot
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.tickets import Ticket, clocks
@@ -260,3 +261,8 @@ def move_text(move: Mapping[str, Any]) -> str:
     else:
         where = f"could not be moved from {move['from_center']}: {move['reason']}"
     return f"Dealer {move['dealer_id']} failed on {day(move['at'])}: {what} {where}."
+
+
+def slot_text(slot: Slot) -> str:
+    bays = f"{slot.free_bays} bay{'s' if slot.free_bays != 1 else ''} free"
+    return f"{slot.start:%a %Y-%m-%d %H:%M} UTC ({bays})"

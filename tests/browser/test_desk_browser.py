@@ -94,6 +94,17 @@ def test_a_service_manager_finds_a_customer_and_sees_everything_about_them(
     assert page.locator('[data-testid="stImage"] img').count() == 1  # the proof's QR code
     save(page, "7-customer", screenshot_dirs)
 
+    # book a visit at the first free slot of their home center; it shows among their appointments
+    page.get_by_text("Book a visit").click()
+    page.get_by_role("button", name="Book this slot").click()
+    page.get_by_text("Booked AP-").wait_for()
+    before = {a.appointment_id for a in view.open_appointments}
+    with desk.engine.connect() as connection:
+        after = customers.customer_view(connection, view.customer_id, now=datetime.now(UTC)).open_appointments
+    new = [a for a in after if a.appointment_id not in before]
+    assert len(new) == 1 and len(after) == len(before) + 1
+    assert page.locator('[data-testid="stTable"]').filter(has_text=new[0].appointment_id).count() == 1
+
     page.get_by_role("tab", name="Call list").click()
     page.get_by_text("Ranked by score").wait_for()
     with page.expect_download() as download:

@@ -3,9 +3,12 @@ picture: contact, home center, risk tags with their reasons, vehicles, open aler
 complaints, entitlements with a proof any center verifies offline, appointments, service
 history, and what a dealer's failure moved (docs/desk.md)."""
 
+import os
+
 import streamlit as st
 
 from prognos.dashboard import charts, desk_data, desk_views, widgets
+from prognos.errors import ConfigError
 
 HISTORY_SHOWN = 25  # newest work orders shown before "Show every order"
 
@@ -128,10 +131,48 @@ if chosen:
         st.caption("No entitlement.")
 
     st.subheader(f"Open appointments ({len(view.open_appointments)})")
+    if "visit_booked" in st.session_state:
+        st.success(st.session_state.pop("visit_booked"))
     if view.open_appointments:
         st.table(charts.shown_table(desk_views.appointments_table(view), "Appointment"))
     else:
         st.caption("No appointment booked.")
+    delivered = [v.vin for v in view.vehicles if v.delivered_at is not None]
+    if delivered:
+        with st.expander("Book a visit", expanded=bool(view.open_alerts)):
+            names = dict(widgets.load(desk_data.centers))
+            home_center = view.home.center_id if view.home is not None else None
+            ids = sorted(names, key=lambda center: (center != home_center, center))
+            vin = st.selectbox("Vehicle", delivered, key="book_vin")
+            center = st.selectbox(
+                "Service center", ids, format_func=lambda c: f"{names[c]} ({c})", key="book_center"
+            )
+            free = widgets.load(desk_data.slots, str(center)) if center else []
+            if not free:
+                st.warning("This center has no free slot in the next weeks.")
+            else:
+                slot = st.selectbox("Slot", free, format_func=desk_views.slot_text, key="book_slot")
+                purpose = st.text_input(
+                    "For", view.open_alerts[0].summary if view.open_alerts else "", key="book_purpose"
+                )
+                if st.button("Book this slot", key="book_button") and slot is not None:
+                    try:
+                        booked = desk_data.book_visit(
+                            customer_id=view.customer_id,
+                            vin=str(vin),
+                            center_id=slot.center_id,
+                            at=slot.start,
+                            purpose=purpose.strip(),
+                            actor=os.environ.get("USER", "dashboard"),
+                        )
+                    except ConfigError as exc:
+                        st.error(str(exc))
+                    else:
+                        st.session_state["visit_booked"] = (
+                            f"Booked {booked.appointment_id}: {booked.vin} at {names[booked.center_id]} on "
+                            f"{desk_views.minute(booked.at)}."
+                        )
+                        st.rerun()
     st.subheader(f"Service history ({len(view.service_history)} work orders, newest first)")
     if view.service_history:
         everything = len(view.service_history) <= HISTORY_SHOWN or st.toggle(
