@@ -54,7 +54,7 @@ def call_list_table(rows: Sequence[PriorityRow]) -> pd.DataFrame:
                 "Name": row.name,
                 "Contact": text(row.contact),
                 "Home center": text(row.home_center),
-                "Score (points)": round(row.score, 1),
+                "Score (points)": f"{row.score:.1f}",
                 "Risk tags": ", ".join(tag.label for tag in row.tags),
                 "Why call": "; ".join(tag.reason for tag in row.tags),
             }
