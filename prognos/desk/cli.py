@@ -40,6 +40,7 @@ def add_desk(commands: Commands, help_text: str) -> None:
     _add_entitlements(desk)
     _add_operations(desk)
     _add_booking(desk)
+    _add_alerts(desk)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -1052,3 +1053,82 @@ def _book(args: argparse.Namespace) -> int:
         f"on {booking.at:%Y-%m-%d %H:%M} UTC (bay {booking.bay})"
     )
     return 0
+
+
+# --- alerts: the fleet's alerts from the analytics job's snapshot ---------------------------
+
+
+def _add_alerts(desk: Commands) -> None:
+    from prognos.ops.state import DEFAULT_DATABASE
+
+    sync = desk.add_parser(
+        "sync-alerts",
+        help="bring the analytics job's current alerts into the desk",
+        description="Read the alerts of the analytics job's latest snapshot from the stack's "
+        "InfluxDB and bring the desk's fleet alerts to it in one transaction: new ones raised, "
+        "changed ones updated, those the snapshot no longer has cleared at its time (docs/desk.md, "
+        '"Alerts from the fleet"). Syncing the same snapshot again changes nothing. With --every, '
+        "again every DURATION until SIGINT or SIGTERM. Exit 1 when a database cannot be reached.",
+    )
+    sync.add_argument(
+        "--database",
+        default=DEFAULT_DATABASE,
+        help="InfluxDB database the analytics job writes (default: %(default)s)",
+    )
+    sync.add_argument(
+        "--every", default=None, metavar="DURATION", help="sync every DURATION, like 1m (default: once)"
+    )
+    add_db_option(sync)
+    sync.set_defaults(run=_sync_alerts)
+
+
+def _sync_alerts(args: argparse.Namespace) -> int:
+    import time
+
+    from prognos.commands import until_signalled
+
+    require("requests")
+    require("pandas")
+    require("sqlalchemy")
+    from prognos.cloud.analytics.job import parse_duration_s
+    from prognos.cloud.analytics.reading import latest_snapshot_ms, rfc3339, snapshot_alerts
+    from prognos.desk.alerts import fleet_alerts, sync_alerts
+    from prognos.desk.store import StoreError, connect
+    from prognos.errors import TransientError
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
+
+    every_s = None if args.every is None else parse_duration_s(args.every, what="--every")
+    home = stack_home(args)
+    influx = stack_influx(load_stack(home), "analytics")
+    engine = connect(desk_url(args))
+
+    def once() -> None:
+        at_ms = latest_snapshot_ms(influx, args.database)
+        if at_ms is None:
+            print(
+                f"no analytics snapshot in database {args.database!r} of the stack in {home} yet: "
+                "nothing to sync (`prognos cloud analytics` writes one)",
+                flush=True,
+            )
+            return
+        alerts = fleet_alerts(snapshot_alerts(influx, args.database, at_ms).to_dict("records"))
+        changes = sync_alerts(engine, alerts, at=datetime.fromtimestamp(at_ms / 1000, UTC))
+        print(f"alerts of snapshot {rfc3339(at_ms)}: {changes.text()}", flush=True)
+
+    try:
+        if every_s is None:
+            once()
+            return 0
+        stop = until_signalled()
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                once()
+            except (TransientError, StoreError) as exc:
+                print(f"prognos: sync failed, next in {every_s:.0f} s: {exc}", file=sys.stderr, flush=True)
+            stop.wait(max(0.0, every_s - (time.monotonic() - started)))
+        return 0
+    finally:
+        influx.close()
+        engine.dispose()

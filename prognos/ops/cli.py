@@ -266,6 +266,10 @@ def _demo(args: argparse.Namespace) -> int:
         children["analytics"] = subprocess.Popen(
             [*base, "cloud", "analytics", "--home", str(home), "--every", "1m"], stdout=subprocess.DEVNULL
         )
+        # The desk's customers get the fleet's real alerts from each new analytics snapshot.
+        children["desk alert sync"] = subprocess.Popen(
+            [*base, "desk", "sync-alerts", "--home", str(home), "--every", "1m"], stdout=subprocess.DEVNULL
+        )
         argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
         children["dashboard"] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{args.port}"

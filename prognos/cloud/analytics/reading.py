@@ -22,7 +22,7 @@ from prognos.cloud.dealers.data import read_frame, vehicles
 from prognos.cloud.parts.history import part_uses
 from prognos.cloud.parts.plan import DEFAULT_LEAD_TIME_WEEKS
 from prognos.cloud.storage import schema
-from prognos.cloud.storage.client import InfluxClient, quote_identifier
+from prognos.cloud.storage.client import DatabaseNotFoundError, InfluxClient, quote_identifier
 from prognos.cloud.storage.encode import encode
 from prognos.cloud.storage.writer import InfluxWriter
 from prognos.errors import ConfigError, RejectedError, TransientError
@@ -631,3 +631,32 @@ def read_failures(
     window = read_window(influx, database, *_window(as_of_ms, lookback_days))
     opened = open_faults(_faults(influx, database, window), _last_seen(influx, database, window))
     return parts_failures(opened, read_registry(influx, database), as_of_ms)
+
+
+# ---- The latest snapshot's results, for readers outside the job (docs/analytics.md, "Snapshots").
+Q_LATEST_RUN = f'SELECT last("alerts") AS alerts FROM {quote_identifier(schema.ANALYTICS_RUN.name)}'
+Q_SNAPSHOT_ALERTS = f"SELECT * FROM {quote_identifier(schema.ALERT.name)} WHERE time = $t"
+SNAPSHOT_ALERT_COLUMNS = (
+    "time",
+    *schema.ALERT.column_names(first=("rank", "priority", "vin", "fleet", "code")),
+)
+
+
+def latest_snapshot_ms(influx: InfluxClient, database: str) -> int | None:
+    """The time T of the latest complete snapshot (its `analytics_run` marker, epoch ms), or None
+    before the job has completed one, a database that does not exist yet included."""
+    try:
+        series = influx.query(Q_LATEST_RUN, database=database)
+    except (RejectedError, DatabaseNotFoundError) as exc:
+        if "database not found" in str(exc):
+            return None
+        raise
+    rows = [row for s in series for row in s.rows()]
+    return int(rows[0]["time"]) if rows else None
+
+
+def snapshot_alerts(influx: InfluxClient, database: str, at_ms: int) -> pd.DataFrame:
+    """The `alert` points of the snapshot at `at_ms`, most urgent first (rank 1), with the columns
+    SNAPSHOT_ALERT_COLUMNS (a field a point lacks is NaN)."""
+    frame = _frame(influx, database, Q_SNAPSHOT_ALERTS, {"t": rfc3339(at_ms)}, SNAPSHOT_ALERT_COLUMNS)
+    return frame.sort_values("rank", kind="stable").reset_index(drop=True)
