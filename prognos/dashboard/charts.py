@@ -377,6 +377,56 @@ def work_order_table(orders: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+INTERVAL_METHODS = {
+    "trend": "its own wear trend",
+    "fault": "its open wear fault's days to threshold",
+}
+
+
+def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """A vehicle's maintenance intervals for a reader: part, interval against the standard, the
+    next service, and what the figure rests on; a dash where a figure is unknown."""
+    rows = []
+    for row in intervals.itertuples():
+        rate = float(row.relative_rate) if pd.notna(row.relative_rate) else math.nan
+        basis = INTERVAL_METHODS.get(str(row.method), str(row.method))
+        if pd.notna(row.days_of_data):
+            basis += f", {int(row.days_of_data)} days of data"
+        due = (
+            row.next_service_date if isinstance(row.next_service_date, str) and row.next_service_date else "—"
+        )
+        rows.append(
+            {
+                "Wear part": str(row.part),
+                "Interval (days)": _days(row.interval_days),
+                "Standard (days)": _days(row.standard_interval_days),
+                "Wears": f"{rate:.1f}x the fleet's rate" if math.isfinite(rate) else "as the fleet",
+                "Next service": due,
+                "In (days)": _days(row.next_service_days),
+                "Health now (0-1)": f"{float(row.health):.2f}" if pd.notna(row.health) else "—",
+                "From": basis,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "Wear part",
+            "Interval (days)",
+            "Standard (days)",
+            "Wears",
+            "Next service",
+            "In (days)",
+            "Health now (0-1)",
+            "From",
+        ],
+    )
+
+
+def _days(value: object) -> str:
+    number = float(value) if isinstance(value, int | float) else math.nan
+    return f"{number:.0f}" if math.isfinite(number) else "—"
+
+
 # ---------------------------------------------------------------- cohorts and campaigns
 
 

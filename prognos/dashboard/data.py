@@ -168,6 +168,20 @@ def alerts(at: str) -> pd.DataFrame:
     return frame.sort_values("rank", kind="stable")[list(ALERT_COLUMNS)].reset_index(drop=True)
 
 
+INTERVAL_COLUMNS = schema.MAINTENANCE_INTERVAL.column_names(first=("vin", "part"))
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def vehicle_intervals(at: str, vin: str) -> pd.DataFrame:
+    """The vehicle's personalised maintenance intervals in the snapshot, one row per wear part."""
+    frame = _frame(
+        'SELECT * FROM "maintenance_interval" WHERE time = $t AND "vin" = $vin',
+        {"t": at, "vin": vin},
+        INTERVAL_COLUMNS,
+    )
+    return frame.sort_values("next_service_days", kind="stable").reset_index(drop=True)
+
+
 COHORT_COLUMNS = schema.COHORT.column_names(
     first=("cohort_id", "attribute", "value", "code", "status", "covered_by")
 )

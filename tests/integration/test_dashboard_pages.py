@@ -262,6 +262,9 @@ def test_vehicle_page_from_a_link_shows_scores_faults_records_services_and_actio
     assert list(records["seq"]) == [3, 2, 1] and set(records["trigger"]) == {"anomaly"}
     orders = app.dataframe[2].value
     assert len(orders) > 0 and orders["opened"].is_monotonic_decreasing
+    assert any(h.value == "Maintenance intervals" for h in app.subheader)
+    # the seeded snapshot has no interval for it: the page says why instead of an empty table
+    assert not app.table and any("No personalised interval yet" in m.value for m in app.markdown)
     charts = app.get("plotly_chart")
     assert len(charts) == 3  # scores (with the threshold line), health, records per day
     assert '"y0":1.0' in charts[0].proto.spec.replace(" ", "")

@@ -132,3 +132,59 @@ def test_tables_show_each_number_with_its_decimals_and_a_dash_when_unknown() -> 
     lines = shown.splitlines()
     assert lines[1].startswith("Dealer")  # the dealer labels the rows
     assert lines[0].split()[0] == "Rank"
+
+
+def test_maintenance_intervals_read_with_units_and_no_none() -> None:
+    intervals = pd.DataFrame(
+        [
+            {
+                "vin": "V1",
+                "part": "PG-BRK-3100",
+                "subsystem": "brakes",
+                "method": "trend",
+                "days_of_data": 21,
+                "health": 0.61,
+                "wear_rate_per_day": 0.012,
+                "fleet_rate_per_day": 0.008,
+                "relative_rate": 1.5,
+                "standard_interval_days": 365.0,
+                "interval_days": 243.3,
+                "next_service_days": 34.2,
+                "next_service_date": "2027-01-10",
+            },
+            {
+                "vin": "V1",
+                "part": "PG-TYR-2100",
+                "subsystem": "tires",
+                "method": "fault",
+                "days_of_data": None,
+                "health": None,
+                "wear_rate_per_day": None,
+                "fleet_rate_per_day": None,
+                "relative_rate": None,
+                "standard_interval_days": 730.0,
+                "interval_days": None,
+                "next_service_days": None,
+                "next_service_date": None,
+            },
+        ]
+    )
+    table = charts.interval_table(intervals)
+    assert list(table.columns) == [
+        "Wear part",
+        "Interval (days)",
+        "Standard (days)",
+        "Wears",
+        "Next service",
+        "In (days)",
+        "Health now (0-1)",
+        "From",
+    ]
+    first, second = table.iloc[0], table.iloc[1]
+    assert (first["Interval (days)"], first["In (days)"], first["Wears"]) == (
+        "243",
+        "34",
+        "1.5x the fleet's rate",
+    )
+    assert first["From"] == "its own wear trend, 21 days of data"
+    assert "None" not in " ".join(str(v) for v in second.values) and second["Next service"] == "—"

@@ -103,6 +103,20 @@ else:
         column_config={"window_end": st.column_config.DatetimeColumn("window end (UTC)")},
     )
 
+st.subheader("Maintenance intervals")
+intervals = widgets.load(data.vehicle_intervals, snapshot.at, vin) if snapshot is not None else pd.DataFrame()
+if intervals.empty:
+    st.write(
+        "No personalised interval yet: it needs a few days of this vehicle's wear data in the analytics "
+        "snapshot (docs/analytics.md, maintenance intervals)."
+    )
+else:
+    st.table(charts.shown_table(charts.interval_table(intervals), "Wear part"))
+    st.caption(
+        "Interval: the standard service interval scaled by how fast this vehicle wears the part against "
+        "the fleet. Next service: when its health is expected to reach the act limit (0.2)."
+    )
+
 st.subheader("Services (DMS work orders)")
 orders = widgets.load(data.vehicle_work_orders, vin)
 if orders.empty:
