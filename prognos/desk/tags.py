@@ -391,21 +391,33 @@ def comebacks(facts: CustomerFacts, now: datetime, settings: Settings) -> list[T
     window = timedelta(days=settings.comeback_window_days)
     lookback = timedelta(days=settings.comeback_lookback_days)
     orders = {(order.dealer_id, order.order_id): order for order in facts.work_orders}
-    tags = []
+    found: dict[str, list[tuple[WorkOrderFacts, WorkOrderFacts]]] = {}  # vin -> (repeat, first)
     for order in facts.work_orders:
         if not order.repeat_of_order_id or order.opened_at > now or now - order.opened_at > lookback:
             continue
         first = orders.get((order.dealer_id, order.repeat_of_order_id))
         if first is None or first.vin != order.vin:
             continue
-        finished = first.closed_at or first.opened_at
-        if order.opened_at - finished > window:
+        if order.opened_at - (first.closed_at or first.opened_at) > window:
             continue
+        found.setdefault(order.vin, []).append((order, first))
+    tags = []
+    for vin, repeats in sorted(found.items()):
+        # one tag per vehicle: its latest comeback, with how many there were
+        order, first = max(repeats, key=lambda pair: (pair[0].opened_at, pair[0].order_id))
+        finished = first.closed_at or first.opened_at
         what = first.description or order.description or "a repair"
         gap = max(_calendar_days(finished, order.opened_at), 0)
+        earlier = len(repeats) - 1
+        plural = "s" if earlier != 1 else ""
+        more = (
+            f"; {earlier} earlier comeback{plural} in {settings.comeback_lookback_days} days"
+            if earlier
+            else ""
+        )
         reason = (
             f"{what} came back {days_text(gap)} after order {first.order_id} "
-            f"({order.vin}, repeat order {order.order_id} on {day_text(order.opened_at)})"
+            f"({vin}, repeat order {order.order_id} on {day_text(order.opened_at)}{more})"
         )
         tags.append(_tag("comeback", reason, order.opened_at))
     return tags

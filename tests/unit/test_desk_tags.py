@@ -451,3 +451,25 @@ def test_the_tag_rules_import_no_database_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_many_comebacks_of_one_vehicle_make_one_tag_that_counts_them() -> None:
+    orders = []
+    for n in range(4):
+        opened = NOW - timedelta(days=60 - 10 * n)
+        orders.append(
+            WorkOrderFacts(dealer_id="D1", order_id=f"W{n}", vin="VIN1", opened_at=opened, closed_at=opened)
+        )
+        orders.append(
+            WorkOrderFacts(
+                dealer_id="D1",
+                order_id=f"W{n}R",
+                vin="VIN1",
+                opened_at=opened + timedelta(days=3),
+                repeat_of_order_id=f"W{n}",
+                description="brakes.pad_wear",
+            )
+        )
+    tags = comebacks(CustomerFacts(customer_id="C1", work_orders=orders), NOW, Settings())
+    assert len(tags) == 1
+    assert "repeat order W3R" in tags[0].reason and "3 earlier comebacks in 180 days" in tags[0].reason
