@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from prognos.desk.alerts import FAULT_WORDS
 from prognos.sim.dealers import (
     DEFAULT_DEALERS,
     FIRST_NAMES,
@@ -31,13 +32,7 @@ Table = list[dict[str, object]]
 
 PLATE_PREFIX = {"SC-01": "HH", "SC-02": "HB", "SC-03": "M", "SC-04": "KI", "SC-05": "S"}
 EXTRA_MODELS = ("EV-1", "EV-2")
-ALERT_CODES = {
-    "battery.module_temperature_drift": "battery module running hot",
-    "tires.pressure_loss": "tire losing pressure",
-    "brakes.pad_wear": "brake pads near their wear limit",
-    "bearings.wheel_bearing_wear": "wheel bearing wearing",
-    "motor.noise": "drive motor noise rising",
-}
+ALERT_CODES = FAULT_WORDS  # the faults the desk's alerts speak of, in its words
 DESK_CATEGORIES = ("waiting_time", "quality", "billing", "communication", "parts_delay", "safety")
 # Public holidays every dealer observes (Germany, nationwide), so SLA clocks skip them.
 HOLIDAYS = (
