@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -231,30 +232,113 @@ def with_vehicle_links(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(vin=vehicle_link(frame["vin"]))
 
 
-def alert_table(alerts: pd.DataFrame) -> pd.DataFrame:
-    """The alerts as the page lists them, most urgent first, with a link to each vehicle."""
-    table = alerts.copy()
-    table["days"] = [
-        interval_text(v, lo, hi)
-        for v, lo, hi in zip(table["days_left"], table["days_low_left"], table["days_high_left"], strict=True)
+ALERT_HEADINGS = (
+    "Rank",
+    "Priority",
+    "Vehicle",
+    "Owner",
+    "Contact",
+    "Service center",
+    "Fault",
+    "What to do",
+    "Why",
+    "Days to threshold (80% interval)",
+    "Subsystem health (0-1)",
+    "Anomaly score (alert at 1.0)",
+    "Confidence (%)",
+    "Last report (UTC)",
+    "Evidence",
+    "Owner and contact",
+)
+# What the page's table shows (the CSV has every heading): few enough columns that none is cut off.
+ALERT_PAGE_COLUMNS = [
+    "Rank",
+    "Priority",
+    "Vehicle",
+    "Owner and contact",
+    "Service center",
+    "Fault",
+    "Days to threshold (80% interval)",
+    "What to do",
+]
+NO_ESTIMATE = "— (no trend to extrapolate)"
+
+
+def alert_table(
+    alerts: pd.DataFrame, registry: pd.DataFrame | None = None, *, links: bool = True
+) -> pd.DataFrame:
+    """The alerts as a service manager reads them, most urgent first: who to call (owner,
+    contact, home center from the registry), what to do and why, and the figures with their
+    units; a dash with the reason where a figure is unknown, never None. `links`: the vehicle as
+    a Markdown link to its page (for the page; the CSV keeps the bare VIN)."""
+    people = (
+        registry.set_index("vin")[["owner_name", "owner_contact", "service_center"]]
+        if registry is not None and not registry.empty
+        else pd.DataFrame(columns=["owner_name", "owner_contact", "service_center"])
+    )
+    rows = []
+    for alert in alerts.itertuples():
+        vin = str(alert.vin)
+        known = vin in people.index
+        days = interval_text(alert.days_left, alert.days_low_left, alert.days_high_left)
+        rows.append(
+            {
+                "Rank": int(alert.rank),
+                "Priority": str(alert.priority),
+                "Vehicle": f"[{vin}](vehicle?vin={vin})" if links else vin,
+                "Owner": _text(people.at[vin, "owner_name"]) if known else "— (not in the registry)",
+                "Contact": _text(people.at[vin, "owner_contact"]) if known else "—",
+                "Service center": _text(people.at[vin, "service_center"]) if known else "—",
+                "Fault": fault_words(str(alert.code)),
+                "What to do": _text(alert.action),
+                "Why": _text(alert.reason),
+                "Days to threshold (80% interval)": days or NO_ESTIMATE,
+                "Subsystem health (0-1)": _fixed(alert.health, 2),
+                "Anomaly score (alert at 1.0)": _fixed(alert.anomaly_score, 2),
+                "Confidence (%)": _fixed(100 * alert.confidence, 0) if pd.notna(alert.confidence) else "—",
+                "Last report (UTC)": f"{utc(pd.Series([alert.last_seen_ms])).iloc[0]:%Y-%m-%d %H:%M}"
+                if pd.notna(alert.last_seen_ms)
+                else "—",
+                "Evidence": _evidence(alert),
+                "Owner and contact": (
+                    f"{_text(people.at[vin, 'owner_name'])}, {_text(people.at[vin, 'owner_contact'])}"
+                    if known
+                    else "— (not in the registry)"
+                ),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(ALERT_HEADINGS))
+
+
+def fault_words(code: str) -> str:
+    """A fault code as a reader scans it: `brakes.pad_wear` -> `brakes: pad wear`."""
+    subsystem, _, fault = code.partition(".")
+    return f"{subsystem}: {fault.replace('_', ' ')}" if fault else code.replace("_", " ")
+
+
+def _evidence(alert: Any) -> str:
+    """The alert's figures in one sentence with their scales."""
+    parts = [
+        f"health {_fixed(alert.health, 2)} (act at 0.2)",
+        f"score {_fixed(alert.anomaly_score, 2)} (alert at 1.0)",
     ]
-    table["vehicle"] = vehicle_link(table["vin"])
-    table["last_seen"] = utc(table["last_seen_ms"])
-    columns = [
-        "rank",
-        "priority",
-        "vehicle",
-        "code",
-        "days",
-        "health",
-        "anomaly_score",
-        "confidence",
-        "band",
-        "action",
-        "reason",
-        "last_seen",
-    ]
-    return table[columns].reset_index(drop=True)
+    if pd.notna(alert.confidence):
+        parts.append(f"confidence {_fixed(100 * alert.confidence, 0)} %")
+    reason = _text(alert.reason)
+    return "; ".join(parts) + (f". {reason}" if reason != "—" else "")
+
+
+def _text(value: object) -> str:
+    return (
+        "—"
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+        else str(value)
+    )
+
+
+def _fixed(value: object, digits: int) -> str:
+    number = float(value) if isinstance(value, int | float) else math.nan
+    return f"{number:.{digits}f}" if math.isfinite(number) else "—"
 
 
 # ---------------------------------------------------------------- one vehicle

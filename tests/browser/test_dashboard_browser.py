@@ -63,7 +63,9 @@ def test_every_page_renders_its_key_content_in_chromium(
     assert metric(page, "Act") == str(int(counts["vehicles_act"]))
     assert metric(page, "Open alerts") == str(int(counts["alerts"]))
     assert page.locator(".js-plotly-plot").count() == 2
-    assert page.locator('[data-testid="stDataFrame"]').count() == 1  # the alerts
+    alerts = page.locator('[data-testid="stTable"]')
+    assert alerts.count() == 1 and fleet.urgent in alerts.inner_text()  # the alerts, nothing cut off
+    assert alerts.get_by_role("link", name=fleet.urgent).count() == 1  # each vehicle links to its page
     save(page, "1-fleet-health", screenshot_dirs)
 
     show(page, f"{url}/vehicle?vin={fleet.urgent}", "Recommended action", "Fault hypotheses")

@@ -226,14 +226,18 @@ def test_fleet_page_counts_bands_and_lists_alerts_by_urgency(seeded_app: SeededF
         "Act": str(1 + BAD_LOT_AFFECTED),
         "Open alerts": str(int(counts["alerts"])),
     }
-    table = app.dataframe[0].value
-    assert table.iloc[0]["vehicle"] == f"vehicle?vin={seeded_app.urgent}"
-    assert table.iloc[0]["priority"] == "P1" and table.iloc[0]["code"] == PAD_WEAR
-    assert table.iloc[0]["days"] == "8.9 (5.9-13.9)"  # 9 (6-14) days estimated 2 h before the snapshot
-    assert "Replace the brake pads" in table.iloc[0]["action"]
-    assert list(table["rank"]) == sorted(table["rank"])
-    watch = table[table["vehicle"] == f"vehicle?vin={seeded_app.watch}"].iloc[0]
-    assert (watch["priority"], watch["code"], watch["band"]) == ("P2", "tires.low_health", "watch")
+    table = app.table[0].value.reset_index()
+    first = table.iloc[0]
+    assert first["Vehicle"] == f"[{seeded_app.urgent}](vehicle?vin={seeded_app.urgent})"
+    assert first["Priority"] == "P1" and first["Fault"] == "brakes: pad wear"  # PAD_WEAR in words
+    assert first["Days to threshold (80% interval)"] == "8.9 (5.9-13.9)"  # 9 (6-14) days, 2 h before
+    assert "Replace the brake pads" in first["What to do"]
+    assert "@" in first["Owner and contact"] and first["Service center"].startswith("SC-")  # the registry's
+    assert list(table["Rank"]) == sorted(table["Rank"])
+    watch = table[table["Vehicle"].str.contains(seeded_app.watch)].iloc[0]
+    assert (watch["Priority"], watch["Fault"]) == ("P2", "tires: low health")
+    assert watch["Days to threshold (80% interval)"].startswith("—")  # no trend: said so, not blank
+    assert "None" not in table.to_string()
 
 
 def test_fleet_filters_narrow_counts_and_alerts_to_the_selection(seeded_app: SeededFleet) -> None:
@@ -243,7 +247,7 @@ def test_fleet_filters_narrow_counts_and_alerts_to_the_selection(seeded_app: See
     assert metrics(app)["Vehicles monitored"] == "10"
     assert metrics(app)["Act"] == str(BAD_LOT_AFFECTED)
     assert metrics(app)["Healthy"] == str(10 - BAD_LOT_AFFECTED)
-    shown = {link.split("=", 1)[1] for link in app.dataframe[0].value["vehicle"]}
+    shown = {link.split("=", 1)[1].rstrip(")") for link in app.table[0].value["Vehicle"]}
     assert shown == set(seeded_app.lot_affected)
 
 

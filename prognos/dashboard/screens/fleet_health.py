@@ -53,15 +53,16 @@ if alerts.empty:
 priorities = st.multiselect("Priority", ["P1", "P2", "P3"], placeholder="all", key="fleet_priority")
 if priorities:
     alerts = alerts[alerts["priority"].isin(priorities)]
-widgets.paged_table(
-    charts.alert_table(alerts),
-    "fleet_alerts",
-    column_config={
-        "vehicle": st.column_config.LinkColumn("vehicle", display_text=r"vin=(.*)"),
-        "days": st.column_config.TextColumn("days left (80%)"),
-        "health": st.column_config.NumberColumn("health", format="%.2f"),
-        "anomaly_score": st.column_config.NumberColumn("anomaly score", format="%.2f"),
-        "confidence": st.column_config.NumberColumn("confidence", format="%.2f"),
-        "last_seen": st.column_config.DatetimeColumn("last report (UTC)"),
-    },
+shown = charts.alert_table(alerts, registry)[charts.ALERT_PAGE_COLUMNS]
+widgets.paged_table(shown, "fleet_alerts", size=25, wrap_on="Rank")
+st.caption(
+    "Days to threshold: counted from now, for faults with a trend (wear, drift); an anomaly without "
+    "a trend has none. The CSV adds the evidence (subsystem health, anomaly score, confidence, last "
+    "report); the vehicle's page shows it over time."
+)
+widgets.csv_download(
+    charts.alert_table(alerts, registry, links=False),
+    "Download the alerts (CSV)",
+    "alerts.csv",
+    key="alerts_csv",
 )
