@@ -443,22 +443,47 @@ def records_chart(records: pd.DataFrame) -> go.Figure:
     return _layout(figure, "Records by trigger", height=300)
 
 
+WORK_ORDER_HEADINGS = (
+    "Order",
+    "Opened (UTC)",
+    "Closed (UTC)",
+    "Dealer",
+    "Service center",
+    "Parts",
+    "Labour (h)",
+    "Fixed first time",
+    "Amount",
+)
+
+
 def work_order_table(orders: pd.DataFrame) -> pd.DataFrame:
-    columns = {
-        "order_id": "order",
-        "dealer_id": "dealer",
-        "service_center": "service center",
-        "parts": "parts",
-        "labour_hours": "labour h",
-        "fixed_first_time": "fixed first time",
-        "amount": "amount",
-        "currency": "currency",
-    }
-    table = pd.DataFrame({"opened": utc(orders["opened_at_ms"]), "closed": utc(orders["closed_at_ms"])})
-    for column, label in columns.items():
-        if column in orders:
-            table[label] = orders[column].to_numpy()
-    return table
+    """The vehicle's DMS work orders, newest first, as a reader wants them: times to the minute,
+    the amount with its currency, parts or a dash, never None."""
+
+    def when(ms: object) -> str:
+        return f"{utc(pd.Series([ms])).iloc[0]:%Y-%m-%d %H:%M}" if pd.notna(ms) else "open"
+
+    rows = []
+    for order in orders.itertuples():
+        values = order._asdict()
+        amount = values.get("amount")
+        currency = _text(values.get("currency"))
+        rows.append(
+            {
+                "Order": str(order.order_id),
+                "Opened (UTC)": when(order.opened_at_ms),
+                "Closed (UTC)": when(order.closed_at_ms),
+                "Dealer": _text(values.get("dealer_id")),
+                "Service center": _text(values.get("service_center")),
+                "Parts": _text(values.get("parts")).replace(";", ", "),
+                "Labour (h)": _fixed(values.get("labour_hours"), 1),
+                "Fixed first time": {True: "yes", False: "no"}.get(values.get("fixed_first_time"), "—"),
+                "Amount": f"{float(amount):,.2f} {'' if currency == '—' else currency}".strip()
+                if isinstance(amount, int | float) and math.isfinite(amount)
+                else "—",
+            }
+        )
+    return pd.DataFrame(rows, columns=list(WORK_ORDER_HEADINGS))
 
 
 INTERVAL_METHODS = {

@@ -264,11 +264,15 @@ def test_vehicle_page_from_a_link_shows_scores_faults_records_services_and_actio
     assert faults.iloc[0]["interval_80"] == f"{6 - 2 / 24:.1f}-{14 - 2 / 24:.1f}"
     records = app.dataframe[1].value
     assert list(records["seq"]) == [3, 2, 1] and set(records["trigger"]) == {"anomaly"}
-    orders = app.dataframe[2].value
-    assert len(orders) > 0 and orders["opened"].is_monotonic_decreasing
+    orders = app.table[-1].value.reset_index()
+    assert len(orders) > 0 and list(orders["Opened (UTC)"]) == sorted(orders["Opened (UTC)"], reverse=True)
+    assert (
+        "None" not in orders.to_string() and orders["Amount"].str.match(r"^[\d,]+\.\d\d( [A-Z]{3})?$").all()
+    )
     assert any(h.value == "Maintenance intervals" for h in app.subheader)
     # the seeded snapshot has no interval for it: the page says why instead of an empty table
-    assert not app.table and any("No personalised interval yet" in m.value for m in app.markdown)
+    assert all("Wear part" not in t.value.reset_index().columns for t in app.table)
+    assert any("No personalised interval yet" in m.value for m in app.markdown)
     charts = app.get("plotly_chart")
     assert len(charts) == 3  # scores (with the threshold line), health, records per day
     assert '"y0":1.0' in charts[0].proto.spec.replace(" ", "")

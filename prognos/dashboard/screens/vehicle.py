@@ -122,4 +122,4 @@ orders = widgets.load(data.vehicle_work_orders, vin)
 if orders.empty:
     st.write("No work order for this vehicle in the imported DMS data.")
 else:
-    st.dataframe(charts.work_order_table(orders), hide_index=True)
+    widgets.paged_table(charts.work_order_table(orders), "vehicle_orders", size=25, wrap_on="Order")
