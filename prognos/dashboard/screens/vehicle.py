@@ -81,14 +81,19 @@ else:
         charts.fault_table(faults, last_record, int(time.time() * 1000)),
         hide_index=True,
         column_config={
-            "open": st.column_config.CheckboxColumn("open (latest record)"),
+            "code": st.column_config.TextColumn("fault"),
+            "open": st.column_config.CheckboxColumn("open", width="small", help="in the latest record"),
             "confidence": st.column_config.ProgressColumn(
-                "confidence", min_value=0.0, max_value=1.0, format="%.2f"
+                "confidence", min_value=0.0, max_value=1.0, format="%.2f", width="small"
             ),
-            "days_left": st.column_config.NumberColumn("days to threshold (from now)", format="%.1f"),
+            "days_left": st.column_config.NumberColumn(
+                "days left", format="%.1f", help="to the threshold, from now"
+            ),
             "interval_80": st.column_config.TextColumn("80% interval (days)"),
-            "estimated_at": st.column_config.DatetimeColumn("estimated (UTC)"),
-            "last_reported": st.column_config.DatetimeColumn("last reported (UTC)"),
+            "estimated_at": st.column_config.DatetimeColumn("estimated (UTC)", format="YYYY-MM-DD HH:mm"),
+            "last_reported": st.column_config.DatetimeColumn(
+                "last reported (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
         },
     )
 
@@ -100,7 +105,11 @@ else:
     widgets.paged_table(
         charts.records_table(records),
         "vehicle_records",
-        column_config={"window_end": st.column_config.DatetimeColumn("window end (UTC)")},
+        column_config={
+            "window_end": st.column_config.DatetimeColumn("window end (UTC)", format="YYYY-MM-DD HH:mm"),
+            "seq": st.column_config.NumberColumn("record no."),
+            "window_min": st.column_config.NumberColumn("window (min)", format="%.1f"),
+        },
     )
 
 st.subheader("Maintenance intervals")
