@@ -12,8 +12,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from prognos.cloud.analytics.job import run_once
+from prognos.cloud.analytics.reading import latest_snapshot_ms, snapshot_alerts
 from prognos.cloud.ingest.points import record_lines
 from prognos.cloud.storage.client import InfluxClient
+from prognos.dashboard import charts
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 
@@ -84,12 +86,26 @@ def test_fleet_page_shows_the_analytics_snapshot_of_the_latest_records(
         "Open alerts": "2",
     }
     assert "No vehicle registry imported" in app.info[0].value
-    table = app.dataframe[0].value
-    assert list(table["vehicle"]) == ["vehicle?vin=ACT00000000000003", "vehicle?vin=WATCH000000000002"]
+    table = app.table[0].value.reset_index()
+    assert list(table["Vehicle"]) == [
+        "[ACT00000000000003](vehicle?vin=ACT00000000000003)",
+        "[WATCH000000000002](vehicle?vin=WATCH000000000002)",
+    ]
     act = table.iloc[0]
-    assert (act["priority"], act["code"], act["band"]) == ("P1", "battery.module_temperature_drift", "act")
-    assert act["days"] == "12.0 (8.0-20.0)"  # 12 (8-20) estimated an hour before the snapshot
-    assert act["last_seen"] == pd.Timestamp(now - 3_600_000, unit="ms", tz="UTC")
+    assert (act["Priority"], act["Fault"]) == ("P1", "battery: module temperature drift")
+    assert (
+        act["Days to threshold (80% interval)"] == "12.0 (8.0-20.0)"
+    )  # 12 (8-20), an hour before the snapshot
+    assert act["Owner and contact"] == "— (not in the registry)"
+    snapshot_ms = latest_snapshot_ms(influx, database)
+    assert snapshot_ms is not None
+    csv = charts.alert_table(
+        snapshot_alerts(influx, database, snapshot_ms), None, links=False
+    )  # the CSV's rows
+    assert (
+        csv.iloc[0]["Last report (UTC)"]
+        == f"{pd.Timestamp(now - 3_600_000, unit='ms', tz='UTC'):%Y-%m-%d %H:%M}"
+    )
 
 
 def test_empty_database_says_no_data_yet(app_env: None) -> None:
