@@ -16,7 +16,6 @@ from prognos.desk.tickets import Ticket, clocks
 
 DASH = "—"  # an empty cell: never "None" (a lone "-" would render as a list bullet)
 SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
-TAG_ICONS = {"high": "🔴", "medium": "🟠", "low": "🟡"}
 STATE_NAMES = {
     "new": "new",
     "acknowledged": "acknowledged",

@@ -15,11 +15,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from prognos.cloud.dealers.kinds import skill_set
 from prognos.cloud.dealers.reassign import ServiceCenter, weekly_capacity
 from prognos.desk import audit, schema
 from prognos.desk.calendar import BusinessCalendar
@@ -79,12 +81,8 @@ def free_slots(
     return found
 
 
-def _center(connection: Connection, center_id: str) -> ServiceCenter:
-    row = connection.execute(
-        select(schema.service_center).where(schema.service_center.c.center_id == center_id)
-    ).first()
-    if row is None:
-        raise ConfigError(f"no service center {center_id!r}; nothing was written")
+def center_of(row: Any) -> ServiceCenter:
+    """A `service_center` row as the reassignment and capacity rules take it."""
     return ServiceCenter(
         id=row.center_id,
         dealer_id=row.dealer_id,
@@ -92,8 +90,18 @@ def _center(connection: Connection, center_id: str) -> ServiceCenter:
         lon=row.lon,
         capacity_per_week=row.capacity_per_week,
         technicians=row.technicians,
+        skills=skill_set(row.skills),
         name=row.name,
     )
+
+
+def _center(connection: Connection, center_id: str) -> ServiceCenter:
+    row = connection.execute(
+        select(schema.service_center).where(schema.service_center.c.center_id == center_id)
+    ).first()
+    if row is None:
+        raise ConfigError(f"no service center {center_id!r}; nothing was written")
+    return center_of(row)
 
 
 def _booked(connection: Connection, center_id: str, since: datetime) -> list[datetime]:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from prognos.cloud.dealers.kinds import skill_set
 from prognos.cloud.dealers.reassign import (
     DEFAULT_SETTINGS,
     Appointment,
@@ -28,6 +27,7 @@ from prognos.cloud.dealers.reassign import (
     reassign,
 )
 from prognos.desk import audit, ledger, schema
+from prognos.desk.booking import center_of
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.store import transaction
 from prognos.desk.tickets import DONE_STATES
@@ -175,19 +175,7 @@ def fail_dealer(
 
 
 def _centers(connection: Connection) -> list[ServiceCenter]:
-    return [
-        ServiceCenter(
-            id=row.center_id,
-            dealer_id=row.dealer_id,
-            lat=row.lat,
-            lon=row.lon,
-            capacity_per_week=row.capacity_per_week,
-            technicians=row.technicians,
-            skills=skill_set(row.skills),
-            name=row.name,
-        )
-        for row in connection.execute(select(schema.service_center))
-    ]
+    return [center_of(row) for row in connection.execute(select(schema.service_center))]
 
 
 def _served(

@@ -19,7 +19,6 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from prognos.errors import ConfigError, PrognosError
 
-log = logging.getLogger(__name__)
 logging.getLogger("alembic").setLevel(logging.WARNING)  # every command migrates: no chatter
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -49,7 +49,7 @@ class Shares:
     """How common each situation is, per customer or vehicle."""
 
     second_vehicle: float = 0.10
-    not_delivered: float = 0.02  # of vehicles elsewhere; the failing dealer's share is FAILING_...
+    not_delivered: float = 0.02  # of vehicles at other dealers than the failing one
     not_delivered_failing: float = 0.12
     maintenance_package: float = 0.40
     extended_warranty: float = 0.15
