@@ -76,7 +76,7 @@ def test_a_service_manager_finds_a_customer_and_sees_everything_about_them(
         page,
         f"{desk.url}/customers?customer={view.customer_id}",
         f"{view.name} ({view.customer_id})",
-        "Risk tags",
+        "Call priority",
     )
     body = page.locator('[data-testid="stMain"]').inner_text()
     for tag in view.tags:
