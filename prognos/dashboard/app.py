@@ -12,6 +12,7 @@ pages = {
         st.Page("screens/dealers.py", title="Dealer KPIs", url_path="dealers"),
     ],
     "Service desk": [
+        st.Page("screens/this_week.py", title="This week", url_path="week"),
         st.Page("screens/customers.py", title="Customers", url_path="customers"),
         st.Page("screens/complaints.py", title="Complaints", url_path="complaints"),
     ],

@@ -168,6 +168,17 @@ def alerts(at: str) -> pd.DataFrame:
     return frame.sort_values("rank", kind="stable")[list(ALERT_COLUMNS)].reset_index(drop=True)
 
 
+SERVICE_COLUMNS = schema.SERVICE_LIST.column_names(first=("rank", "vin"))
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def service_list(at: str) -> pd.DataFrame:
+    """The snapshot's proactive service list: vehicles with a predicted failure, earliest due
+    first (docs/analytics.md)."""
+    frame = _frame('SELECT * FROM "service_list" WHERE time = $t', {"t": at}, SERVICE_COLUMNS)
+    return frame.sort_values("rank", kind="stable")[list(SERVICE_COLUMNS)].reset_index(drop=True)
+
+
 INTERVAL_COLUMNS = schema.MAINTENANCE_INTERVAL.column_names(first=("vin", "part"))
 
 

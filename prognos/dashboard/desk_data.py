@@ -1,4 +1,4 @@
-"""The service desk's queries and actions for the Customers and Complaints pages.
+"""The service desk's queries and actions for the Customers, Complaints and This week pages.
 
 The desk's database is the one `prognos desk` uses (prognos.ops.state.desk_url: PROGNOS_DESK_DB,
 else the stack's PostgreSQL, else desk.db in PROGNOS_HOME). Reads are cached for a short while;
@@ -18,12 +18,13 @@ import streamlit as st
 from sqlalchemy import Engine, select
 
 from prognos.dashboard.data import DataUnavailableError
-from prognos.desk import complaints, customers, ledger, schema
+from prognos.desk import complaints, customers, ledger, schema, week
 from prognos.desk.booking import Booking, Slot, book, next_slots
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.store import StoreError, connect
 from prognos.desk.tags import Settings
 from prognos.desk.tickets import Ticket
+from prognos.desk.week import Call, Due
 from prognos.errors import ConfigError
 from prognos.ops.state import default_home, desk_url
 
@@ -181,7 +182,14 @@ def slots(center_id: str, count: int = 12) -> list[Slot]:
 
 @_reached
 def book_visit(
-    *, customer_id: str, vin: str, center_id: str, at: datetime, purpose: str, actor: str
+    *,
+    customer_id: str,
+    vin: str,
+    center_id: str,
+    at: datetime,
+    purpose: str,
+    actor: str,
+    parts: tuple[str, ...] = (),
 ) -> Booking:
     """Book a slot (ConfigError: not free any more, or a bad choice)."""
     booked = book(
@@ -193,6 +201,14 @@ def book_visit(
         purpose=purpose,
         actor=actor,
         now=now(),
+        parts=parts,
     )
     st.cache_data.clear()
     return booked
+
+
+@_reached
+@st.cache_data(ttl=TTL_S, show_spinner="Finding owners, centers and free slots…")
+def week_calls(dues: tuple[Due, ...]) -> list[Call]:
+    with engine().connect() as connection:
+        return week.week_calls(connection, dues, now=now())

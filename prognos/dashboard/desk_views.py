@@ -1,10 +1,10 @@
-"""What the Customers and Complaints pages show, as tables with headings, units and words:
+"""What the Customers, Complaints and This week pages show, as tables with headings, units and words:
 pure (desk read models in, DataFrames and text out), so tests check it without a browser."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -13,6 +13,7 @@ from prognos.desk.booking import Slot
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.tickets import Ticket, clocks
+from prognos.desk.week import Call, Due
 
 DASH = "—"  # an empty cell: never "None" (a lone "-" would render as a list bullet)
 SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
@@ -265,3 +266,98 @@ def move_text(move: Mapping[str, Any]) -> str:
 def slot_text(slot: Slot) -> str:
     bays = f"{slot.free_bays} bay{'s' if slot.free_bays != 1 else ''} free"
     return f"{slot.start:%a %Y-%m-%d %H:%M} UTC ({bays})"
+
+
+def dues_from_snapshot(service: pd.DataFrame, alerts: pd.DataFrame, *, last_day: date) -> list[Due]:
+    """The vehicles due for a visit by `last_day`: the service list's entries due by then, and
+    the vehicles with a P1 alert but no entry (due at once, on the snapshot's day)."""
+    dues: dict[str, Due] = {}
+    for row in service.itertuples(index=False):
+        due = date.fromisoformat(str(row.due_date))
+        if due > last_day:
+            continue
+        dues[str(row.vin)] = Due(
+            vin=str(row.vin),
+            due=due,
+            reason=text_or_empty(row.reason),
+            codes=tuple(c.strip() for c in text_or_empty(row.codes).split(",") if c.strip()),
+            owner=text_or_empty(row.owner_name),
+            contact=text_or_empty(row.owner_contact),
+            center_id=text_or_empty(row.service_center),
+        )
+    urgent = alerts[alerts["priority"] == "P1"] if not alerts.empty else alerts
+    for vin, rows in urgent.groupby("vin", sort=False) if not urgent.empty else ():
+        if str(vin) in dues:
+            continue
+        reasons = [text_or_empty(r) for r in rows["reason"]]
+        seen = pd.to_numeric(rows["last_seen_ms"], errors="coerce").max()
+        when = datetime.fromtimestamp(seen / 1000, UTC).date() if seen == seen else last_day
+        dues[str(vin)] = Due(
+            vin=str(vin),
+            due=min(when, last_day),
+            reason="; ".join(r for r in reasons if r) or "urgent alert",
+            codes=tuple(str(c) for c in rows["code"]),
+            priority="P1",
+        )
+    return list(dues.values())
+
+
+def text_or_empty(value: object) -> str:
+    """A cell as text, "" for an empty one (None, NaN)."""
+    return "" if value is None or value != value else str(value)
+
+
+WEEK_COLUMNS = [
+    "Due by",
+    "Owner",
+    "Contact",
+    "Vehicle",
+    "Why",
+    "Service center",
+    "Proposed slot",
+]
+
+
+def week_table(calls: Sequence[Call], *, links: bool = True) -> pd.DataFrame:
+    """This week's calls in a service manager's words; with `links` the owner and the vehicle
+    open their pages. Without links (the CSV) the customer id, e-mail and phone get their own
+    columns."""
+    rows = []
+    for call in calls:
+        owner, due, center = call.owner, call.due, call.center
+        name = owner.name if owner is not None else due.owner
+        if owner is not None and links:
+            name = f"[{owner.name}](customers?customer={owner.customer_id})"
+        contact = " · ".join(p for p in (owner.phone, owner.email) if p) if owner is not None else due.contact
+        vehicle = f"[{due.vin}](vehicle?vin={due.vin})" if links else due.vin
+        if owner is not None and (owner.plate or owner.model):
+            vehicle += f" ({', '.join(p for p in (owner.plate, owner.model) if p)})"
+        if center is None:
+            where = "no capable center known"
+        else:
+            far = f", {call.distance_km:.0f} km from home" if call.distance_km else ""
+            where = f"{center.name or center.id} ({center.id}{far})"
+        if owner is not None and owner.booked_at is not None:
+            slot = f"booked {owner.booked_at:%a %Y-%m-%d %H:%M} UTC"
+        elif call.slot is not None:
+            slot = f"{call.slot:%a %Y-%m-%d %H:%M} UTC"
+        else:
+            slot = "none free in the next weeks" if center is not None else DASH
+        row = {
+            "Due by": f"{due.due:%Y-%m-%d}" + (" (P1 alert)" if due.priority == "P1" else ""),
+            "Owner": text(name),
+            "Contact": text(contact),
+            "Vehicle": vehicle,
+            "Why": text(due.reason),
+            "Service center": where,
+            "Proposed slot": slot,
+        }
+        if not links:
+            row |= {
+                "Customer": owner.customer_id if owner is not None else "",
+                "E-mail": owner.email if owner is not None else "",
+                "Phone": owner.phone if owner is not None else "",
+            }
+        rows.append(row)
+    columns = WEEK_COLUMNS if links else [*WEEK_COLUMNS, "Customer", "E-mail", "Phone"]
+    return pd.DataFrame(rows, columns=columns)

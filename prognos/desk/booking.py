@@ -12,7 +12,7 @@ both get it: the store's unique index refuses the second.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,10 +149,12 @@ def book(
     purpose: str,
     actor: str,
     now: datetime,
+    parts: Sequence[str] = (),
 ) -> Booking:
     """Book the slot at `at` for the customer's vehicle, in one transaction, audited. An unknown
     customer or center, a vehicle not theirs, or a slot that is not free is a ConfigError and
-    nothing is written."""
+    nothing is written. `parts`: the part numbers the visit needs, so the center can have them
+    on the shelf."""
     at = _utc(at)
     bay = 0
     if len(purpose) > schema.NAME:
@@ -200,7 +202,7 @@ def book(
                 "scheduled_at": at,
                 "status": "booked",
                 "purpose": purpose,
-                "parts": "",
+                "parts": ";".join(parts),
                 "updated_at": now,
                 "bay": bay,
             }

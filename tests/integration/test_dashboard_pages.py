@@ -89,10 +89,13 @@ def _record(
     )
 
 
+DMS_ARGS: dict[str, Any] = {"seed": 11, "months": 7, "order_scale": 0.35, "vehicles": 40}
+
+
 def seed_fleet(influx: InfluxClient, database: str, work_dir: Path) -> SeededFleet:
     """Fill `database` as ingest, the DMS import and the analytics job would (module docstring)."""
     now_ms = int(time.time()) * 1000
-    rows = make_dms(seed=11, months=7, order_scale=0.35, vehicles=40)
+    rows = make_dms(**DMS_ARGS)
     registry = rows["vehicle"]
     vins = tuple(r["vin"] for r in registry)
     centers = {r["vin"]: r["service_center"] for r in registry}

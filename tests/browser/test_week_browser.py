@@ -1,0 +1,123 @@
+"""The This week page in Chromium, doing a service manager's job on a seeded fleet (InfluxDB,
+analytics snapshot) and a desk seeded with the same vehicles: see whom to call and why, take the
+call list away as CSV, book the proposed slot for the most urgent vehicle, and find that booking
+on its owner's page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, select
+
+from prognos.cloud.storage.client import InfluxClient, quote_identifier
+from prognos.dashboard.cli import dashboard_command
+from prognos.desk import schema
+from prognos.desk.store import connect
+from prognos.ops.state import StackInfo
+from prognos.sim.dealers import make_dms
+from prognos.sim.desk_seed import seed_desk
+from tests.integration.test_dashboard_pages import DMS_ARGS, SeededFleet, seed_fleet
+from tests.support.browser import free_port, metric, save, served_dashboard, show
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+
+@dataclass(frozen=True)
+class Week:
+    url: str
+    fleet: SeededFleet
+    engine: Engine
+    owner: tuple[str, str]  # customer id and name of the urgent vehicle's owner
+
+
+@pytest.fixture(scope="module")
+def week(
+    browser_available: None, stack: StackInfo, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Week]:
+    client = InfluxClient(stack.influx_url, timeout_s=30.0)
+    name = f"week_{uuid.uuid4().hex[:12]}"
+    client.create_database(name)
+    work = tmp_path_factory.mktemp("week-browser")
+    db = f"sqlite:///{work / 'desk.db'}"
+    engine = connect(db)
+    try:
+        fleet = seed_fleet(client, name, work)
+        now = datetime.now(UTC)
+        seed_desk(
+            engine, customers=80, seed=11, key=Ed25519PrivateKey.generate(), now=now, dms=make_dms(**DMS_ARGS)
+        )
+        v, c = schema.vehicle, schema.customer
+        with engine.connect() as connection:
+            owner = connection.execute(
+                select(c.c.customer_id, c.c.name)
+                .join(v, v.c.customer_id == c.c.customer_id)
+                .where(v.c.vin == fleet.urgent)
+            ).one()
+            connection.execute(  # no open appointment yet, so the page proposes one
+                schema.appointment.delete().where(schema.appointment.c.vin == fleet.urgent)
+            )
+            connection.commit()
+        argv, env = dashboard_command(Path(stack.home), name, free_port(), desk_db=db)
+        env.pop("PROGNOS_INFLUX_URL", None)
+        with served_dashboard(argv, env, work / "streamlit.log") as url:
+            yield Week(url, fleet, engine, (owner.customer_id, owner.name))
+    finally:
+        engine.dispose()
+        client.query("DROP DATABASE " + quote_identifier(name), database=None, method="POST")
+        client.close()
+
+
+def test_a_service_manager_calls_the_urgent_owner_and_books_the_proposed_slot(
+    browser_page: Page, week: Week, screenshot_dirs: list[Path]
+) -> None:
+    page, urgent = browser_page, week.fleet.urgent
+    customer_id, name = week.owner
+    show(page, f"{week.url}/week", "Vehicles due", "Proposed slot")
+    assert int(metric(page, "To call")) >= 1
+    calls = page.locator('[data-testid="stTable"]')
+    assert calls.count() == 1
+    row = calls.locator("tr").filter(has_text=urgent)
+    assert row.get_by_role("link", name=name).count() == 1  # the owner opens their page
+    assert row.get_by_role("link", name=urgent).count() == 1  # the vehicle opens its page
+    assert "brakes.pad_wear" in row.inner_text() and "None" not in calls.inner_text()
+    save(page, "10-this-week", screenshot_dirs)
+
+    with page.expect_download() as download:
+        page.get_by_text("Download the call list (CSV)").click()
+    lines = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    mine = [line for line in lines if line["Vehicle"].startswith(urgent)]
+    assert len(mine) == 1 and mine[0]["Customer"] == customer_id and mine[0]["Owner"] == name
+    slot = mine[0]["Proposed slot"]
+    assert slot.endswith("UTC") and "booked" not in slot
+
+    page.get_by_text("Book a proposed slot").click()
+    page.get_by_role("combobox", name="Vehicle to book").click()
+    page.get_by_role("option").filter(has_text=urgent).click()
+    page.get_by_role("button", name="Book this slot").click()
+    page.get_by_text("Booked AP-").wait_for()
+    a = schema.appointment
+    with week.engine.connect() as connection:
+        booked = connection.execute(
+            select(a.c.appointment_id, a.c.scheduled_at, a.c.parts).where(
+                a.c.vin == urgent, a.c.status == "booked"
+            )
+        ).one()
+    assert f"{booked.scheduled_at:%a %Y-%m-%d %H:%M} UTC" == slot  # the slot the list proposed
+    assert booked.parts == "PG-BRK-3100"  # the brake pads, so the center can have them ready
+    assert metric(page, "Already booked") != "0"
+
+    link = page.get_by_role("link", name=f"{name}'s page")
+    assert link.get_attribute("href") == f"customers?customer={customer_id}"
+    show(page, f"{week.url}/customers?customer={customer_id}", f"{name} ({customer_id})", "Open appointments")
+    page.locator('[data-testid="stTable"]').filter(has_text=booked.appointment_id).first.wait_for()
+    save(page, "11-booked-on-customer", screenshot_dirs)
