@@ -134,22 +134,15 @@ def select_vehicles(registry: pd.DataFrame, selection: Mapping[str, Sequence[str
     return registry[chosen]
 
 
-def vehicle_bands(alerts: pd.DataFrame) -> pd.DataFrame:
-    """One row per vehicle with an alert: vin, band, vehicle_health (its most urgent alert's)."""
-    if alerts.empty:
-        return pd.DataFrame({"vin": [], "band": [], "vehicle_health": []})
-    first = alerts.sort_values("rank", kind="stable").drop_duplicates("vin")
-    return first[["vin", "band", "vehicle_health"]].reset_index(drop=True)
-
-
 def key_figures(
-    counts: Mapping[str, float], alerts: pd.DataFrame, selected: pd.DataFrame | None
+    counts: Mapping[str, float], alerts: pd.DataFrame, bands: pd.DataFrame, selected: pd.DataFrame | None
 ) -> dict[str, int]:
-    """Vehicles monitored, healthy / watch / act and open alerts.
+    """Vehicles monitored, healthy / watch / act, open alerts, and (with a selection) the
+    selected vehicles without data in the window.
 
-    Without a selection: the snapshot's counts (every vehicle with data in the window). With a
-    selection of registry rows: its vehicles, act and watch from their alerts (every act and
-    watch vehicle has one), the rest healthy."""
+    Without a selection: the snapshot's counts. With a selection of registry rows: its vehicles
+    among the snapshot's `bands` (vin, band: every vehicle with data in the window), so the
+    counts and the band chart always hold the same vehicles."""
     if selected is None:
         return {
             "monitored": int(counts.get("vehicles_observed", 0)),
@@ -158,27 +151,31 @@ def key_figures(
             "act": int(counts.get("vehicles_act", 0)),
             "alerts": len(alerts),
             "p1": int((alerts["priority"] == "P1").sum()) if not alerts.empty else 0,
+            "silent": 0,
         }
     vins = set(selected["vin"])
     mine = alerts[alerts["vin"].isin(vins)] if not alerts.empty else alerts
-    bands = vehicle_bands(mine)["band"].value_counts()
-    act, watch = int(bands.get("act", 0)), int(bands.get("watch", 0))
+    seen = bands[bands["vin"].isin(vins)] if not bands.empty else bands
+    per_band = seen["band"].value_counts() if not seen.empty else pd.Series(dtype=int)
     return {
-        "monitored": len(vins),
-        "healthy": len(vins) - act - watch,
-        "watch": watch,
-        "act": act,
+        "monitored": len(seen),
+        "healthy": int(per_band.get("healthy", 0)),
+        "watch": int(per_band.get("watch", 0)),
+        "act": int(per_band.get("act", 0)),
         "alerts": len(mine),
         "p1": int((mine["priority"] == "P1").sum()) if not mine.empty else 0,
+        "silent": len(vins) - len(seen),
     }
 
 
-def band_table(selected: pd.DataFrame, alerts: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Vehicles per value of `by` and band: registry rows without an act or watch alert are healthy."""
-    bands = vehicle_bands(alerts).set_index("vin")["band"]
-    band = selected["vin"].map(bands).where(lambda b: b.isin(["act", "watch"]), "healthy")
-    groups = selected[by].fillna("(none)").astype(str)
-    table = pd.DataFrame({by: groups, "band": band}).value_counts().rename("vehicles").reset_index()
+def band_table(bands: pd.DataFrame, registry: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Vehicles per value of `by` (a registry column) and band, for the snapshot's `bands`
+    (vin, band); a vehicle the registry does not hold is in the group "(not registered)"."""
+    if bands.empty:
+        return pd.DataFrame({by: pd.Series(dtype=str), "band": pd.Series(dtype=str), "vehicles": []})
+    groups = registry.drop_duplicates("vin").set_index("vin")[by] if by in registry else pd.Series(dtype=str)
+    group = bands["vin"].map(groups).fillna("(not registered)").astype(str)
+    table = pd.DataFrame({by: group, "band": bands["band"]}).value_counts().rename("vehicles").reset_index()
     return table.sort_values([by, "band"]).reset_index(drop=True)
 
 

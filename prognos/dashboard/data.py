@@ -179,6 +179,15 @@ def service_list(at: str) -> pd.DataFrame:
     return frame.sort_values("rank", kind="stable")[list(SERVICE_COLUMNS)].reset_index(drop=True)
 
 
+BAND_COLUMNS = schema.VEHICLE_BAND.column_names(first=("vin", "band"))
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def vehicle_bands(at: str) -> pd.DataFrame:
+    """Every vehicle with data in the snapshot's window, with its band (the counts' basis)."""
+    return _frame('SELECT * FROM "vehicle_band" WHERE time = $t', {"t": at}, BAND_COLUMNS)[list(BAND_COLUMNS)]
+
+
 INTERVAL_COLUMNS = schema.MAINTENANCE_INTERVAL.column_names(first=("vin", "part"))
 
 

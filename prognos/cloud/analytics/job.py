@@ -73,6 +73,15 @@ class RunSummary:
         return self.counts[name]
 
 
+def _bands(vehicles: pd.DataFrame) -> pd.DataFrame:
+    """The vehicle table as `vehicle_band` points (the counts' basis, so the dashboard's charts
+    group exactly the vehicles its counts hold)."""
+    if vehicles.empty:
+        return vehicles.reindex(columns=["vin", *schema.VEHICLE_BAND.fields])
+    seen = pd.to_numeric(vehicles["last_seen"], errors="coerce")
+    return vehicles.assign(last_seen_ms=seen)[["vin", *schema.VEHICLE_BAND.fields]]
+
+
 def snapshot(
     results: Results, as_of_ms: int, *, lookback_days: float, horizon_weeks: int
 ) -> tuple[list[str], dict[str, float]]:
@@ -103,6 +112,7 @@ def snapshot(
         *_lines(schema.COHORT, cohorts, as_of_ms),
         *_lines(schema.CAMPAIGN_VEHICLE, campaign, as_of_ms),
         *_lines(schema.SERVICE_LIST, service, as_of_ms),
+        *_lines(schema.VEHICLE_BAND, _bands(results.vehicles), as_of_ms),
         *_lines(schema.MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
         *_lines(schema.PARTS_FORECAST, weekly, as_of_ms),
         *_lines(schema.PARTS_REORDER, results.parts_reorder, as_of_ms),

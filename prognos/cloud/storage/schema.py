@@ -194,6 +194,19 @@ SERVICE_LIST = Measurement(
     },
     precision="ms",
 )
+VEHICLE_BAND = Measurement(
+    name="vehicle_band",
+    meaning="one vehicle with data in a snapshot's window, with its health band",
+    tags=("vin",),
+    fields={
+        "band": STR,
+        "health": FLOAT,
+        "worst_subsystem": STR,
+        "max_score": FLOAT,
+        "last_seen_ms": INT,
+    },
+    precision="ms",
+)
 MAINTENANCE_INTERVAL = Measurement(
     name="maintenance_interval",
     meaning="one vehicle's personalised service interval of one wear part, in a snapshot",
@@ -329,6 +342,7 @@ ANALYTICS_RESULTS = (
     COHORT,
     CAMPAIGN_VEHICLE,
     SERVICE_LIST,
+    VEHICLE_BAND,
     MAINTENANCE_INTERVAL,
     PARTS_FORECAST,
     PARTS_REORDER,

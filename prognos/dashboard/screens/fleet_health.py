@@ -8,16 +8,19 @@ st.title("Fleet health")
 snapshot = widgets.snapshot()
 registry = widgets.load(data.registry)
 alerts = widgets.load(data.alerts, snapshot.at)
+bands = widgets.load(data.vehicle_bands, snapshot.at)
 
 selected = widgets.registry_filters(registry, "fleet")
+figures = charts.key_figures(snapshot.counts, alerts, bands, selected)
 if selected is not None:
     alerts = alerts[alerts["vin"].isin(set(selected["vin"]))]
+    bands = bands[bands["vin"].isin(set(selected["vin"]))]
+    silent = figures["silent"]
     st.caption(
-        "With a filter the counts come from the registry and the alerts: a registered vehicle of "
-        "the selection without an act or watch alert counts as healthy. Vehicles missing from the "
-        "registry are not in any selection."
+        "With a filter the counts hold the selection's vehicles with data in the snapshot's window"
+        + (f"; {silent} more of the selection sent nothing in it." if silent else ".")
+        + " Vehicles missing from the registry are not in any selection."
     )
-figures = charts.key_figures(snapshot.counts, alerts, selected)
 
 cols = st.columns(5)
 cols[0].metric("Vehicles monitored", figures["monitored"])
@@ -28,7 +31,9 @@ cols[4].metric("Open alerts", figures["alerts"], help=f"{figures['p1']} of them 
 
 left, right = st.columns(2)
 with left:
-    if registry.empty:
+    if figures["monitored"] == 0:
+        st.info("No vehicle has sent data in the snapshot's window, so no band to chart.")
+    elif registry.empty or bands.empty:
         st.plotly_chart(charts.fleet_band_chart(figures))
     else:
         by = (
@@ -40,15 +45,17 @@ with left:
             )
             or "model"
         )
-        rows = selected if selected is not None else registry
-        st.plotly_chart(charts.band_chart(charts.band_table(rows, alerts, by), by))
+        st.plotly_chart(charts.band_chart(charts.band_table(bands, registry, by), by))
 with right:
     history = widgets.load(data.snapshot_history)
     st.plotly_chart(charts.band_history_chart(history))
 
 st.subheader("Alerts, most urgent first")
 if alerts.empty:
-    st.success("No open alerts: every vehicle is healthy.")
+    if figures["monitored"]:
+        st.success(f"No open alerts: all {figures['monitored']} vehicles with data are healthy.")
+    else:
+        st.info("No open alerts, and no vehicle has sent data in the window.")
     st.stop()
 priorities = st.multiselect("Priority", ["P1", "P2", "P3"], placeholder="all", key="fleet_priority")
 if priorities:
