@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from prognos.cloud.analytics.alerts import days_text
 from prognos.cloud.analytics.common import DEFAULT_SETTINGS, SUBSYSTEM_WORDS
 from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH, WATCH_SCORE
 from prognos.desk import schema
@@ -146,23 +147,11 @@ def severity_of(alert: FleetAlert) -> str:
     return BAND_SEVERITY.get(alert.band or "", "info")
 
 
-def _days(count: int) -> str:
-    return "1 day" if count == 1 else f"{count} days"
-
-
 def _when(alert: FleetAlert) -> str:
     if alert.days_left is None:
         return "time to failure not estimated yet"
-    days = round(alert.days_left)
-    if days < 0:
-        return f"failure was expected {_days(-days)} ago"
-    if days == 0:
-        return "failure expected within a day"
-    text = f"failure expected in {_days(days)}"
-    if alert.days_low_left is not None and alert.days_high_left is not None:
-        low, high = max(round(alert.days_low_left), 0), max(round(alert.days_high_left), 0)
-        text += f" (80 % interval {low}-{high} days)"
-    return text
+    low, high = alert.days_low_left, alert.days_high_left
+    return days_text(alert.days_left, math.nan if low is None else low, math.nan if high is None else high)
 
 
 def summary_of(alert: FleetAlert) -> str:

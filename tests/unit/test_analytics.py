@@ -517,3 +517,13 @@ def test_the_schema_page_lists_every_measurement_tag_and_field() -> None:
         for name, kind in measurement.fields.items():
             row = section.split(f"| `{name}` |", 1)[1].split("\n", 1)[0]
             assert row.strip().startswith(f"{kind} |"), (measurement.name, name, kind)
+
+
+def test_days_to_failure_read_as_words_never_zero_days() -> None:
+    from prognos.cloud.analytics.alerts import days_text
+
+    assert days_text(9.2, 6.0, 14.4) == "failure expected in 9 days (80 % interval 6-14 days)"
+    assert days_text(1.0, 0.6, 1.8) == "failure expected in 1 day (80 % interval 1-2 days)"
+    assert days_text(0.3, -0.1, 0.4) == "failure expected within a day"
+    assert days_text(-2.2, -3.0, -1.0) == "failure was expected 2 days ago"
+    assert days_text(5.0, float("nan"), 7.0) == "failure expected in 5 days"

@@ -66,10 +66,21 @@ def _action(code: str, kind: str, priority: str) -> str:
     return f"No action yet; check {what} at the next scheduled service: its health is falling."
 
 
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"
+
+
 def days_text(days: float, low: float, high: float) -> str:
-    text = f"failure expected in {max(days, 0.0):.0f} days"
+    """The days to failure in words, with the 80 % interval where there is one: never "0 days"
+    or a negative count."""
+    whole = round(days)
+    if whole < 0:
+        return f"failure was expected {_days(-whole)} ago"
+    if whole == 0:
+        return "failure expected within a day"
+    text = f"failure expected in {_days(whole)}"
     if finite(low) and finite(high):
-        text += f" (80%: {max(low, 0.0):.0f}-{max(high, 0.0):.0f})"
+        text += f" (80 % interval {max(round(low), 0)}-{max(round(high), 0)} days)"
     return text
 
 
