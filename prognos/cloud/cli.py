@@ -521,13 +521,15 @@ def _forecast_backtest(args: argparse.Namespace) -> int:
         f"{path}: {result.periods} periods x {result.series} series; the last {result.holdout} held out, "
         f"one {result.holdout}-period forecast from period {train}"
     )
-    window = min(result.holdout, 12)
+    origins = ", ".join(str(origin) for origin in fit.validation_origins)
     print(
-        f"forecaster chosen on periods 1-{train} only (learned on 1-{train - window}, scored on "
-        f"{train - window + 1}-{train}): {fit.chosen} ({fit.source}), rate factor {fit.params.rate_factor:g}"
+        f"forecaster chosen on periods 1-{train} only"
+        + (f" (validation origins {origins}, each scored up to period {train})" if origins else "")
+        + f": {fit.chosen} ({fit.source}), rate factor {fit.params.rate_factor:g}"
     )
     for name, value in fit.validation_rmsse.items():
-        print(f"  validation RMSSE {value:.4f}  {name}")
+        each = "  ".join(f"{v:.4f}" for v in fit.validation_by_origin.get(name, ()))
+        print(f"  validation RMSSE {value:.4f} (by origin {each})  {name}")
     names = {"all-zero": "all-zero", "croston": "Croston (alpha 0.1)", "sba": "SBA (alpha 0.1)"}
     names[FORECASTER] = "prognos forecaster"
     print(
@@ -539,8 +541,13 @@ def _forecast_backtest(args: argparse.Namespace) -> int:
         print(f"{names[key]:22}{s.rmsse:11.4f}{s.mase:11.4f}{s.rmsse_active:11.4f}{s.mase_active:11.4f}")
     print(f"{'series scored':22}{result.scored:>22}{result.scored_active:>22}")
     print(
-        f"\nRMSSE {100 * result.improvement():.1f}% below the best baseline on all scored series, "
-        f"{100 * result.improvement(subset='active'):.1f}% on those with >=10 in-sample demands"
+        f"\nRMSSE {100 * result.improvement():.1f}% below the best of all-zero, Croston and SBA on all "
+        f"scored series, {100 * result.improvement(subset='active'):.1f}% on those with >=10 in-sample "
+        "demands"
+    )
+    print(
+        "statsforecast's ADIDA, IMAPA and TSB on the same split: "
+        "python benchmarks/forecast_carparts.py (docs/forecast.md)"
     )
     c = result.coverage
     print(

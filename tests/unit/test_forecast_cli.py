@@ -151,7 +151,8 @@ def test_backtest_on_carparts_prints_the_documented_claim(
     code, out, err = run(["forecast", "backtest", "--history", str(path)], capsys)
     assert (code, err) == (0, "")
     assert "51 periods x 1337 series" in out
-    assert "learned on 1-27, scored on 28-39" in out
+    assert "validation origins 27, 30, 33, each scored up to period 39" in out
+    assert "benchmarks/forecast_carparts.py" in out
     line = next(line for line in out.splitlines() if line.startswith("RMSSE "))
     below = [float(word.rstrip("%")) for word in line.split() if word.endswith("%")]
     assert len(below) == 2 and min(below) >= 5.0

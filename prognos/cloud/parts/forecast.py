@@ -11,15 +11,20 @@ members of the demand of the series' last `level_window` observed periods times 
 chosen by its demand class (how many of its last 12 periods had demand). The multipliers are
 learned on the history itself: every 12-period window of the past is a small backtest, and each
 class gets the multiplier with the least mean RMSSE over those windows. Which members (one level
-window, or the average of several) is chosen on a validation split: the last periods of the
-history are held out, the multipliers learned on the periods before, and the candidate with the
-least validation RMSSE wins.
+window, or the average of several) is chosen on rolling validation origins inside the history:
+at each origin the multipliers are learned on the periods before it and scored on the periods
+after it, and the candidate with the least mean validation RMSSE over the origins wins.
+
+backtest() also scores benchmark forecasters it is given (benchmarks/forecast_carparts.py gives
+it statsforecast's ADIDA, IMAPA and TSB) on the same split, the same series and the same RMSSE;
+validation_splits() and validation_rmsse() let such a benchmark choose its own parameters on
+the same origins the forecaster uses.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -31,6 +36,9 @@ from prognos.errors import ConfigError
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
+# A forecaster as backtest() and validation_rmsse() call it: (history, horizon) -> forecast
+# (horizon x series), NaN for a series it makes no forecast for.
+Forecaster = Callable[[FloatArray, int], FloatArray]
 
 CROSTON_ALPHA = 0.1  # the smoothing constant of Croston's method and SBA in the literature's comparisons
 MIN_OBSERVED = 12  # a series is scored only with at least this many observed in-sample periods
@@ -38,7 +46,8 @@ MIN_ACTIVE_DEMANDS = 10  # the "active" subset: at least this many in-sample per
 CLASS_WINDOW = 12  # demand classes count the periods with demand among the last 12
 CLASS_EDGES = (2, 3, 4, 6)  # classes: <=1, 2, 3, 4-5, >=6 periods with demand of the last 12
 TARGET_WINDOW = 12  # learning windows score the next min(horizon, 12) periods
-LEVEL_WINDOWS = (6, 9, 12, 18)  # candidate level windows, chosen on the validation split
+LEVEL_WINDOWS = (6, 9, 12, 18)  # candidate level windows, chosen on the validation origins
+VALIDATION_ORIGINS = 3  # rolling validation origins, a quarter of the target window apart
 RATE_WINDOW = 12  # the predictive mean is the rate factor times the mean of this many periods
 MIN_CLASS_EXAMPLES = 30  # fewer learning examples in a class: keep its default multiplier
 MIN_RATE_EXAMPLES = 100  # fewer learning examples: keep the neutral rate factor 1.0
@@ -79,9 +88,11 @@ class Fit:
 
     params: ForecasterParams
     source: str  # "validated", "learned" (too short to validate) or "defaults" (too short to learn)
-    validation_rmsse: dict[str, float] = field(default_factory=dict)  # candidate -> mean RMSSE
+    validation_rmsse: dict[str, float] = field(default_factory=dict)  # candidate -> mean over origins
     chosen: str = ""
     examples: int = 0  # learning windows x series behind each member's multipliers
+    validation_origins: tuple[int, ...] = ()  # each validation origin: the periods before it
+    validation_by_origin: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per origin
 
 
 def as_history(values: npt.ArrayLike) -> FloatArray:
@@ -149,6 +160,14 @@ def _scaled_error(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(np.nan_to_num(scale) > 0, mean_error / scale, np.nan)
     return np.sqrt(ratio) if squared else ratio
+
+
+def mean_rmsse(train: npt.ArrayLike, test: npt.ArrayLike, forecast: npt.ArrayLike) -> float:
+    """Mean RMSSE over the series scorable() keeps; NaN when it keeps none."""
+    keep = scorable(train, test)
+    if not keep.any():
+        return math.nan
+    return float(np.mean(rmsse(train, test, forecast)[keep]))
 
 
 def zero_forecast(history: npt.ArrayLike, horizon: int) -> FloatArray:
@@ -329,39 +348,72 @@ def candidates(level_windows: Sequence[int] = LEVEL_WINDOWS) -> dict[str, tuple[
     return found
 
 
-def fit_forecaster(
-    history: npt.ArrayLike, horizon: int, *, level_windows: Sequence[int] = LEVEL_WINDOWS
-) -> Fit:
-    """Learn the forecaster's parameters from `history` alone (module docstring).
+def validation_splits(history: npt.ArrayLike, horizon: int) -> list[tuple[FloatArray, FloatArray]]:
+    """The rolling validation origins inside `history`, as (periods before, periods after) pairs.
 
-    Validation: the last min(horizon, 12) periods are held out; every candidate (each level
-    window alone, and the average of all) learns its multipliers on the periods before them and
-    is scored on them; the one with the least mean RMSSE is kept and learned again on the whole
-    history. A history too short to validate keeps the default level window; one too short to
-    learn keeps DEFAULT_PARAMS."""
+    With a target window w = min(horizon, 12) and T periods, the first origin leaves the last w
+    periods after it, and VALIDATION_ORIGINS - 1 more follow, each a quarter of w later (scored
+    on the shorter remainder): on 39 months the origins are months 27, 30 and 33, scored on
+    months 28-39, 31-39 and 34-39. Empty when the first origin leaves no learning window before
+    it (T - w < 12 + w)."""
     values = as_history(history)
     if horizon <= 0:
         raise ValueError("the horizon must be positive")
     window = min(horizon, TARGET_WINDOW)
     periods = values.shape[0]
+    first = periods - window
+    if first < CLASS_WINDOW + window:
+        return []
+    step = max(1, window // 4)
+    origins = sorted({first + k * step for k in range(VALIDATION_ORIGINS)} & set(range(first, periods)))
+    return [(values[:origin], values[origin:]) for origin in origins]
+
+
+def validation_rmsse(splits: Sequence[tuple[FloatArray, FloatArray]], forecaster: Forecaster) -> float:
+    """Mean over the splits of the mean RMSSE of `forecaster(before, len(after))` on `after`."""
+    scores = [mean_rmsse(before, after, forecaster(before, after.shape[0])) for before, after in splits]
+    known = [score for score in scores if math.isfinite(score)]
+    return float(np.mean(known)) if known else math.nan
+
+
+def fit_forecaster(
+    history: npt.ArrayLike, horizon: int, *, level_windows: Sequence[int] = LEVEL_WINDOWS
+) -> Fit:
+    """Learn the forecaster's parameters from `history` alone (module docstring).
+
+    Validation: at each origin of validation_splits(), every candidate (each level window alone,
+    and the average of all) learns its multipliers on the periods before the origin and is
+    scored on the periods after it; the candidate with the least mean RMSSE over the origins is
+    kept and learned again on the whole history. A history too short to validate keeps the
+    default level window; one too short to learn keeps DEFAULT_PARAMS."""
+    values = as_history(history)
+    if horizon <= 0:
+        raise ValueError("the horizon must be positive")
+    window = min(horizon, TARGET_WINDOW)
     options = candidates(level_windows)
-    validation: dict[str, float] = {}
-    if periods - window >= CLASS_WINDOW + window:
-        train, held_out = values[: periods - window], values[periods - window :]
+    origins: list[int] = []
+    scores: dict[str, list[float]] = {name: [] for name in options}
+    for train, held_out in validation_splits(values, horizon):
         keep = scorable(train, held_out)
+        if not keep.any():
+            continue
+        origins.append(train.shape[0])
         learned_members = {w: _learn_member(train, w, window) for w in level_windows}
         for name, windows in options.items():
             found = [learned_members[w] for w in windows]
-            if not keep.any() or any(f is None for f in found):
+            members = tuple(f[0] for f in found if f is not None)
+            if len(members) < len(windows):
                 continue
-            params = ForecasterParams(tuple(f[0] for f in found if f is not None), 1.0)
-            predicted = forecast_point(train, params, window)
-            validation[name] = float(np.mean(rmsse(train, held_out, predicted)[keep]))
+            predicted = forecast_point(train, ForecasterParams(members, 1.0), held_out.shape[0])
+            scores[name].append(float(np.mean(rmsse(train, held_out, predicted)[keep])))
+    # A candidate is compared only on every origin (one that cannot learn at some origin drops out).
+    by_origin = {name: tuple(s) for name, s in scores.items() if s and len(s) == len(origins)}
+    validation = {name: float(np.mean(s)) for name, s in by_origin.items()}
     if validation:
         chosen = min(validation, key=lambda name: (validation[name], len(options[name])))
         learned = _learn(values, options[chosen], window)
         if learned is not None:
-            return Fit(learned[0], "validated", validation, chosen, learned[1])
+            return Fit(learned[0], "validated", validation, chosen, learned[1], tuple(origins), by_origin)
     default_window = DEFAULT_PARAMS.members[0].level_window
     learned = _learn(values, (default_window,), window)
     if learned is not None:
@@ -480,14 +532,14 @@ class Backtest:
     scored: int
     scored_active: int
     fit: Fit
-    scores: tuple[MethodScore, ...]  # all-zero, Croston, SBA, the project's forecaster
+    scores: tuple[MethodScore, ...]  # all-zero, Croston, SBA, any benchmarks, the project's forecaster
     coverage: Coverage
 
     def score(self, name: str) -> MethodScore:
         return next(s for s in self.scores if s.name == name)
 
     def improvement(self, *, subset: str = "all") -> float:
-        """1 - forecaster RMSSE / best baseline RMSSE (0.05 = 5% better)."""
+        """1 - forecaster RMSSE / the best RMSSE of every other method scored (0.05 = 5% better)."""
 
         def pick(score: MethodScore) -> float:
             return score.rmsse if subset == "all" else score.rmsse_active
@@ -500,10 +552,17 @@ FORECASTER = "prognos"
 BASELINES = ("all-zero", "croston", "sba")
 
 
-def backtest(history: npt.ArrayLike, *, holdout: int = 12, level: float = DEFAULT_LEVEL) -> Backtest:
+def backtest(
+    history: npt.ArrayLike,
+    *,
+    holdout: int = 12,
+    level: float = DEFAULT_LEVEL,
+    benchmarks: Mapping[str, Forecaster] | None = None,
+) -> Backtest:
     """Hold out the last `holdout` periods; fit every method on the periods before (the
     forecaster's parameters included: fit_forecaster sees only those) and make one forecast of
-    horizon `holdout` from the last in-sample period; score it once."""
+    horizon `holdout` from the last in-sample period; score it once. `benchmarks` are more
+    methods to score the same way, on the same series, after the baselines."""
     values = as_history(history)
     periods = values.shape[0]
     if holdout <= 0:
@@ -523,11 +582,17 @@ def backtest(history: npt.ArrayLike, *, holdout: int = 12, level: float = DEFAUL
         "all-zero": zero_forecast(train, holdout),
         "croston": croston_forecast(train, holdout),
         "sba": croston_forecast(train, holdout, sba=True),
-        FORECASTER: forecast_point(train, fit.params, holdout),
     }
+    for name, forecaster in (benchmarks or {}).items():
+        if name in forecasts or name == FORECASTER:
+            raise ValueError(f"a benchmark may not be called {name!r}")
+        forecasts[name] = forecaster(train.copy(), holdout)
+    forecasts[FORECASTER] = forecast_point(train, fit.params, holdout)
     scores = []
     for name, predicted in forecasts.items():
         r, m = rmsse(train, test, predicted), mase(train, test, predicted)
+        if not np.isfinite(r[keep]).all():
+            raise ValueError(f"{name} made no forecast for some of the scored series")
         scores.append(
             MethodScore(
                 name,
