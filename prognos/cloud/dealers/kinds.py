@@ -253,9 +253,7 @@ WORK_ORDER = Kind(
             meaning="what the customer and technician observed, tags with ; between them, "
             "e.g. squeal;pulls_to_side",
         ),
-        Column(
-            "mileage_km", "int", minimum=0, maximum=5_000_000, meaning="the odometer when handed in, km"
-        ),
+        Column("mileage_km", "int", minimum=0, maximum=5_000_000, meaning="the odometer when handed in, km"),
         Column("root_cause", "text", meaning="the root cause the technician found, one tag"),
         Column("repair", "text", meaning="the repair steps done, tags with ; between them"),
     ),
