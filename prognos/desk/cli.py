@@ -41,6 +41,7 @@ def add_desk(commands: Commands, help_text: str) -> None:
     _add_operations(desk)
     _add_booking(desk)
     _add_alerts(desk)
+    _add_guide(desk)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -1132,3 +1133,176 @@ def _sync_alerts(args: argparse.Namespace) -> int:
     finally:
         influx.close()
         engine.dispose()
+
+
+# --- guided diagnosis: likely root causes from the work-order history, and its backtest ------
+
+
+def _add_guide(desk: Commands) -> None:
+    guide = group(desk, "guide", "guided diagnosis: likely root causes and repairs from past work orders")
+    suggest = guide.add_parser(
+        "suggest",
+        help="the likely root causes and repair steps for a vehicle that comes in with a fault",
+        description="Rank the root causes of a vehicle's fault code by what the work-order history "
+        "learned (docs/desk.md, Guided diagnosis): each with its repair steps, a confidence and the "
+        "evidence (similar past cases, and how many of them were fixed the first time). The model "
+        "and the past repair come from the desk; the mileage, when not given, from the vehicle's "
+        "latest work order. Exit 2 for an unknown VIN or a code without history.",
+    )
+    suggest.add_argument("--vin", required=True, help="the vehicle")
+    suggest.add_argument("--code", required=True, help="the fault code it reported, e.g. brakes.pad_wear")
+    suggest.add_argument(
+        "--symptom",
+        dest="symptoms",
+        action="append",
+        default=[],
+        type=_symptom,
+        metavar="TAG",
+        help="an observed symptom, a tag like pulls_to_side (repeat for more)",
+    )
+    suggest.add_argument("--mileage", type=_kilometres, default=None, metavar="KM", help="the odometer, km")
+    suggest.add_argument("--limit", type=positive_int, default=5, help="causes listed (default: %(default)s)")
+    suggest.add_argument("--json", action="store_true", help="print the advice as JSON")
+    add_db_option(suggest)
+    suggest.set_defaults(run=_guide_suggest)
+
+    replay = guide.add_parser(
+        "backtest",
+        help="replay the history: first-time fix without and with the guide",
+        description="Learn from the cases settled before the split and replay the cases that began "
+        "after it: a case counts as fixed the first time under a policy when the root cause it "
+        "picks first is the one the case's last repair confirmed. Without: the root cause most "
+        "often repaired for the code before the split; with: the guide's first suggestion "
+        "(docs/desk.md, Guided diagnosis). --json prints "
+        '{"ftfr_without": ..., "ftfr_with": ..., ...}. Exit 2 for a split that leaves nothing to '
+        "learn from or nothing to replay.",
+    )
+    replay.add_argument(
+        "--split",
+        type=utc_time,
+        default=None,
+        metavar="DATE",
+        help="learn before, replay from this date or time (UTC; default: after 70 %% of the cases)",
+    )
+    replay.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_db_option(replay)
+    replay.set_defaults(run=_guide_backtest)
+
+
+def _symptom(text: str) -> str:
+    from prognos.cloud.dealers.kinds import TAG
+
+    tag = text.strip()
+    if not TAG.fullmatch(tag):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a symptom tag (a lower-case word of letters, digits and _, like pulls_to_side)"
+        )
+    return tag
+
+
+def _kilometres(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of kilometres") from None
+    if not 0 <= value <= 5_000_000:
+        raise argparse.ArgumentTypeError(f"{value} km is not between 0 and 5,000,000")
+    return value
+
+
+def _guide_suggest(args: argparse.Namespace) -> int:
+    import json
+
+    from prognos.desk.guide_store import advise
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            advice = advise(
+                connection,
+                vin=args.vin,
+                code=args.code,
+                symptoms=frozenset(args.symptoms),
+                mileage_km=args.mileage,
+                now=datetime.now(UTC),
+                limit=args.limit,
+            )
+    finally:
+        engine.dispose()
+    f = advice.features
+    if args.json:
+        document = {
+            "vin": args.vin,
+            "code": f.code,
+            "model": f.model,
+            "mileage_km": f.mileage_km,
+            "mileage_band": f.band,
+            "symptoms": sorted(f.symptoms) if f.symptoms_known else None,
+            "previous_root_cause": f.previous,
+            "learned_cases": advice.learned_cases,
+            "similar_cases": advice.similar_cases,
+            "suggestions": [
+                {
+                    "root_cause": s.root_cause,
+                    "repair": list(s.repair),
+                    "confidence": round(s.confidence, 4),
+                    "similar_cases": s.similar_cases,
+                    "fixed_first_time": s.fixed_first_time,
+                    "cases": s.cases,
+                }
+                for s in advice.suggestions
+            ],
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    mileage = "mileage unknown" if f.mileage_km is None else f"{f.mileage_km:,} km ({f.band})"
+    print(f"{args.vin}: {f.model}, {mileage}, fault {f.code}")
+    symptoms = ", ".join(sorted(f.symptoms)) or "none given (not used)"
+    print(f"symptoms: {symptoms}; previous root cause for the code: {f.previous}")
+    print(
+        f"learned from {advice.learned_cases} settled cases of the code; {advice.similar_cases} similar "
+        "(same model and mileage band, at least half of the symptoms)"
+    )
+    for rank, s in enumerate(advice.suggestions, 1):
+        steps = " then ".join(s.repair) or "no repair recorded"
+        print(
+            f"{rank}. {s.root_cause} ({s.confidence:.0%}): {steps}; "
+            f"{_cases(s.similar_cases)} like this one, {s.fixed_first_time} of them fixed the first "
+            f"time ({_cases(s.cases)} of the code)"
+        )
+    return 0
+
+
+def _cases(count: int) -> str:
+    return f"{count} case" if count == 1 else f"{count} cases"
+
+
+def _guide_backtest(args: argparse.Namespace) -> int:
+    import json
+
+    from prognos.desk.guide_store import run_backtest
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            result = run_backtest(connection, split=args.split)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    figures = result.as_dict()
+    print(
+        f"split {figures['split']}: learned from {result.learned_cases} settled cases, replayed "
+        f"{result.replayed_cases} that began after it and settled"
+        + (f" ({result.unanswered} of codes without history left out)" if result.unanswered else "")
+    )
+    print(f"first-time fix without the guide (the code's most common repair): {result.ftfr_without:.1%}")
+    print(f"first-time fix with the guide (its first suggestion):            {result.ftfr_with:.1%}")
+    print(f"first-time fix as recorded (what the workshops did):             {result.ftfr_recorded:.1%}")
+    print(
+        f"the guide's mean confidence in its first suggestions:            {result.mean_confidence_with:.1%}"
+    )
+    return 0

@@ -130,6 +130,13 @@ work_order = Table(
     Column("amount", Float, nullable=False, default=0.0),
     Column("currency", String(3), nullable=False, default="EUR"),
     Column("repeat_of_order_id", String(ID)),
+    # What guided diagnosis learns from (prognos.desk.guide; migration 0006): the case the vehicle
+    # came in with, what was found and what was done (the DMS work_order columns of those names).
+    Column("fault_code", String(ID), index=True),  # empty: a visit without a fault code
+    Column("symptoms", String(NAME), nullable=False, default="", server_default=""),  # tags, ; between
+    Column("mileage_km", Integer),
+    Column("root_cause", String(ID)),
+    Column("repair", String(NAME), nullable=False, default="", server_default=""),  # steps, ; between
 )
 
 alert = Table(

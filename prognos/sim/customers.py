@@ -27,6 +27,7 @@ from prognos.sim.dealers import (
     WORKSHOPS,
     Row,
 )
+from prognos.sim.repairs import FAULTS, Diagnoser, mileage_km
 
 Table = list[dict[str, object]]
 
@@ -60,7 +61,7 @@ class Shares:
     critical_alert: float = 0.30  # of open alerts
     complaint: float = 0.06  # desk complaints per customer beyond the DMS's
     orders_per_vehicle: float = 2.0  # for vehicles outside the DMS registry
-    comeback: float = 0.05
+    comeback: float = 0.05  # of right first repairs that did not hold (a wrong one always comes back)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def make_desk_data(
                 registered.get(vin),
             )
         _appointments(data, rng, shares, customer_id, vins[0], home, now)
-    _work_orders(data, rng, shares, dms, now)
+    _work_orders(data, rng, shares, dms, now, seed)
     _complaints(data, rng, shares, now)
     return data
 
@@ -350,7 +351,12 @@ def _appointments(
 
 
 def _work_orders(
-    data: DeskData, rng: np.random.Generator, shares: Shares, dms: dict[str, list[Row]], now: datetime
+    data: DeskData,
+    rng: np.random.Generator,
+    shares: Shares,
+    dms: dict[str, list[Row]],
+    now: datetime,
+    seed: int,
 ) -> None:
     """The DMS's work orders of known vehicles, then a service history for the others."""
     known = {str(v["vin"]) for v in data.vehicles}
@@ -371,10 +377,13 @@ def _work_orders(
                 "currency": row.get("currency") or "EUR",
                 "repeat_of_order_id": row.get("repeat_of_order_id") or None,
             }
+            | _diagnosis(row)
         )
     with_history = {str(w["vin"]) for w in data.work_orders}
     home = {str(c["customer_id"]): str(c["home_center"]) for c in data.customers}
     dealer_of = {str(c["center_id"]): str(c["dealer_id"]) for c in data.centers}
+    diagnoser = Diagnoser(seed=seed, stream=1)  # not the DMS's draws again
+    visits: list[_Visit] = []
     for vehicle in data.vehicles:
         vin = str(vehicle["vin"])
         delivered = vehicle["delivered_at"]
@@ -401,19 +410,67 @@ def _work_orders(
                 "currency": "EUR",
                 "repeat_of_order_id": None,
             }
-            data.work_orders.append(order)
             back = opened + timedelta(days=int(rng.integers(3, 28)))
-            if rng.random() < shares.comeback and back < now:
-                data.work_orders.append(
-                    order
-                    | {
-                        "order_id": order_id + "R",
-                        "opened_at": back,
-                        "closed_at": back + timedelta(hours=3),
-                        "amount": round(float(rng.uniform(0, 200)), 2),
-                        "repeat_of_order_id": order_id,
-                    }
-                )
+            did_not_hold = rng.random() < shares.comeback and back < now
+            refund = round(float(rng.uniform(0, 200)), 2) if did_not_hold else None
+            visits.append(_Visit(order, vin, code, str(vehicle["model"]), delivered, opened, back, refund))
+    # Diagnosed in the order the visits happened: a diagnosis depends on the vehicle's earlier ones.
+    for visit in sorted(visits, key=lambda v: v.opened):
+        order = visit.order
+        diagnosis = None
+        if visit.code in FAULTS:
+            mileage = mileage_km(visit.vin, visit.days_on_road(visit.opened))
+            diagnosis = diagnoser.diagnose(
+                vin=visit.vin, model=visit.model, code=visit.code, mileage_km=mileage
+            )
+            order |= _diagnosis(diagnosis.visit_columns(mileage))
+        data.work_orders.append(order)
+        wrong = diagnosis is not None and not diagnosis.fixed_first_time
+        if (wrong or visit.refund is not None) and visit.back < now:
+            comeback = {
+                "order_id": f"{order['order_id']}R",
+                "opened_at": visit.back,
+                "closed_at": visit.back + timedelta(hours=3),
+                "amount": visit.refund if visit.refund is not None else round(visit.amount / 3, 2),
+                "repeat_of_order_id": order["order_id"],
+            }
+            if diagnosis is not None:
+                mileage = mileage_km(visit.vin, visit.days_on_road(visit.back))
+                comeback |= _diagnosis(diagnosis.visit_columns(mileage, comeback=wrong))
+            data.work_orders.append(order | comeback)
+
+
+@dataclass(frozen=True)
+class _Visit:
+    """A visit of the service history of a vehicle outside the DMS registry, before diagnosis."""
+
+    order: dict[str, object]
+    vin: str
+    code: str
+    model: str
+    delivered: datetime
+    opened: datetime
+    back: datetime  # when it comes back, if it does
+    refund: float | None  # the amount of a comeback because the repair did not hold; None: it held
+
+    @property
+    def amount(self) -> float:
+        return float(str(self.order["amount"]))
+
+    def days_on_road(self, at: datetime) -> float:
+        return (at - self.delivered).total_seconds() / 86_400
+
+
+def _diagnosis(row: Row) -> dict[str, object]:
+    """The desk's diagnostic columns of a DMS work_order row (empty ones as the desk keeps them)."""
+    mileage = row.get("mileage_km") or ""
+    return {
+        "fault_code": row.get("fault_code") or None,
+        "symptoms": row.get("symptoms") or "",
+        "mileage_km": int(mileage) if mileage else None,
+        "root_cause": row.get("root_cause") or None,
+        "repair": row.get("repair") or "",
+    }
 
 
 def _complaints(data: DeskData, rng: np.random.Generator, shares: Shares, now: datetime) -> None:

@@ -1,13 +1,15 @@
 """Synthetic dealer-system (DMS) exports for the demo and the tests.
 
-A handful of dealers with realistic KPI levels (first-time fix near 90 %, CSAT near 4.4,
+A handful of dealers with realistic KPI levels (first-time fix near 80 %, CSAT near 4.4,
 two to four complaints per 100 orders, fulfilment near 97 %, steady cash), and one dealer
 that slips over its last months: complaints rise, fulfilment and satisfaction fall and its
 cash flow swings, so the risk early warning has something to find. The vehicle registry is
 built from prognos.sim.fleet.make_fleet, so its VINs, models, lots and suppliers are those of the
 simulated fleet with the same seed; each dealer's service center has a place, a capacity and
-its technicians (WORKSHOPS). `write_dms` writes one CSV file per kind in the formats of
-docs/dms.md.
+its technicians (WORKSHOPS). A third of the work orders repair a fault the vehicle reported:
+they carry its code, the symptoms, the mileage, the root cause found and the repair done
+(prognos.sim.repairs), and a wrong first repair brings the vehicle back. `write_dms` writes one
+CSV file per kind in the formats of docs/dms.md.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from prognos.cloud.dealers.kinds import KINDS
 from prognos.sim.fleet import make_fleet
+from prognos.sim.repairs import Diagnoser, Diagnosis, mileage_km
 
 Row = dict[str, str]
 
@@ -176,6 +179,7 @@ def make_dms(
     rows["vehicle"] = registry
     rows["service_center"] = [_service_center(profile) for profile in dealers]
     rows["part"] = [_part(part, MASTER[part]) for part in PARTS]
+    workshop = _Workshop(Diagnoser(seed=seed), registry)
     for index, profile in enumerate(dealers):
         rng = np.random.default_rng([seed, index])
         local = [v["vin"] for v in registry if v["service_center"] == profile.service_center]
@@ -185,8 +189,28 @@ def make_dms(
             slip = 0.0
             if profile.dealer_id == slipping:
                 slip = float(np.clip((m - (months - slip_months) + 1) / slip_months, 0.0, 1.0))
-            _month(rows, rng, profile, start, end_time, slip, m, vins, counter, order_scale)
+            _month(rows, rng, profile, start, end_time, slip, m, vins, counter, order_scale, workshop)
     return rows
+
+
+@dataclass
+class _Workshop:
+    """What the work orders' diagnoses need (prognos.sim.repairs): each vehicle's model and
+    when it took the road (its production date, else 2023-01-01)."""
+
+    diagnoser: Diagnoser
+    registry: list[Row]
+
+    def __post_init__(self) -> None:
+        self.models = {row["vin"]: row.get("model") or "EV-1" for row in self.registry}
+        self.since = {
+            row["vin"]: np.datetime64(row.get("production_date") or "2023-01-01", "s")
+            for row in self.registry
+        }
+
+    def mileage_km(self, vin: str, at: np.datetime64) -> int:
+        since = self.since.get(vin, np.datetime64("2023-01-01", "s"))
+        return mileage_km(vin, float((at - since) / np.timedelta64(1, "D")))
 
 
 def _vehicles(
@@ -267,6 +291,7 @@ def _month(
     vins: list[str],
     counter: dict[str, int],
     order_scale: float,
+    workshop: _Workshop,
 ) -> None:
     first = np.datetime64(start.replace(tzinfo=None), "s")
     end = np.datetime64(end_time.replace(tzinfo=None), "s")
@@ -292,28 +317,37 @@ def _month(
     vin = np.asarray(vins)[rng.integers(0, len(vins), n)]
     again = closed + _seconds(rng.uniform(2, 20, n) * 86_400)
     again_closed = again + _seconds(promised // 2 * 60)
-    repeat = ~fixed & (rng.random(n) < 0.6) & (again < end)
+    comes_back = rng.random(n) < 0.6
+    # A visit for a reported fault is fixed the first time when the first repair was of its root
+    # cause; a wrong one always brings the vehicle back (prognos.sim.repairs).
+    diagnoses = _diagnoses(workshop, vin, opened)
+    for i, diagnosis in diagnoses.items():
+        fixed[i] = diagnosis.fixed_first_time
+        comes_back[i] = not diagnosis.fixed_first_time
+    repeat = ~fixed & comes_back & (again < end)
     texts = [_stamps(t) for t in (opened, closed, again, again_closed)]
     part_names = list(PARTS)
     for i in range(n):
         counter["order"] += 1
         order_id = f"{p.dealer_id}-WO{counter['order']:06d}"
         used = ";".join(part_names[j] for j in np.flatnonzero(uses[i]))
-        rows["work_order"].append(
-            _order_row(
-                p,
-                order_id,
-                str(vin[i]),
-                texts[0][i],
-                texts[1][i] if closed[i] < end else "",
-                int(promised[i]),
-                bool(resolved[i]),
-                bool(fixed[i]),
-                float(labour[i]),
-                used,
-                float(amount[i]),
-            )
+        row = _order_row(
+            p,
+            order_id,
+            str(vin[i]),
+            texts[0][i],
+            texts[1][i] if closed[i] < end else "",
+            int(promised[i]),
+            bool(resolved[i]),
+            bool(fixed[i]),
+            float(labour[i]),
+            used,
+            float(amount[i]),
         )
+        row["mileage_km"] = str(workshop.mileage_km(str(vin[i]), opened[i]))
+        if i in diagnoses:
+            row |= diagnoses[i].visit_columns(int(row["mileage_km"]))
+        rows["work_order"].append(row)
         if repeat[i]:
             counter["order"] += 1
             back = _order_row(
@@ -330,6 +364,9 @@ def _month(
                 round(float(amount[i]) / 3, 2),
             )
             back["repeat_of_order_id"] = order_id
+            back["mileage_km"] = str(workshop.mileage_km(str(vin[i]), again[i]))
+            if i in diagnoses:
+                back |= diagnoses[i].visit_columns(int(back["mileage_km"]), comeback=True)
             rows["work_order"].append(back)
 
     count = int(rng.poisson((p.complaints_per_100 + 8.0 * slip) / 100.0 * n))
@@ -405,6 +442,24 @@ def _month(
     )
 
 
+def _diagnoses(workshop: _Workshop, vins: np.ndarray, opened: np.ndarray) -> dict[int, Diagnosis]:
+    """Order index -> the diagnosis of each of the month's visits for a reported fault, drawn in
+    the order the visits happened (a diagnosis depends on the vehicle's earlier repairs)."""
+    found = {}
+    for i in map(int, np.argsort(opened, kind="stable")):
+        code = workshop.diagnoser.fault_code()
+        if code is None:
+            continue
+        vin = str(vins[i])
+        found[i] = workshop.diagnoser.diagnose(
+            vin=vin,
+            model=workshop.models.get(vin, "EV-1"),
+            code=code,
+            mileage_km=workshop.mileage_km(vin, opened[i]),
+        )
+    return found
+
+
 def _order_row(
     p: DealerProfile,
     order_id: str,
@@ -434,6 +489,11 @@ def _order_row(
         "currency": "EUR",
         "service_center": p.service_center,
         "region": p.region,
+        "fault_code": "",
+        "symptoms": "",
+        "mileage_km": "",
+        "root_cause": "",
+        "repair": "",
     }
 
 

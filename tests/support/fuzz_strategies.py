@@ -51,7 +51,17 @@ from prognos.catalog import default_catalog
 from prognos.cloud.dealers.dms import decode_table, validate
 from prognos.cloud.dealers.dms import point_line as dms_point_line
 from prognos.cloud.dealers.dms_import import RejectedFilesError
-from prognos.cloud.dealers.kinds import KINDS, Column, Kind, Record, Value, detect_kind, kind_named
+from prognos.cloud.dealers.kinds import (
+    KINDS,
+    TAG,
+    TAG_COLUMNS,
+    Column,
+    Kind,
+    Record,
+    Value,
+    detect_kind,
+    kind_named,
+)
 from prognos.edge.sources.uart import NodeDecoder
 from prognos.errors import ConfigError, DecodeError
 from prognos.hil.scenario import Scenario, parse_scenario
@@ -795,6 +805,7 @@ ID_COLUMNS = {
     "part": ("part", "PM"),
 }
 SKILLS = ["battery", "tires", "brakes", "bearings", "motor"]
+TAGS = st.from_regex(TAG, fullmatch=True)  # a work order's symptoms, root cause and repair steps
 
 
 def _valid_row(draw: st.DrawFn, kind: Kind, index: int) -> dict[str, Cell | None]:
@@ -819,6 +830,10 @@ def _valid_row(draw: st.DrawFn, kind: Kind, index: int) -> dict[str, Cell | None
         row["repeat_of_order_id"] = Cell(other, other, other)
     if kind.name == "survey" and row["csat"] is None:
         row["csat"] = Cell(3, "3", 3)
+    for name in TAG_COLUMNS:
+        if name in row and row[name] is not None:
+            tags = draw(st.lists(TAGS, min_size=1, max_size=1 if name == "root_cause" else 4))
+            row[name] = Cell(";".join(tags), ";".join(tags), ";".join(tags))
     if kind.name == "service_center" and row["skills"] is not None:
         skills = draw(st.lists(st.sampled_from(SKILLS), min_size=1, max_size=5, unique=True))
         row["skills"] = Cell(";".join(skills), ";".join(skills), ";".join(skills))

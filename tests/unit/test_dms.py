@@ -89,6 +89,39 @@ def test_each_bad_order_row_is_reported_at_its_line(bad_row: str, reason: str) -
     assert [r["order_id"] for r in result.records] == ["WO-1", "WO-9"]
 
 
+GUIDE_HEADER = ORDER_HEADER + ",fault_code,symptoms,mileage_km,root_cause,repair"
+
+
+def guided(
+    *,
+    order_id: str = "WO-5",
+    symptoms: str = "squeal;pulls_to_side",
+    mileage_km: str = "48210",
+    root_cause: str = "caliper_sticking",
+) -> str:
+    diagnosis = ["brakes.pad_wear", symptoms, mileage_km, root_cause, "overhaul_caliper"]
+    return ",".join([order(order_id=order_id), *diagnosis])
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        (guided(symptoms="Squeal"), "symptoms 'Squeal': each tag is a lower-case word"),
+        (guided(symptoms="squeal;;pulls to side"), "'', 'pulls to side' is not"),
+        (guided(root_cause="caliper;pads"), "root_cause 'caliper;pads': each tag"),
+        (guided(mileage_km="-5"), "mileage_km '-5' is below 0"),
+    ],
+)
+def test_the_diagnostic_columns_of_a_work_order_are_checked(row: str, reason: str) -> None:
+    good = guided(order_id="WO-2")
+    result = checked((GUIDE_HEADER + "\n" + good + "\n" + row + "\n").encode())
+    assert [p.location for p in result.problems] == ["line 3"]
+    assert reason in str(result.problems[0])
+    record = result.records[0]
+    assert record["fault_code"] == "brakes.pad_wear" and record["mileage_km"] == 48210
+    assert (record["symptoms"], record["root_cause"]) == ("squeal;pulls_to_side", "caliper_sticking")
+
+
 @pytest.mark.parametrize(
     "kind, header, good, bad, reason",
     [

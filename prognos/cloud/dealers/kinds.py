@@ -163,12 +163,41 @@ def _closed_after_opened(record: Record) -> list[str]:
     return []
 
 
+# A diagnostic tag of a work order (a symptom, a root cause, a repair step): a lower-case word.
+TAG = re.compile(r"[a-z][a-z0-9_]{0,39}")
+TAG_COLUMNS = ("symptoms", "root_cause", "repair")  # root_cause holds one tag, the others a list
+
+
+def tag_list(text: object) -> tuple[str, ...]:
+    """The tags of a `symptoms` or `repair` value (; between them), in order, without repeats."""
+    if not isinstance(text, str):
+        return ()
+    return tuple(dict.fromkeys(tag.strip() for tag in text.split(PARTS_SEPARATOR) if tag.strip()))
+
+
+def _tag_checks(record: Record) -> list[str]:
+    reasons = []
+    for name in TAG_COLUMNS:
+        value = record.get(name)
+        if not isinstance(value, str):
+            continue
+        tags = [value.strip()] if name == "root_cause" else value.split(PARTS_SEPARATOR)
+        bad = [tag.strip() for tag in tags if not TAG.fullmatch(tag.strip())]
+        if bad:
+            reasons.append(
+                f"{name} {shown(value)}: each tag is a lower-case word of letters, digits and _ "
+                f"(at most 40 characters; {', '.join(map(repr, bad))} is not)"
+            )
+    return reasons
+
+
 def _work_order_checks(record: Record) -> list[str]:
     reasons = _closed_after_opened(record)
     if record.get("repeat_of_order_id") is not None and record.get("repeat_of_order_id") == record.get(
         "order_id"
     ):
         reasons.append("repeat_of_order_id names the order itself")
+    reasons.extend(_tag_checks(record))
     return reasons
 
 
@@ -212,6 +241,21 @@ WORK_ORDER = Kind(
         Column("currency", "text", meaning="ISO 4217 code of amount, e.g. EUR"),
         Column("service_center", "text", meaning="the workshop that did the work"),
         Column("region", "text", meaning="the dealer's region"),
+        Column(
+            "fault_code",
+            "text",
+            meaning="the fault code the vehicle reported, e.g. brakes.pad_wear or a DTC like P0A7F; "
+            "empty for a visit without one",
+        ),
+        Column(
+            "symptoms",
+            "text",
+            meaning="what the customer and technician observed, tags with ; between them, "
+            "e.g. squeal;pulls_to_side",
+        ),
+        Column("mileage_km", "int", minimum=0, maximum=5_000_000, meaning="the odometer when handed in, km"),
+        Column("root_cause", "text", meaning="the root cause the technician found, one tag"),
+        Column("repair", "text", meaning="the repair steps done, tags with ; between them"),
     ),
     unique=("dealer_id", "order_id"),
     signature=("order_id",),
