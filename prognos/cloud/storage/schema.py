@@ -134,6 +134,8 @@ ALERT = Measurement(
         "health": FLOAT,
         "anomaly_score": FLOAT,
         "confidence": FLOAT,
+        "cause_code": STR,
+        "cause_probability": FLOAT,
         "days_left": FLOAT,
         "days_low_left": FLOAT,
         "days_high_left": FLOAT,
