@@ -29,6 +29,9 @@ FAULT_CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
 MAX_FAULT_CODE = 64
 MAX_MODEL_FIELD = 64
 MAX_ITEMS = 64
+MAX_CAUSES = 3
+AMBIENT_RANGE_C = (-100.0, 100.0)
+HUMIDITY_RANGE_PCT = (0.0, 100.0)
 INT64_MAX = 2**63 - 1
 FLOAT32_MAX = 3.4028234663852886e38
 
@@ -43,6 +46,9 @@ K_TRIGGER = 6
 K_SUBSYSTEMS = 7
 K_FAULTS = 8
 K_COUNTERS = 9
+K_CAUSES = 10
+K_AMBIENT_C = 11
+K_HUMIDITY_PCT = 12
 
 
 class Trigger(enum.IntEnum):
@@ -101,7 +107,23 @@ class FaultHypothesis:
 
 
 @dataclass(frozen=True)
+class Cause:
+    """A cause the gateway's fault classifier gives for the record's window: a fault code and the
+    classifier's probability of it."""
+
+    code: str
+    probability: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probability", to_float32(self.probability))
+
+
+@dataclass(frozen=True)
 class DiagnosticRecord:
+    """One window of one vehicle. causes: the classifier's, most likely first (at most
+    MAX_CAUSES). ambient_c and humidity_pct: the conditions at the window's end, None where
+    the vehicle did not report them."""
+
     vin: str
     seq: int
     window_start_ms: int
@@ -112,7 +134,16 @@ class DiagnosticRecord:
     subsystems: Mapping[str, SubsystemState] = field(default_factory=dict)
     faults: tuple[FaultHypothesis, ...] = ()
     counters: Mapping[str, int] = field(default_factory=dict)
+    causes: tuple[Cause, ...] = ()
+    ambient_c: float | None = None
+    humidity_pct: float | None = None
     version: int = RECORD_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("ambient_c", "humidity_pct"):
+            value = getattr(self, name)
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                object.__setattr__(self, name, to_float32(value))
 
 
 def encode_record(record: DiagnosticRecord) -> bytes:
@@ -135,6 +166,12 @@ def encode_record(record: DiagnosticRecord) -> bytes:
         body[K_FAULTS] = [_fault_to_wire(f) for f in record.faults]
     if record.counters:
         body[K_COUNTERS] = dict(sorted(record.counters.items()))
+    if record.causes:
+        body[K_CAUSES] = [[cause.code, cause.probability] for cause in record.causes]
+    if record.ambient_c is not None:
+        body[K_AMBIENT_C] = record.ambient_c
+    if record.humidity_pct is not None:
+        body[K_HUMIDITY_PCT] = record.humidity_pct
     data: bytes = cbor2.dumps(body, canonical=True)
     return data
 
@@ -232,6 +269,12 @@ def _from_wire(body: object) -> DiagnosticRecord:
         name: value if _is_uint(value) else _uint(value, f"counter {_shown(name)}")
         for name, value in counters_wire.items()
     }
+    causes_wire = body.get(K_CAUSES, [])
+    if not isinstance(causes_wire, list) or len(causes_wire) > MAX_CAUSES:
+        raise ValueError(f"causes must be an array of at most {MAX_CAUSES}")
+    causes = tuple(_cause_from_wire(item) for item in causes_wire)
+    ambient = body.get(K_AMBIENT_C)
+    humidity = body.get(K_HUMIDITY_PCT)
     return DiagnosticRecord(
         vin=body[K_VIN],
         seq=_uint(body[K_SEQ], "seq"),
@@ -243,6 +286,9 @@ def _from_wire(body: object) -> DiagnosticRecord:
         subsystems=subsystems,
         faults=faults,
         counters=counters,
+        causes=causes,
+        ambient_c=None if ambient is None else _float(ambient, "ambient_c"),
+        humidity_pct=None if humidity is None else _float(humidity, "humidity_pct"),
     )
 
 
@@ -253,6 +299,12 @@ def _fault_from_wire(item: object) -> FaultHypothesis:
     days = floats[1] if len(floats) > 1 else None
     low, high = (floats[2], floats[3]) if len(floats) == 4 else (None, None)
     return FaultHypothesis(item[0], floats[0], days, low, high)
+
+
+def _cause_from_wire(item: object) -> Cause:
+    if not (isinstance(item, list) and len(item) == 2):
+        raise ValueError("a cause must be [code, probability]")
+    return Cause(item[0], _float(item[1], "cause probability"))
 
 
 def _is_uint(value: object) -> bool:
@@ -338,3 +390,29 @@ def _check(record: DiagnosticRecord) -> None:
         _text(name, "counter", NAME_PATTERN, 32)
         if not _is_uint(value):
             _uint(value, f"counter {name!r}")
+    _check_causes(record.causes)
+    for what, condition, (low, high) in (
+        ("ambient_c", record.ambient_c, AMBIENT_RANGE_C),
+        ("humidity_pct", record.humidity_pct, HUMIDITY_RANGE_PCT),
+    ):
+        if condition is not None:
+            if isinstance(condition, bool) or not isinstance(condition, int | float):
+                raise ValueError(f"{what} must be a number, got {type(condition).__name__}")
+            _finite(condition, what, low, high)
+
+
+def _check_causes(causes: tuple[Cause, ...]) -> None:
+    """At most MAX_CAUSES, distinct codes, probabilities in [0, 1], the most likely first."""
+    if len(causes) > MAX_CAUSES:
+        raise ValueError(f"at most {MAX_CAUSES} causes")
+    seen: set[str] = set()
+    previous = 1.0
+    for cause in causes:
+        _text(cause.code, "cause code", FAULT_CODE_PATTERN, MAX_FAULT_CODE)
+        if cause.code in seen:
+            raise ValueError(f"cause {cause.code} is listed twice")
+        seen.add(cause.code)
+        _finite(cause.probability, f"{cause.code} probability", 0.0, 1.0)
+        if cause.probability > previous:
+            raise ValueError("causes must be ranked, the most likely first")
+        previous = cause.probability

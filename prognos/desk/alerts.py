@@ -50,6 +50,15 @@ FAULT_WORDS: dict[str, str] = {
     "bearings.wheel_bearing_wear": "a wheel bearing wearing",
     "motor.noise": "drive motor noise rising",
 }
+# What a classified cause is, as the summary names it ("likely cause: worn brake pads (82 %)").
+CAUSE_WORDS: dict[str, str] = {
+    "battery.module_temperature_drift": "a battery module's temperature drifting",
+    "tires.pressure_loss": "a slow tire leak",
+    "brakes.pad_wear": "worn brake pads",
+    "bearings.wheel_bearing_wear": "a worn wheel bearing",
+    "motor.noise": "a drive motor bearing or winding fault",
+}
+LIKELY = 0.5  # a cause at least this probable is "likely", a less probable one "possible"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,6 +74,8 @@ class FleetAlert:
     days_left: float | None = None  # to the predicted failure, from the snapshot's time
     days_low_left: float | None = None  # the 80 % interval's ends
     days_high_left: float | None = None
+    cause_code: str | None = None  # the fault's classified cause, its probability 0-1
+    cause_probability: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,8 +165,19 @@ def _when(alert: FleetAlert) -> str:
     return days_text(alert.days_left, math.nan if low is None else low, math.nan if high is None else high)
 
 
+def _cause(alert: FleetAlert) -> str | None:
+    """E.g. `likely cause: worn brake pads (82 %)`; None without a classified cause. A
+    probability shows as whole percent, at most 99: a classifier is never certain."""
+    if alert.cause_code is None or alert.cause_probability is None:
+        return None
+    words = CAUSE_WORDS.get(alert.cause_code, alert.cause_code)
+    percent = min(max(round(100 * alert.cause_probability), 0), 99)
+    return f"{'likely' if alert.cause_probability >= LIKELY else 'possible'} cause: {words} ({percent} %)"
+
+
 def summary_of(alert: FleetAlert) -> str:
-    """The alert in words: the fault and, when the snapshot estimates it, the days to failure."""
+    """The alert in words: the fault, its classified cause when the gateway named one, and,
+    when the snapshot estimates it, the days to failure."""
     subsystem = alert.code.split(".", 1)[0]
     what = SUBSYSTEM_WORDS.get(subsystem, f"the {subsystem}")
     scale = "(1 = as new, 0 = failure threshold)"
@@ -174,7 +196,8 @@ def summary_of(alert: FleetAlert) -> str:
         text = f"health of {what} falling: down {drop} or more over the analytics window {scale}"
     else:
         words = FAULT_WORDS.get(alert.code, f"fault {alert.code} on {what}")
-        text = f"{words}; {_when(alert)}"
+        cause = _cause(alert)
+        text = f"{words}; {_when(alert)}" if cause is None else f"{words}; {cause}; {_when(alert)}"
     text = text[:1].upper() + text[1:]
     return text if len(text) <= schema.NAME else text[: schema.NAME - 3] + "..."
 
@@ -282,6 +305,8 @@ def fleet_alerts(rows: Iterable[Mapping[str, object]]) -> list[FleetAlert]:
                 days_left=_number(row.get("days_left")),
                 days_low_left=_number(row.get("days_low_left")),
                 days_high_left=_number(row.get("days_high_left")),
+                cause_code=_text(row.get("cause_code")),
+                cause_probability=_number(row.get("cause_probability")),
             )
         )
     return out

@@ -76,12 +76,17 @@ def assemble(features: Mapping[str, FloatArray], spec: InputSpec) -> FloatArray:
     """Input vectors from per-signal feature matrices (path -> (..., len(FEATURE_NAMES))):
     shape (..., len(spec)); NaN where a signal had no samples in the window."""
     columns = []
+    medians: dict[tuple[str, ...], FloatArray] = {}  # a group's siblings share one median
     for kind, paths in spec:
         if kind == "mean":
             columns.append(features[paths[0]][..., MEAN])
             continue
         group = paths if kind == "median" else paths[1:]
-        median = np.median(np.stack([features[p][..., MEAN] for p in group], axis=-1), axis=-1)
+        median = medians.get(group)
+        if median is None:
+            median = medians[group] = np.median(
+                np.stack([features[p][..., MEAN] for p in group], axis=-1), axis=-1
+            )
         columns.append(median if kind == "median" else features[paths[0]][..., MEAN] - median)
     return np.stack(columns, axis=-1)
 

@@ -4,6 +4,7 @@ snapshot read back through the documented queries."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -27,7 +28,7 @@ from prognos.cloud.storage import schema
 from prognos.cloud.storage.client import InfluxClient
 from prognos.errors import ConfigError
 from prognos.ops.state import StackInfo
-from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
+from prognos.record import Cause, DiagnosticRecord, FaultHypothesis, SubsystemState
 from tests.support.analytics_inputs import assert_same_inputs
 from tests.unit.test_analytics import batch_defect_fleet, random_fleet
 
@@ -274,6 +275,43 @@ def test_priorities_and_service_dates_on_hand_made_vehicles(influx: InfluxClient
     ]
     assert service[0]["owner_contact"] == "soon@example.com" and service[0]["service_center"] == "SC-01"
     assert service[0]["registered"] is True and "PG-BRK-3100" in service[0]["reason"]
+
+
+def test_an_alert_carries_the_classified_cause_of_its_fault_s_latest_record(
+    influx: InfluxClient, database: str
+) -> None:
+    worn = {**HEALTHY, "brakes": (0.5, 1.2)}
+    pads = [("brakes.pad_wear", 10.0, 7.0, 15.0)]
+    write_records(
+        influx,
+        database,
+        [
+            dataclasses.replace(  # a day before: another verdict, in a rolled-up day
+                record("PADS", AS_OF - DAY_MS, worn, pads),
+                causes=(Cause("bearings.wheel_bearing_wear", 0.5),),
+            ),
+            dataclasses.replace(
+                record("PADS", AS_OF - HOUR_MS, worn, pads),
+                causes=(Cause("brakes.pad_wear", 0.8203125), Cause("bearings.wheel_bearing_wear", 0.125)),
+                ambient_c=-3.5,
+                humidity_pct=87.5,
+            ),
+            record(
+                "TIRE",
+                AS_OF - HOUR_MS,
+                {**HEALTHY, "tires": (0.6, 1.1)},
+                [("tires.pressure_loss", 40.0, 30.0, 60.0)],
+            ),
+        ],
+    )
+    run_once(influx, database, as_of_ms=AS_OF)
+    alerts = {a["vin"]: a for a in snapshot_rows(influx, database, "alert")}
+    assert (alerts["PADS"]["cause_code"], alerts["PADS"]["cause_probability"]) == (
+        "brakes.pad_wear",
+        0.8203125,
+    )
+    assert "classified cause brakes.pad_wear (82%)" in alerts["PADS"]["reason"]
+    assert alerts["TIRE"]["cause_code"] is None and alerts["TIRE"]["cause_probability"] is None
 
 
 def test_the_parts_plan_has_the_work_orders_history_and_leaves_out_repaired_faults(

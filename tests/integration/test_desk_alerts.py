@@ -32,6 +32,7 @@ from prognos.desk.store import connect
 from prognos.desk.tags import Settings
 from prognos.ops.stack import free_port
 from prognos.ops.state import STATE_FILE, StackInfo
+from prognos.record import Cause
 from tests.integration.test_analytics_job import HEALTHY, HOUR_MS, record, write_records
 from tests.support.helpers import wait_for
 
@@ -214,9 +215,8 @@ def test_sync_alerts_on_the_stack_after_the_analytics_job(
         seed_desk(engine)
         now = int(time.time()) * 1000
         faults = [("brakes.pad_wear", 10.0, 7.0, 15.0)]
-        write_records(
-            influx, database, [record(V1, now - HOUR_MS, {**HEALTHY, "brakes": (0.5, 1.2)}, faults)]
-        )
+        worn = record(V1, now - HOUR_MS, {**HEALTHY, "brakes": (0.5, 1.2)}, faults)
+        write_records(influx, database, [replace(worn, causes=(Cause("brakes.pad_wear", 0.8203125),))])
         run_once(influx, database, as_of_ms=now)
         assert main(argv) == 0, capsys.readouterr().err
         out = capsys.readouterr().out
@@ -225,6 +225,7 @@ def test_sync_alerts_on_the_stack_after_the_analytics_job(
         assert "0 new, 0 changed, 0 cleared (1 open)" in capsys.readouterr().out
         row = desk_alerts(engine)[alert_id(V1, "brakes.pad_wear")]
         assert row["severity"] == "critical" and "failure expected in 10 days" in row["summary"]
+        assert "likely cause: worn brake pads (82 %)" in row["summary"]
         assert CRITICAL in labels(engine, "C1", datetime.now(UTC))
     finally:
         engine.dispose()

@@ -16,8 +16,9 @@ from prognos.edge.detector import load_bundle
 from prognos.edge.inputs import MODELLED_SUBSYSTEMS, assemble, input_spec
 from prognos.models.dataset import simulate_fleet
 from prognos.models.train import FAULT_OF_SUBSYSTEM
+from prognos.record import DiagnosticRecord
 from prognos.sim.fleet import make_fleet
-from prognos.sim.vehicle import Fault, VehicleSpec
+from prognos.sim.vehicle import Fault, Samples, VehicleSpec
 
 BUNDLE = Path(__file__).resolve().parents[2] / "prognos" / "models" / "artifacts"
 TARGETS = {"battery": 1, "tires": 2, "brakes": 0, "bearings": 3, "motor": 0}
@@ -84,3 +85,73 @@ def test_agent_with_the_bundle_raises_the_fault_and_names_the_model() -> None:
     assert (last.model_id, last.model_version) == (bundle.bundle_id, bundle.version)
     assert last.subsystems["battery"].anomaly_score > 1.0
     assert "battery.module_temperature_drift" in {f.code for f in last.faults}
+
+
+def test_the_classifier_classes_are_the_fault_codes_records_name() -> None:
+    from prognos.edge.agent import CLASSIFIER_FAULT_CODES, DETECTOR_FAULT_CODES, HEALTHY_CLASS
+    from prognos.models.train import CLASS_NONE, CLASSES
+
+    classifier = load_bundle(BUNDLE).classifier
+    assert classifier is not None and classifier.meta.classes == CLASSES
+    assert HEALTHY_CLASS == CLASS_NONE
+    for subsystem, kind in FAULT_OF_SUBSYSTEM.items():
+        assert CLASSIFIER_FAULT_CODES[kind] == DETECTOR_FAULT_CODES[subsystem]
+
+
+def run_agent(spec: VehicleSpec, windows: int) -> list[tuple[DiagnosticRecord, Samples]]:
+    """The records of the agent that `prognos edge run` builds (make_assessor with the committed
+    bundle) over `windows` 10-minute windows of the simulated vehicle."""
+    from prognos.edge.assembly import make_assessor
+    from prognos.models.dataset import EPOCH_MS
+    from prognos.sim.vehicle import VehicleSimulator
+
+    simulator = VehicleSimulator(spec, default_catalog(), seed=5, epoch_ms=EPOCH_MS)
+    agent = make_assessor(vin=spec.vin, heartbeat_s=3600.0, bundle=load_bundle(BUNDLE))
+    records = []
+    for k in range(windows):
+        start = EPOCH_MS + k * 600_000
+        samples = simulator.window(start, 600.0)
+        record = agent.window(start, start + 600_000, samples, {})
+        if record is not None:
+            records.append((record, samples))
+    return records
+
+
+def test_the_agent_puts_the_classifier_causes_into_anomaly_records_only() -> None:
+    from prognos.record import Trigger, decode_record, encode_record
+
+    spec = VehicleSpec(vin="AGENTPADS00000001", faults=(Fault("pad_wear", -20.0, 3.0, target=0),))
+    records = run_agent(spec, 144)
+    anomalies = [r for r, _ in records if r.trigger == Trigger.ANOMALY]
+    assert anomalies and all(r.faults for r in anomalies)
+    assert all(r.causes == () for r, _ in records if r.trigger != Trigger.ANOMALY)
+    last = anomalies[-1]
+    assert "brakes.pad_wear" in {f.code for f in last.faults}
+    assert last.causes[0].code == "brakes.pad_wear" and last.causes[0].probability > 0.5
+    assert len(last.causes) <= 3 and "none" not in {c.code for c in last.causes}
+    assert list(last.causes) == sorted(last.causes, key=lambda c: -c.probability)
+    assert decode_record(encode_record(last)) == last
+    for record, samples in records:  # the conditions: the window's latest values, on every record
+        for path, value in (
+            ("Vehicle.Exterior.AirTemperature", record.ambient_c),
+            ("Vehicle.Exterior.Humidity", record.humidity_pct),
+        ):
+            assert value == pytest.approx(samples[path][1][-1], abs=1e-4)
+
+
+def test_a_parked_window_keeps_the_cause_found_while_driving() -> None:
+    """The wheel sensors sleep while parked: the classifier cannot see a bearing then, and the
+    cause found on the last drive stands in the parked windows' records."""
+    from prognos.record import Trigger
+
+    spec = VehicleSpec(vin="AGENTBEARING00001", faults=(Fault("bearing_wear", -25.0, 3.0, target=3),))
+    records = run_agent(spec, 144)
+    wheel = "Vehicle.Chassis.Axle.Row2.Wheel.Right.Bearing.VibrationRMS"
+    first_drive = next(i for i, (_, samples) in enumerate(records) if np.isfinite(samples[wheel][1]).any())
+    parked = [
+        r
+        for r, samples in records[first_drive:]
+        if r.trigger == Trigger.ANOMALY and not np.isfinite(samples[wheel][1]).any()
+    ]
+    assert len(parked) > 10, "the vehicle parks with the fault open"
+    assert all(r.causes and r.causes[0].code == "bearings.wheel_bearing_wear" for r in parked)

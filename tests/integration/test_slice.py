@@ -21,6 +21,8 @@ from prognos.hil.fleet import FleetClock, run_fleet
 from prognos.ops.state import StackInfo
 from prognos.receipt import decode_receipt
 from prognos.record import (
+    MAX_CAUSES,
+    Cause,
     DiagnosticRecord,
     FaultHypothesis,
     SubsystemState,
@@ -76,7 +78,13 @@ def stored_records(
             row["health"], row["anomaly_score"]
         )
     faults: dict[tuple[str, int], list[FaultHypothesis]] = defaultdict(list)
+    causes: dict[tuple[str, int], tuple[Cause, ...]] = {}
     for row in rows("fault"):
+        causes[(row["vin"], row["time"])] = tuple(
+            Cause(row[f"cause_{rank}_code"], row[f"cause_{rank}_probability"])
+            for rank in range(1, MAX_CAUSES + 1)
+            if row.get(f"cause_{rank}_code") is not None
+        )
         faults[(row["vin"], row["time"])].append(
             FaultHypothesis(
                 row["code"],
@@ -104,6 +112,9 @@ def stored_records(
                 for k, v in row.items()
                 if k.startswith("counter.") and v is not None
             },
+            causes=causes.get(key, ()),
+            ambient_c=row.get("ambient_c"),
+            humidity_pct=row.get("humidity_pct"),
         )
     return records
 
@@ -156,12 +167,73 @@ def test_every_record_sent_arrives_intact(
     }
     assert len(sent) == stats.records_sent > 100
     assert any(r.faults for r in sent), "the simulated faults should raise alerts"
+    assert all(r.ambient_c is not None and r.humidity_pct is not None for r in sent)
     assert worker.stats.dead_letters == 0
     stored = stored_records(influx, database, fleet)
     expected = {(r.vin, r.window_end_ms): normalised(r) for r in sent}
     assert stored.keys() == expected.keys()
     mismatched = [key for key in expected if stored[key] != expected[key]]
     assert not mismatched, f"{len(mismatched)} records changed on the way, first {mismatched[0]}"
+
+
+def test_causes_and_conditions_are_stored_with_the_fault_and_diag_points(
+    stack: StackInfo, influx: InfluxClient, database: str, fleet: str
+) -> None:
+    vin = "CAUSES00000000001"
+    now_ms = int(time.time() * 1000)
+    worn = DiagnosticRecord(
+        vin=vin,
+        seq=1,
+        window_start_ms=now_ms - 1_200_000,
+        window_end_ms=now_ms - 600_000,
+        model_id="prognos-default",
+        model_version="2026.11.27",
+        trigger=Trigger.ANOMALY,
+        subsystems={"brakes": SubsystemState(0.375, 1.5)},
+        faults=(FaultHypothesis("brakes.pad_wear", 0.75, 9.5, 6.0, 14.0),),
+        causes=(
+            Cause("brakes.pad_wear", 0.82),
+            Cause("bearings.wheel_bearing_wear", 0.09375),
+            Cause("tires.pressure_loss", 0.03125),
+        ),
+        ambient_c=-3.7,
+        humidity_pct=91.5,
+    )
+    calm = DiagnosticRecord(  # a heartbeat: no causes, one condition known, on the diag point alone
+        vin=vin,
+        seq=2,
+        window_start_ms=now_ms - 600_000,
+        window_end_ms=now_ms,
+        model_id="prognos-default",
+        model_version="2026.11.27",
+        ambient_c=21.25,
+    )
+    with ingest_running(stack, influx, database, fleet) as worker:
+        client = _publisher(stack)
+        try:
+            for record in (worn, calm):
+                client.publish(diag_topic(fleet, vin), encode_record(record), qos=1).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        wait_for(lambda: worker.stats.records_written >= 2, what="both records stored")
+    assert worker.stats.dead_letters == 0
+    assert stored_records(influx, database, fleet) == {
+        (vin, worn.window_end_ms): worn,
+        (vin, calm.window_end_ms): calm,
+    }
+    series = influx.query(
+        'SELECT last("confidence") AS confidence, "cause_1_code", "cause_1_probability", "ambient_c" '
+        "FROM fault WHERE fleet = $fleet GROUP BY vin, code",
+        database=database,
+        params={"fleet": fleet},
+    )
+    (row,) = [row for s in series for row in s.rows()]
+    assert (row["cause_1_code"], row["cause_1_probability"], row["ambient_c"]) == (
+        "brakes.pad_wear",
+        worn.causes[0].probability,
+        worn.ambient_c,
+    )
 
 
 def _publisher(stack: StackInfo) -> mqtt.Client:

@@ -78,7 +78,16 @@ from prognos.link import (
     encode_features,
     encode_status,
 )
-from prognos.record import FLOAT32_MAX, MAX_RECORD_BYTES, DiagnosticRecord, decode_record, encode_record
+from prognos.record import (
+    FLOAT32_MAX,
+    K_AMBIENT_C,
+    K_CAUSES,
+    K_HUMIDITY_PCT,
+    MAX_RECORD_BYTES,
+    DiagnosticRecord,
+    decode_record,
+    encode_record,
+)
 from tests.support.link_vectors import (
     FEATURES,
     STATUS,
@@ -229,6 +238,7 @@ def random_bytes(seed_size: tuple[int, int]) -> bytes:
 # --- 1. the record decoder --------------------------------------------------------------------------
 
 RECORD_TIME_BOUND_S = 1.0
+FIRST_FREE_KEY = K_HUMIDITY_PCT + 1  # wire keys from here on are unknown to the decoder
 RECORD_MESSAGE_MAX = 400
 
 
@@ -458,7 +468,10 @@ def record_variants(draw: st.DrawFn) -> tuple[bytes, DiagnosticRecord]:
     body: dict[Any, Any] = cbor2.loads(vector)
     for _ in range(draw(_INDEXES[5])):
         key = draw(
-            st.integers(10, 2**64 - 1) | st.text(max_size=12) | st.binary(max_size=4) | st.integers(-100, -1)
+            st.integers(FIRST_FREE_KEY, 2**64 - 1)
+            | st.text(max_size=12)
+            | st.binary(max_size=4)
+            | st.integers(-100, -1)
         )
         body[key] = draw(plain_values)
     for pair in body.get(7, {}).values():
@@ -467,6 +480,11 @@ def record_variants(draw: st.DrawFn) -> tuple[bytes, DiagnosticRecord]:
     for fault in body.get(8, []):
         for i in range(1, len(fault)):
             fault[i] = pick(draw, _same_numbers(fault[i]))
+    for cause in body.get(K_CAUSES, []):
+        cause[1] = pick(draw, _same_numbers(cause[1]))
+    for key in (K_AMBIENT_C, K_HUMIDITY_PCT):
+        if key in body:
+            body[key] = pick(draw, _same_numbers(body[key]))
     for key in (2, 3, 4):
         if draw(st.booleans()):
             body[key] = Raw(b"\x1b" + body[key].to_bytes(8, "big"))  # a 64-bit head for any value
@@ -474,7 +492,7 @@ def record_variants(draw: st.DrawFn) -> tuple[bytes, DiagnosticRecord]:
     order = draw(st.permutations(range(len(items))))
     data = cbor(dict(items[i] for i in order))
     if len(data) > MAX_RECORD_BYTES:  # the unknown keys made it too big to be valid
-        data = cbor({key: value for key, value in body.items() if key in range(10)})
+        data = cbor({key: value for key, value in body.items() if key in range(FIRST_FREE_KEY)})
     return data, record
 
 

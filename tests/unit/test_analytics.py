@@ -303,6 +303,27 @@ def test_priorities_follow_the_documented_rules() -> None:
     assert alerts.set_index("vin").loc["DRIFT", "action"].startswith("No action yet")
 
 
+def test_a_fault_alert_carries_the_classified_cause_of_its_latest_record() -> None:
+    states = states_frame(
+        [("PADS", "brakes", 0.5, 1.2), ("TIRE", "tires", 0.6, 1.1), ("LOW", "battery", 0.15, 0.4)]
+    )
+    faults = faults_frame(
+        [
+            ("PADS", "brakes.pad_wear", 10.0, 7.0, 15.0, NOW - 3_600_000),
+            ("TIRE", "tires.pressure_loss", 20.0, 15.0, 30.0, NOW - DAY_MS),
+        ]
+    ).assign(cause_code=["brakes.pad_wear", None], cause_probability=[0.8203125, math.nan])
+    alerts = vehicle_alerts(states, faults, NOW).set_index("vin")
+    assert alerts.loc["PADS", "cause_code"] == "brakes.pad_wear"
+    assert alerts.loc["PADS", "cause_probability"] == 0.8203125
+    assert "classified cause brakes.pad_wear (82%)" in alerts.loc["PADS", "reason"]
+    for vin in ("TIRE", "LOW"):  # a record without causes, an alert without a fault
+        assert alerts.loc[vin, "cause_code"] is None and math.isnan(alerts.loc[vin, "cause_probability"])
+        assert "cause" not in alerts.loc[vin, "reason"]
+    without = vehicle_alerts(states, faults.drop(columns=["cause_code", "cause_probability"]), NOW)
+    assert without["cause_code"].isna().all()
+
+
 def test_a_fault_is_open_only_in_the_latest_record() -> None:
     faults = faults_frame(
         [("A", "tires.pressure_loss", 5.0, 3.0, 8.0, NOW), ("B", "tires.pressure_loss", 5.0, 3.0, 8.0, NOW)]

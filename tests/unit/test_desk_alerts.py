@@ -171,6 +171,25 @@ def test_without_a_priority_the_vehicles_band_decides() -> None:
         (replace(PADS, days_left=-3.4), "Brake pads near their wear limit; failure was expected 3 days ago"),
         (TIRE, "A tire losing pressure; time to failure not estimated yet"),
         (
+            replace(PADS, cause_code="brakes.pad_wear", cause_probability=0.8203125),
+            "Brake pads near their wear limit; likely cause: worn brake pads (82 %); "
+            "failure expected in 9 days (80 % interval 6-14 days)",
+        ),
+        (
+            replace(TIRE, cause_code="bearings.wheel_bearing_wear", cause_probability=0.3),
+            "A tire losing pressure; possible cause: a worn wheel bearing (30 %); "
+            "time to failure not estimated yet",
+        ),
+        (
+            replace(TIRE, cause_code="tires.valve_leak", cause_probability=0.99609375),
+            "A tire losing pressure; likely cause: tires.valve_leak (99 %); "
+            "time to failure not estimated yet",
+        ),
+        (
+            replace(TIRE, cause_code="tires.pressure_loss"),
+            "A tire losing pressure; time to failure not estimated yet",
+        ),
+        (
             FleetAlert(vin=V1, code="brakes.caliper_stuck", kind="fault"),
             "Fault brakes.caliper_stuck on the brakes; time to failure not estimated yet",
         ),
@@ -212,11 +231,21 @@ def test_snapshot_rows_become_fleet_alerts_with_missing_fields_as_none() -> None
             "days_left": 9.2,
             "days_low_left": math.nan,
             "days_high_left": None,
+            "cause_code": math.nan,
+            "cause_probability": math.nan,
         },
         {"rank": 2.0, "vin": math.nan, "code": "tires.pressure_loss"},  # no VIN: skipped
+        {
+            "rank": 3.0,
+            "vin": V2,
+            "code": "brakes.pad_wear",
+            "cause_code": "brakes.pad_wear",
+            "cause_probability": 0.5,
+        },
     ]
-    [alert] = fleet_alerts(rows)
+    [alert, caused] = fleet_alerts(rows)
     assert alert == FleetAlert(
         vin=V1, code="brakes.pad_wear", priority="P1", kind="fault", band="act", rank=1, days_left=9.2
     )
     assert summary_of(alert) == "Brake pads near their wear limit; failure expected in 9 days"
+    assert (caused.cause_code, caused.cause_probability) == ("brakes.pad_wear", 0.5)

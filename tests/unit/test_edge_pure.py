@@ -128,6 +128,27 @@ def test_assessor_sends_anomalies_changes_and_heartbeats_only() -> None:
     assert hot.seq == 3
 
 
+def test_records_carry_the_latest_ambient_temperature_and_humidity_while_they_are_fresh() -> None:
+    assessor = VehicleAssessor(vin="TEST0000000000001", heartbeat_s=600.0)
+    times = np.arange(0.0, 600.0, 10.0)
+    air = np.linspace(4.0, 2.0, times.size)
+    air[-1] = np.nan  # the latest sample that was reported counts
+    humid = np.full(times.size, 83.0)
+    conditions = {
+        "Vehicle.Exterior.AirTemperature": (times, air),
+        "Vehicle.Exterior.Humidity": (times, humid),
+    }
+    first = assessor.window(0, 600_000, conditions, {})
+    assert first is not None and first.causes == ()
+    assert first.ambient_c == pytest.approx(air[-2], abs=1e-6) and first.humidity_pct == 83.0
+    battery_only = {"Vehicle.Powertrain.TractionBattery.Module1.Temperature": (times, np.full(60, 20.0))}
+    kept = [assessor.window(k * 600_000, (k + 1) * 600_000, battery_only, {}) for k in range(1, 8)]
+    assert [r is not None and r.humidity_pct for r in kept] == [83.0] * 6 + [None], "an hour at most"
+    wet = {"Vehicle.Exterior.Humidity": (times, np.full(60, 104.0))}  # a sensor out of its range
+    record = assessor.window(8 * 600_000, 9 * 600_000, wet, {})
+    assert record is not None and record.humidity_pct is None and record.ambient_c is None
+
+
 # --- the source base ---------------------------------------------------------------------------
 
 

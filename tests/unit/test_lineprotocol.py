@@ -13,7 +13,7 @@ from prognos.cloud.ingest.points import (
 )
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.encode import encode
-from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
+from prognos.record import Cause, DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
 from prognos.status import FIELDS, status_message
 
 HEALTH = schema.VEHICLE_HEALTH.name
@@ -82,6 +82,38 @@ def test_a_record_writes_diag_and_fault_points_as_declared() -> None:
         f"fault,code=brakes.pad_wear,fleet=demo,vin={record.vin} "
         f"confidence=0.5,days_to_threshold=12.0,days_low=8.0,days_high=20.0 {record.window_end_ms}"
     )
+
+
+def test_causes_go_on_each_fault_point_and_conditions_on_diag_and_fault_points() -> None:
+    record = DiagnosticRecord(
+        vin="CAUSES00000000001",
+        seq=5,
+        window_start_ms=1_700_000_000_000,
+        window_end_ms=1_700_000_600_000,
+        model_id="prognos-default",
+        model_version="2026.11.27",
+        trigger=Trigger.ANOMALY,
+        faults=(FaultHypothesis("brakes.pad_wear", 0.75), FaultHypothesis("tires.pressure_loss", 0.5)),
+        causes=(Cause("brakes.pad_wear", 0.8125), Cause("tires.pressure_loss", 0.125)),
+        ambient_c=-3.5,
+        humidity_pct=87.5,
+    )
+    diag, *faults = record_lines("demo", record)
+    assert diag == (
+        "diag,fleet=demo,vin=CAUSES00000000001 seq=5i,window_start_ms=1700000000000i,"
+        'model_id="prognos-default",model_version="2026.11.27",trigger=2i,ambient_c=-3.5,humidity_pct=87.5 '
+        "1700000600000"
+    )
+    causes = (
+        'cause_1_code="brakes.pad_wear",cause_1_probability=0.8125,'
+        'cause_2_code="tires.pressure_loss",cause_2_probability=0.125,ambient_c=-3.5,humidity_pct=87.5'
+    )
+    assert faults == [
+        f"fault,code={code},fleet=demo,vin=CAUSES00000000001 confidence={confidence},{causes} 1700000600000"
+        for code, confidence in (("brakes.pad_wear", 0.75), ("tires.pressure_loss", 0.5))
+    ]
+    for line in faults:
+        assert keys_of(line)[2] <= set(schema.FAULT.fields)
 
 
 def test_the_status_point_holds_the_message_fields_the_schema_derives() -> None:

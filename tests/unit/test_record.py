@@ -21,10 +21,15 @@ from prognos.record import (
     FAULT_CODE_PATTERN,
     FLOAT32_MAX,
     INT64_MAX,
+    K_AMBIENT_C,
+    K_CAUSES,
+    K_HUMIDITY_PCT,
+    MAX_CAUSES,
     MAX_FAULT_CODE,
     MAX_RECORD_BYTES,
     NAME_PATTERN,
     VIN_PATTERN,
+    Cause,
     DiagnosticRecord,
     FaultHypothesis,
     SubsystemState,
@@ -61,6 +66,9 @@ def record_from_json(d: dict[str, Any]) -> DiagnosticRecord:
         subsystems={name: SubsystemState(**s) for name, s in d["subsystems"].items()},
         faults=tuple(FaultHypothesis(**f) for f in d["faults"]),
         counters=d["counters"],
+        causes=tuple(Cause(**c) for c in d.get("causes", [])),
+        ambient_c=d.get("ambient_c"),
+        humidity_pct=d.get("humidity_pct"),
         version=d["version"],
     )
 
@@ -92,21 +100,76 @@ def test_vectors_cover_the_required_cases() -> None:
     names = {v["name"] for v in VALID} | {v["name"] for v in INVALID}
     assert {"heartbeat_minimal", "typical", "fault_without_days", "fault_days_no_interval"} <= names
     assert {"version_2", "missing_vin", "health_1_5", "trailing_bytes", "not_a_map"} <= names
+    assert {"anomaly_with_causes", "heartbeat_with_conditions"} <= names
+    assert {"causes_not_ranked", "cause_probability_above_1", "too_many_causes"} <= names
 
 
 def test_unknown_keys_are_ignored() -> None:
     heartbeat = next(v for v in VALID if v["name"] == "heartbeat_minimal")
     body = cbor2.loads(bytes.fromhex(heartbeat["cbor_hex"]))
-    body.update({10: "future field", 31: [1, 2], 1000: {"x": 1}, "note": b"\x00"})
-    body[11] = cbor2.CBORTag(40_000, "a tag the decoder does not know")
+    body.update({13: "future field", 31: [1, 2], 1000: {"x": 1}, "note": b"\x00"})
+    body[30] = cbor2.CBORTag(40_000, "a tag the decoder does not know")
     assert decode_record(cbor2.dumps(body)) == record_from_json(heartbeat["record"])
+
+
+def test_a_record_from_before_causes_and_conditions_decodes_without_them() -> None:
+    """Keys 10-12 came later in version 1: a record without them is the same record as before."""
+    typical = next(v for v in VALID if v["name"] == "typical")
+    body = cbor2.loads(bytes.fromhex(typical["cbor_hex"]))
+    assert not {K_CAUSES, K_AMBIENT_C, K_HUMIDITY_PCT} & set(body)
+    record = decode_record(bytes.fromhex(typical["cbor_hex"]))
+    assert (record.causes, record.ambient_c, record.humidity_pct) == ((), None, None)
+    assert encode_record(record).hex() == typical["cbor_hex"]
+
+
+def test_causes_and_conditions_round_trip_and_round_to_float32() -> None:
+    record = dataclasses.replace(
+        GOOD,
+        trigger=Trigger.ANOMALY,
+        faults=(FaultHypothesis("brakes.pad_wear", 0.75),),
+        causes=(Cause("brakes.pad_wear", 0.82), Cause("bearings.wheel_bearing_wear", 0.1)),
+        ambient_c=-3.7,
+        humidity_pct=91,
+    )
+    assert record.causes[0].probability == to_float32(0.82)
+    assert record.ambient_c == to_float32(-3.7) and record.humidity_pct == 91.0
+    data = encode_record(record)
+    assert decode_record(data) == record
+    assert b"\xfb" not in data
+    body = cbor2.loads(data)
+    assert body[K_CAUSES][0][0] == "brakes.pad_wear" and body[K_HUMIDITY_PCT] == 91.0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({K_CAUSES: [["brakes.pad_wear", 1.5]]}, "probability"),
+        ({K_CAUSES: [["brakes.pad_wear", 0.2], ["motor.noise", 0.7]]}, "ranked"),
+        ({K_CAUSES: [["motor.noise", 0.5], ["motor.noise", 0.25]]}, "twice"),
+        ({K_CAUSES: [["motor.noise", 0.5, 1.0]]}, "code, probability"),
+        ({K_CAUSES: [["Motor", 0.5]]}, "cause code"),
+        ({K_CAUSES: [["motor.noise", "high"]]}, "must be a number"),
+        ({K_CAUSES: {"motor.noise": 0.5}}, "array"),
+        ({K_CAUSES: [[f"c{i}", 0.1] for i in range(MAX_CAUSES + 1)]}, "at most"),
+        ({K_AMBIENT_C: math.nan}, "ambient_c"),
+        ({K_AMBIENT_C: 150.0}, "ambient_c"),
+        ({K_AMBIENT_C: "cold"}, "ambient_c"),
+        ({K_HUMIDITY_PCT: -1.0}, "humidity_pct"),
+        ({K_HUMIDITY_PCT: True}, "humidity_pct"),
+    ],
+)
+def test_bad_causes_and_conditions_are_refused_with_decode_error(value: dict[int, Any], message: str) -> None:
+    body = cbor2.loads(encode_record(GOOD))
+    body.update(value)
+    with pytest.raises(DecodeError, match=message):
+        decode_record(cbor2.dumps(body))
 
 
 def test_an_unknown_key_holding_a_broken_standard_tag_is_refused() -> None:
     """docs/wire-format.md: the decoder checks standard tags as it reads the map."""
     heartbeat = next(v for v in VALID if v["name"] == "heartbeat_minimal")
     body = cbor2.loads(bytes.fromhex(heartbeat["cbor_hex"]))
-    body[11] = cbor2.CBORTag(1, "an epoch time must be a number")
+    body[30] = cbor2.CBORTag(1, "an epoch time must be a number")
     with pytest.raises(DecodeError, match="not CBOR"):
         decode_record(cbor2.dumps(body))
 
@@ -166,6 +229,13 @@ def faults(draw: st.DrawFn) -> FaultHypothesis:
 
 
 @st.composite
+def causes(draw: st.DrawFn) -> tuple[Cause, ...]:
+    codes = draw(st.lists(FAULT_CODES, max_size=MAX_CAUSES, unique=True))
+    probabilities = sorted(draw(st.lists(UNIT, min_size=len(codes), max_size=len(codes))), reverse=True)
+    return tuple(Cause(code, p) for code, p in zip(codes, probabilities, strict=True))
+
+
+@st.composite
 def records(draw: st.DrawFn) -> DiagnosticRecord:
     start = draw(UINT)
     return DiagnosticRecord(
@@ -179,6 +249,9 @@ def records(draw: st.DrawFn) -> DiagnosticRecord:
         subsystems=draw(st.dictionaries(NAMES, SUBSYSTEMS, max_size=8)),
         faults=tuple(draw(st.lists(faults(), max_size=4))),
         counters=draw(st.dictionaries(NAMES, UINT, max_size=8)),
+        causes=draw(causes()),
+        ambient_c=draw(st.none() | st.floats(-100.0, 100.0, width=32)),
+        humidity_pct=draw(st.none() | st.floats(0.0, 100.0, width=32)),
     )
 
 
@@ -258,6 +331,15 @@ BATTERY = SubsystemState(0.5, 0.5)
         {"counters": {"frames_bad": -1}},
         {"counters": {"Frames": 1}},
         {"counters": {f"c{i}": i for i in range(65)}},
+        {"causes": (Cause("brakes.pad_wear", 1.25),)},
+        {"causes": (Cause("brakes.pad_wear", 0.25), Cause("motor.noise", 0.5))},
+        {"causes": (Cause("motor.noise", 0.5), Cause("motor.noise", 0.5))},
+        {"causes": tuple(Cause(f"c{i}", 0.1) for i in range(4))},
+        {"causes": (Cause("Brakes", 0.5),)},
+        {"ambient_c": math.inf},
+        {"ambient_c": -101.0},
+        {"humidity_pct": 100.5},
+        {"humidity_pct": math.nan},
         {"trigger": 7},
         {"version": 2},
     ],

@@ -98,7 +98,10 @@ def vehicle_alerts(
     subsystem's health is below ACT_HEALTH, else P2. A subsystem without an open fault alerts
     by its worst condition: health below ACT_HEALTH (P1) or WATCH_HEALTH (P2), code
     SUBSYSTEM.low_health; anomaly score at or above WATCH_SCORE (P2), SUBSYSTEM.anomaly; health
-    fallen by drift_drop or more since `baseline` (P3), SUBSYSTEM.drift."""
+    fallen by drift_drop or more since `baseline` (P3), SUBSYSTEM.drift.
+
+    A fault's alert carries the cause the gateway's classifier ranked first, when `faults` has
+    it (cause_code, cause_probability)."""
     if states.empty and faults.empty:
         return empty_frame(ALERT_COLUMNS)
     fault_frame = remaining_days(faults, now_ms)
@@ -137,6 +140,12 @@ def vehicle_alerts(
         health, score = state_of.get((vin, subsystem), (math.nan, math.nan))
         days, low, high = float(f.days_left), float(f.days_low_left), float(f.days_high_left)
         reasons = [f"{code} open (confidence {float(f.confidence):.2f})"]
+        cause, probability = getattr(f, "cause_code", None), getattr(f, "cause_probability", math.nan)
+        cause_probability = float(probability) if finite(probability) else math.nan
+        if isinstance(cause, str) and cause and finite(cause_probability):
+            reasons.append(f"classified cause {cause} ({cause_probability:.0%})")
+        else:
+            cause, cause_probability = None, math.nan
         if finite(days):
             reasons.append(days_text(days, low, high))
         if finite(health):
@@ -153,6 +162,8 @@ def vehicle_alerts(
                 "health": health,
                 "anomaly_score": score,
                 "confidence": float(f.confidence),
+                "cause_code": cause,
+                "cause_probability": cause_probability,
                 "days_left": days,
                 "days_low_left": low,
                 "days_high_left": high,
@@ -191,6 +202,8 @@ def vehicle_alerts(
                 "health": health,
                 "anomaly_score": score,
                 "confidence": math.nan,
+                "cause_code": None,
+                "cause_probability": math.nan,
                 "days_left": math.nan,
                 "days_low_left": math.nan,
                 "days_high_left": math.nan,

@@ -95,8 +95,9 @@ Q_LAST_SEEN = (
     'SELECT last("seq") AS seq FROM diag WHERE {where} GROUP BY fleet, vin',
     'SELECT last("records") AS n FROM "rollup"."diag_day" WHERE {where} GROUP BY fleet, vin',
 )
-Q_FAULTS = (
-    'SELECT last("confidence") AS confidence FROM fault WHERE {where} GROUP BY fleet, vin, code',
+Q_FAULTS = (  # the causes come from the latest point itself (docs/storage.md, "Causes and conditions")
+    'SELECT last("confidence") AS confidence, "cause_1_code" AS cause_code, '
+    '"cause_1_probability" AS cause_probability FROM fault WHERE {where} GROUP BY fleet, vin, code',
     'SELECT last("points") AS n FROM "rollup"."fault_day" WHERE {where} GROUP BY fleet, vin, code',
 )
 Q_ESTIMATES = (
@@ -436,7 +437,7 @@ def _faults(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame
         Q_FAULTS,
         window,
         ("fleet", "vin", "code"),
-        ("fleet", "vin", "code", "time", "confidence"),
+        ("fleet", "vin", "code", "time", "confidence", "cause_code", "cause_probability"),
     )
     estimates = _latest(
         influx,
@@ -454,7 +455,11 @@ def _faults(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame
             }
         )
     latest = latest.groupby(["vin", "code"], as_index=False).agg(
-        fleet=("fleet", "last"), time=("time", "max"), confidence=("confidence", "last")
+        fleet=("fleet", "last"),
+        time=("time", "max"),
+        confidence=("confidence", "last"),
+        cause_code=("cause_code", "last"),
+        cause_probability=("cause_probability", "last"),
     )
     merged = latest.merge(estimates, on=["vin", "code"], how="left")
     return merged[
@@ -464,6 +469,8 @@ def _faults(influx: InfluxClient, database: str, window: Window) -> pd.DataFrame
             "code",
             "time",
             "confidence",
+            "cause_code",
+            "cause_probability",
             "days_to_threshold",
             "days_low",
             "days_high",

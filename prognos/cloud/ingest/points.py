@@ -7,9 +7,13 @@ One record becomes these points, all stamped with the window end (ms), so a rede
 overwrites itself instead of counting twice:
 
     diag,fleet=F,vin=V seq=..i,window_start_ms=..i,model_id="..",model_version="..",trigger=..i,
-        counter.NAME=..i (one field per counter)
+        [ambient_c=..,humidity_pct=..,]counter.NAME=..i (one field per counter)
     vehicle_health,fleet=F,subsystem=S,vin=V health=..,anomaly_score=..
     fault,fleet=F,vin=V,code=C confidence=..[,days_to_threshold=..,days_low=..,days_high=..]
+        [,cause_1_code="..",cause_1_probability=.. (one pair per cause)][,ambient_c=..,humidity_pct=..]
+
+A field the record does not have (a condition it did not know, a cause it did not name) is left
+out of the point.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def record_lines(fleet: str, record: DiagnosticRecord) -> list[str]:
         "model_id": record.model_id,
         "model_version": record.model_version,
         "trigger": int(record.trigger),
+        "ambient_c": record.ambient_c,
+        "humidity_pct": record.humidity_pct,
     }
     diag.update({_COUNTER + name: value for name, value in record.counters.items()})
     lines = [encode(schema.DIAG, vehicle, diag, ts)]
@@ -51,12 +57,19 @@ def record_lines(fleet: str, record: DiagnosticRecord) -> list[str]:
             f"{_HEALTH},fleet={fleet_tag},subsystem={escape_key(name)},vin={vin_tag} "
             f"health={state.health!r},anomaly_score={state.anomaly_score!r} {ts}"
         )
+    context: dict[str, object] = {}
+    for rank, cause in enumerate(record.causes, start=1):
+        context[f"cause_{rank}_code"] = cause.code
+        context[f"cause_{rank}_probability"] = cause.probability
+    context["ambient_c"] = record.ambient_c
+    context["humidity_pct"] = record.humidity_pct
     for fault in record.faults:
         fields = {
             "confidence": fault.confidence,
             "days_to_threshold": fault.days_to_threshold,
             "days_low": fault.days_low,
             "days_high": fault.days_high,
+            **context,
         }
         lines.append(encode(schema.FAULT, {**vehicle, "code": fault.code}, fields, ts))
     return lines

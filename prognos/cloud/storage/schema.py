@@ -13,13 +13,21 @@ from types import MappingProxyType
 from prognos import status
 from prognos.cloud.dealers.kinds import KINDS
 from prognos.cloud.storage.measurement import FieldPattern, FieldType, Measurement
-from prognos.record import NAME_PATTERN
+from prognos.record import MAX_CAUSES, NAME_PATTERN
 
 FLOAT, INT, STR, BOOL = FieldType.FLOAT, FieldType.INT, FieldType.STR, FieldType.BOOL
 
 # ---------------------------------------------------------------- ingest (prognos.cloud.ingest.worker)
 
 COUNTER_PREFIX = "counter."  # a record's counter NAME is the diag field counter.NAME
+# A record's conditions, on its diag point and on each of its fault points.
+CONDITIONS = {"ambient_c": FLOAT, "humidity_pct": FLOAT}
+# A record's causes, the most likely first, on each of its fault points: cause_1_code, ...
+CAUSE_FIELDS = {
+    name: kind
+    for rank in range(1, MAX_CAUSES + 1)
+    for name, kind in ((f"cause_{rank}_code", STR), (f"cause_{rank}_probability", FLOAT))
+}
 
 DIAG = Measurement(
     name="diag",
@@ -31,6 +39,7 @@ DIAG = Measurement(
         "model_id": STR,
         "model_version": STR,
         "trigger": INT,
+        **CONDITIONS,
     },
     extra_fields=FieldPattern(
         pattern=re.compile(re.escape(COUNTER_PREFIX) + NAME_PATTERN.pattern),
@@ -48,9 +57,17 @@ VEHICLE_HEALTH = Measurement(
 )
 FAULT = Measurement(
     name="fault",
-    meaning="one fault hypothesis of one record; the days only when it is trending",
+    meaning="one fault hypothesis of one record; the days only when it is trending; the record's "
+    "causes and conditions when it has them",
     tags=("fleet", "vin", "code"),
-    fields={"confidence": FLOAT, "days_to_threshold": FLOAT, "days_low": FLOAT, "days_high": FLOAT},
+    fields={
+        "confidence": FLOAT,
+        "days_to_threshold": FLOAT,
+        "days_low": FLOAT,
+        "days_high": FLOAT,
+        **CAUSE_FIELDS,
+        **CONDITIONS,
+    },
     precision="ms",
 )
 
@@ -117,6 +134,8 @@ ALERT = Measurement(
         "health": FLOAT,
         "anomaly_score": FLOAT,
         "confidence": FLOAT,
+        "cause_code": STR,
+        "cause_probability": FLOAT,
         "days_left": FLOAT,
         "days_low_left": FLOAT,
         "days_high_left": FLOAT,
