@@ -17,7 +17,7 @@ from prognos.commands import (
     require,
     until_signalled,
 )
-from prognos.errors import ConfigError
+from prognos.errors import ConfigError, TransientError
 from prognos.ops.state import DEFAULT_DATABASE, stack_home
 
 DEFAULT_DEMAND_HISTORY = Path(__file__).resolve().parents[3] / "shared/data/carparts/carparts.csv"
@@ -134,6 +134,30 @@ def add_cloud(commands: Commands, help_text: str) -> None:
         "--keep", default="30d", metavar="DURATION", help="keep snapshots this long (default: %(default)s)"
     )
     analytics.set_defaults(run=_cloud_analytics)
+
+    conditions = cloud.add_parser(
+        "conditions",
+        help="condition mining: which faults are more frequent in the cold, the damp, a region, model or lot",
+        description="Read each vehicle's data (with the ambient temperature and humidity its records "
+        "carry) and its fault onsets from InfluxDB; test every fault code under every condition "
+        "(temperature, humidity and both together; region, model, lot) against the rest, with a "
+        "95%% interval of the rate ratio and false-discovery control; print the findings in words and "
+        'write every test as a snapshot (docs/analytics.md, "Condition mining").',
+    )
+    add_home_option(conditions)
+    conditions.add_argument(
+        "--database", default=DEFAULT_DATABASE, help="InfluxDB database (default: %(default)s)"
+    )
+    conditions.add_argument(
+        "--lookback", default="90d", metavar="DURATION", help="data window (default: %(default)s)"
+    )
+    conditions.add_argument(
+        "--fdr", type=float, default=0.05, help="false-discovery rate of the findings (default: %(default)s)"
+    )
+    conditions.add_argument(
+        "--every", default=None, metavar="DURATION", help="run every DURATION, like 1h (default: run once)"
+    )
+    conditions.set_defaults(run=_cloud_conditions)
 
     reassign = cloud.add_parser(
         "reassign",
@@ -335,6 +359,50 @@ def _cloud_dealer_kpis(args: argparse.Namespace) -> int:
                 raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
             print(f"wrote {path}")
     return 0
+
+
+def _cloud_conditions(args: argparse.Namespace) -> int:
+    require("requests")
+    require("pandas")
+    from prognos.cloud.analytics.conditions import finding_text
+    from prognos.cloud.analytics.conditions_job import mine, run_lines
+    from prognos.cloud.analytics.job import QUERY_TIMEOUT_S, parse_duration_s
+    from prognos.cloud.analytics.reading import rfc3339
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
+
+    lookback_days = parse_duration_s(args.lookback, what="--lookback") / 86_400
+    every_s = parse_duration_s(args.every, what="--every") if args.every is not None else None
+    if not 0 < args.fdr < 1:
+        raise ConfigError(f"--fdr must be between 0 and 1, not {args.fdr}")
+    influx = stack_influx(load_stack(stack_home(args)), "analytics", timeout_s=QUERY_TIMEOUT_S)
+    stop = until_signalled()
+    while True:
+        try:
+            run = mine(
+                influx,
+                args.database,
+                as_of_ms=int(time.time() * 1000),
+                lookback_days=lookback_days,
+                fdr=args.fdr,
+            )
+            influx.write(args.database, run_lines(run, lookback_days=lookback_days, fdr=args.fdr))
+        except TransientError as exc:
+            if every_s is None:
+                raise
+            print(f"conditions: database unreachable ({exc}); trying again in {args.every}", flush=True)
+        else:
+            found = run.findings[run.findings["finding"]] if not run.findings.empty else run.findings
+            print(
+                f"conditions {rfc3339(run.as_of_ms)}: {run.vehicles} vehicles, {run.exposure_months:,.1f} "
+                f"vehicle-months, {run.onsets} fault onsets; {len(run.findings)} tests, {len(found)} "
+                f"findings (FDR {args.fdr:g}) -> database {args.database}",
+                flush=True,
+            )
+            for _, row in found.iterrows():
+                print(f"  {finding_text(row)}", flush=True)
+        if every_s is None or stop.wait(every_s):
+            return 0
 
 
 def _cloud_analytics(args: argparse.Namespace) -> int:

@@ -283,6 +283,39 @@ PARTS_REORDER = Measurement(
     },
     precision="ms",
 )
+CONDITION_FINDING = Measurement(
+    name="condition_finding",
+    meaning="one fault code under one condition, tested by a condition-mining run",
+    tags=("code", "condition"),
+    fields={
+        "lift": FLOAT,
+        "lift_low": FLOAT,
+        "lift_high": FLOAT,
+        "onsets": INT,
+        "exposure_months": FLOAT,
+        "rate_per_1000": FLOAT,
+        "rate_elsewhere_per_1000": FLOAT,
+        "p_value": FLOAT,
+        "q_value": FLOAT,
+        "finding": BOOL,
+    },
+    precision="ms",
+)
+CONDITION_RUN = Measurement(
+    name="condition_run",
+    meaning="the marker of a complete condition-mining run, with its totals; written last",
+    tags=(),
+    fields={
+        "lookback_days": FLOAT,
+        "vehicles": INT,
+        "exposure_months": FLOAT,
+        "onsets": INT,
+        "tests": INT,
+        "findings": INT,
+        "fdr": FLOAT,
+    },
+    precision="ms",
+)
 ANALYTICS_RUN = Measurement(
     name="analytics_run",
     meaning="the marker of a complete snapshot, with its counts; written last",
@@ -371,7 +404,15 @@ ANALYTICS_ROLLUPS = (ROLLUP_HEALTH_DAY, ROLLUP_DIAG_DAY, ROLLUP_FAULT_DAY)
 # ---------------------------------------------------------------- all of them
 
 INGESTED = (DIAG, VEHICLE_HEALTH, FAULT, GATEWAY_STATUS, DEAD_LETTER, INGEST)
-ANALYTICS = (*ANALYTICS_RESULTS, ANALYTICS_RUN, ANALYTICS_BEGUN, ANALYTICS_ROLLUP_DAY, *ANALYTICS_ROLLUPS)
+ANALYTICS = (
+    *ANALYTICS_RESULTS,
+    CONDITION_FINDING,
+    CONDITION_RUN,
+    ANALYTICS_RUN,
+    ANALYTICS_BEGUN,
+    ANALYTICS_ROLLUP_DAY,
+    *ANALYTICS_ROLLUPS,
+)
 MEASUREMENTS: MappingProxyType[str, Measurement] = MappingProxyType(
     {m.name: m for m in (*INGESTED, *DMS.values(), *ANALYTICS)}
 )
