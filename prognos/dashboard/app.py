@@ -9,6 +9,7 @@ pages = {
         st.Page("screens/fleet_health.py", title="Fleet health", default=True),
         st.Page("screens/vehicle.py", title="Vehicle detail", url_path="vehicle"),
         st.Page("screens/campaigns.py", title="Campaigns and cohorts", url_path="campaigns"),
+        st.Page("screens/conditions.py", title="Fleet conditions", url_path="conditions"),
         st.Page("screens/dealers.py", title="Dealer KPIs", url_path="dealers"),
     ],
     "Service desk": [

@@ -830,3 +830,45 @@ def model_version_chart(versions: pd.DataFrame) -> go.Figure:
     figure = go.Figure(go.Bar(x=versions["model"], y=versions["gateways"], marker_color="#1f77b4"))
     figure.update_layout(xaxis_title="model and version", yaxis_title="gateways", xaxis_type="category")
     return _layout(figure, "Model versions across the fleet", height=300)
+
+
+# ---------------------------------------------------------------- condition mining
+
+CONDITION_HEADINGS = {
+    "code": "Fault",
+    "condition": "Condition",
+    "lift": "Lift (x)",
+    "interval": "95% interval (x)",
+    "onsets": "Onsets inside",
+    "exposure_months": "Exposure inside (vehicle-months)",
+    "rate_per_1000": "Onsets per 1,000 vehicle-months inside",
+    "rate_elsewhere_per_1000": "Onsets per 1,000 vehicle-months elsewhere",
+    "q_value": "q-value",
+    "finding": "Finding",
+}
+
+
+def condition_table(findings: pd.DataFrame) -> pd.DataFrame:
+    """Every test of a condition-mining run with headings that carry their units, rounded."""
+    low = pd.to_numeric(findings["lift_low"], errors="coerce")
+    high = pd.to_numeric(findings["lift_high"], errors="coerce")
+    interval = [f"{a:.1f}-{b:.1f}" if a == a and b == b else "—" for a, b in zip(low, high, strict=True)]
+    table = pd.DataFrame(
+        {
+            "code": findings["code"].astype(str),
+            "condition": findings["condition"].astype(str),
+            "lift": pd.to_numeric(findings["lift"], errors="coerce").map(
+                lambda v: f"{v:.2f}" if v == v else "—"
+            ),
+            "interval": interval,
+            "onsets": pd.to_numeric(findings["onsets"], errors="coerce").fillna(0).astype(int),
+            "exposure_months": pd.to_numeric(findings["exposure_months"], errors="coerce").round(1),
+            "rate_per_1000": pd.to_numeric(findings["rate_per_1000"], errors="coerce").round(1),
+            "rate_elsewhere_per_1000": pd.to_numeric(
+                findings["rate_elsewhere_per_1000"], errors="coerce"
+            ).round(1),
+            "q_value": pd.to_numeric(findings["q_value"], errors="coerce").map(lambda v: f"{v:.3f}"),
+            "finding": findings["finding"].map(lambda f: "yes" if bool(f) else "no"),
+        }
+    )
+    return table.rename(columns=CONDITION_HEADINGS)

@@ -188,6 +188,26 @@ def vehicle_bands(at: str) -> pd.DataFrame:
     return _frame('SELECT * FROM "vehicle_band" WHERE time = $t', {"t": at}, BAND_COLUMNS)[list(BAND_COLUMNS)]
 
 
+FINDING_COLUMNS = schema.CONDITION_FINDING.column_names(first=("code", "condition"))
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def condition_run() -> dict[str, Any] | None:
+    """The latest condition-mining run's marker (its time as `time`, ms), or None before the first."""
+    rows = _rows('SELECT * FROM "condition_run" ORDER BY time DESC LIMIT 1')
+    return rows[0] if rows else None
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def condition_findings(at: str) -> pd.DataFrame:
+    """Every test of the run at `at`: findings first, then by lift."""
+    frame = _frame('SELECT * FROM "condition_finding" WHERE time = $t', {"t": at}, FINDING_COLUMNS)
+    if frame.empty:
+        return frame[list(FINDING_COLUMNS)]
+    frame = frame.sort_values(["finding", "lift"], ascending=[False, False], kind="stable")
+    return frame[list(FINDING_COLUMNS)].reset_index(drop=True)
+
+
 INTERVAL_COLUMNS = schema.MAINTENANCE_INTERVAL.column_names(first=("vin", "part"))
 
 

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import streamlit as st
 
 from prognos.cli import main
 from prognos.cloud.analytics.conditions_job import mine
@@ -17,6 +18,7 @@ from prognos.cloud.ingest.points import record_lines
 from prognos.cloud.storage.client import InfluxClient
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
+from tests.integration.test_dashboard_pages import metrics, open_page, texts
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -64,7 +66,12 @@ def now_ms() -> int:
 
 
 def test_motor_noise_in_the_cold_and_damp_is_found_and_stored(
-    stack: StackInfo, influx: InfluxClient, database: str, now_ms: int, capsys: pytest.CaptureFixture[str]
+    stack: StackInfo,
+    influx: InfluxClient,
+    database: str,
+    now_ms: int,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines = [line for r in fleet_records(now_ms) for line in record_lines("demo", r)]
     for start in range(0, len(lines), 5000):
@@ -72,7 +79,9 @@ def test_motor_noise_in_the_cold_and_damp_is_found_and_stored(
 
     run = mine(influx, database, as_of_ms=now_ms, lookback_days=61)
     assert run.vehicles == 150
-    assert run.exposure_months == pytest.approx(150 * 60 * 4 * 3 / 730, rel=0.02)  # 3-hour slices with a record
+    assert run.exposure_months == pytest.approx(
+        150 * 60 * 4 * 3 / 730, rel=0.02
+    )  # 3-hour slices with a record
     top = run.findings.iloc[0]
     assert top["finding"] and top["code"] == NOISE
     assert "below 5 °C" in top["condition"]
@@ -92,6 +101,20 @@ def test_motor_noise_in_the_cold_and_damp_is_found_and_stored(
     )[0].rows()
     assert len(stored) == marker[0]["tests"]
     assert any(row["finding"] and row["code"] == NOISE for row in stored)
+
+    # The Fleet conditions page says the findings in words and lists every test.
+    monkeypatch.setenv("PROGNOS_INFLUX_URL", stack.influx_url)
+    monkeypatch.setenv("PROGNOS_DATABASE", database)
+    st.cache_data.clear()
+    try:
+        app = open_page("conditions")
+    finally:
+        st.cache_data.clear()
+    assert metrics(app)["Vehicles"] == "150" and metrics(app)["Findings"] == str(marker[0]["findings"])
+    assert any(
+        w.value.startswith("motor\\.noise ") and "more frequent below 5 °C" in w.value for w in app.warning
+    )
+    assert "None" not in texts(app) and "nan" not in texts(app)
 
 
 def test_bad_fdr_is_refused(stack: StackInfo, database: str, capsys: pytest.CaptureFixture[str]) -> None:

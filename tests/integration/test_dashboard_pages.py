@@ -44,6 +44,7 @@ PAGES = {
     "fleet": "screens/fleet_health.py",
     "vehicle": "screens/vehicle.py",
     "campaigns": "screens/campaigns.py",
+    "conditions": "screens/conditions.py",
     "dealers": "screens/dealers.py",
     "parts": "screens/parts.py",
     "system": "screens/system.py",
