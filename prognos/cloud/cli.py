@@ -365,7 +365,7 @@ def _cloud_conditions(args: argparse.Namespace) -> int:
     require("requests")
     require("pandas")
     from prognos.cloud.analytics.conditions import finding_text
-    from prognos.cloud.analytics.conditions_job import mine, run_lines
+    from prognos.cloud.analytics.conditions_job import mine, write_run
     from prognos.cloud.analytics.job import QUERY_TIMEOUT_S, parse_duration_s
     from prognos.cloud.analytics.reading import rfc3339
     from prognos.ops.access import stack_influx
@@ -386,7 +386,7 @@ def _cloud_conditions(args: argparse.Namespace) -> int:
                 lookback_days=lookback_days,
                 fdr=args.fdr,
             )
-            influx.write(args.database, run_lines(run, lookback_days=lookback_days, fdr=args.fdr))
+            write_run(influx, args.database, run, lookback_days=lookback_days, fdr=args.fdr)
         except TransientError as exc:
             if every_s is None:
                 raise

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from prognos.cloud.analytics.conditions import DEFAULT_FDR, binned, mine_conditions
-from prognos.cloud.analytics.reading import query_rows, read_registry, rfc3339, window_pieces
+from prognos.cloud.analytics.reading import job_writer, query_rows, read_registry, rfc3339, window_pieces
 from prognos.cloud.storage import schema
 from prognos.cloud.storage.client import InfluxClient
 from prognos.cloud.storage.encode import encode_row
@@ -105,3 +105,12 @@ def run_lines(run: ConditionRun, *, lookback_days: float, fdr: float = DEFAULT_F
     line = encode_row(schema.CONDITION_RUN, marker, run.as_of_ms)
     assert line is not None  # every marker field has a value
     return [*lines, line]
+
+
+def write_run(
+    influx: InfluxClient, database: str, run: ConditionRun, *, lookback_days: float, fdr: float
+) -> None:
+    """The run's tests, then its marker (run_lines), through the analytics job's writer."""
+    job_writer(influx, database).write(
+        run_lines(run, lookback_days=lookback_days, fdr=fdr), precision=schema.CONDITION_RUN.precision
+    )
