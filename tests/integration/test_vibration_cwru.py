@@ -28,9 +28,10 @@ pytestmark = [
     pytest.mark.skipif(not CWRU.is_dir(), reason="../shared/data/cwru is missing (the CWRU recordings)"),
 ]
 
-# Measured: 112 of 116 windows (0.966) with the default seed; the rest are ball windows.
-MIN_ACCURACY = 0.93
-MIN_CLASS_ACCURACY = 0.85
+# Measured: 116 of 116 windows with the default seed (`vibration eval`: 115 of 116 on this fold,
+# 0.866-0.887 over all folds with other seeds and hidden widths).
+MIN_ACCURACY = 0.95
+MIN_CLASS_ACCURACY = 0.9
 MAX_MODEL_BYTES = 200_000
 
 
