@@ -72,7 +72,8 @@ FEATURE_NAMES = (
 )
 # What the classifier reads: every ratio, not the signal's level (a sensor's gain and unit).
 CLASSIFIER_INPUTS = tuple(name for name in FEATURE_NAMES if name != "rms")
-WINDOWS_PER_BATCH = 64
+# Windows go through the FFTs together, up to this many samples at a time (memory, not speed).
+BATCH_SAMPLES = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,15 +117,15 @@ def signal_features(
         window_features(
             np.stack([samples[s : s + length] for s in batch]), rate_hz=rate_hz, rpm=rpm, bearing=bearing
         )
-        for batch in _batches(starts)
+        for batch in _batches(starts, max(1, BATCH_SAMPLES // length))
     ]
     matrix = np.concatenate(rows) if rows else np.empty((0, len(FEATURE_NAMES)))
     return np.asarray(starts, dtype=np.float64) / rate_hz, matrix
 
 
-def _batches(starts: list[int]) -> Iterator[list[int]]:
-    for i in range(0, len(starts), WINDOWS_PER_BATCH):
-        yield starts[i : i + WINDOWS_PER_BATCH]
+def _batches(starts: list[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(starts), size):
+        yield starts[i : i + size]
 
 
 def window_features(
