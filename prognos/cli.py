@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "stack, bench fleet through real agents, ingest, analytics and dashboard in one command",
     ),
     "models": ("prognos.models.cli:add_models", "detectors calibrated on a fleet's own normal data"),
+    "vibration": (
+        "prognos.models.vibration.cli:add_vibration",
+        "bearing fault classification from accelerometer recordings (CWRU-trained, int8 on LiteRT)",
+    ),
     "forecast": (
         "prognos.cloud.cli:add_forecast",
         "part-demand forecasts and parts planning (docs/forecast.md)",

@@ -1,0 +1,1 @@
+"""Training and evaluation of the bearing fault classifier (prognos.edge.vibration runs it)."""
