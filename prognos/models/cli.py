@@ -340,7 +340,16 @@ def _metrics(label: str, outcome: Outcome, width: int = 44) -> str:
     return f"{label:{width}}{outcome.f1:7.3f}{100 * outcome.far:8.2f}{100 * outcome.mar:8.2f}"
 
 
+def _one_blas_thread() -> None:
+    """The matrices here are small: BLAS threads only contend for the cores (a gateway has one
+    to spare), and the measured time per row should be a single core's. Takes effect only
+    before numpy is first imported, as in a fresh `prognos` process."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def _models_eval_skab(args: argparse.Namespace) -> int:
+    _one_blas_thread()
     from prognos.models.skab import LEADERBOARD_FILES, TRAIN_ROWS, default_skab_dir, evaluate_skab
 
     data = args.data if args.data is not None else default_skab_dir()
@@ -405,6 +414,7 @@ def _models_eval_skab(args: argparse.Namespace) -> int:
 
 
 def _models_eval_nab(args: argparse.Namespace) -> int:
+    _one_blas_thread()
     from prognos.models.nab import PROBATION_SHARE, default_nab_dir, evaluate_nab
     from prognos.models.selection import Outcome
 
