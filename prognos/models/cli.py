@@ -283,7 +283,8 @@ def _number(text: str) -> float:
 
 def _models_fit(args: argparse.Namespace) -> int:
     from prognos.models.csv_io import read_table, save_model
-    from prognos.models.onboarding import Settings, fit
+    from prognos.models.onboarding import fit
+    from prognos.models.settings import Settings
 
     table = read_table(
         args.normal, timestamp_column=args.timestamp_column, columns=args.columns, separator=args.separator

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from prognos.edge.features import FloatArray
-from prognos.models.onboarding import Detector, Settings, fit, score, to_dict
+from prognos.models.onboarding import Detector, fit, score, to_dict
+from prognos.models.settings import Settings
 
 BYTES_PER_NUMBER = 8
 

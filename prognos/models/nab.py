@@ -25,7 +25,7 @@ import numpy.typing as npt
 from prognos.edge.features import FloatArray
 from prognos.errors import ConfigError
 from prognos.models.csv_io import read_table
-from prognos.models.onboarding import DEFAULTS, Detector, Settings, combine, fit, flags, score_parts
+from prognos.models.onboarding import Detector, combine, fit, flags, score_parts
 from prognos.models.selection import (
     UNIVARIATE_GRID,
     Case,
@@ -37,6 +37,7 @@ from prognos.models.selection import (
     evaluate,
     report,
 )
+from prognos.models.settings import DEFAULTS, Settings
 from prognos.models.skab import zscore_flags
 
 PROBATION_SHARE = 0.15

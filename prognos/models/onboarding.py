@@ -14,9 +14,9 @@ what normal looked like. Pure: matrices in, scores out; files are prognos/models
 4. Alarm: a row is flagged when its score is above `margin`, and the alarm holds until the
    score falls to `release` x margin (hysteresis, so one excursion is one alarm, not many).
 
-The defaults are the settings a leave-one-file-out evaluation chose on the SKAB and NAB
-benchmarks (prognos.models.selection; docs/models.md), not ones tuned on the files they are
-scored on.
+The defaults (prognos.models.settings) are the settings a leave-one-file-out evaluation chose
+on the SKAB benchmark (prognos.models.selection; docs/models.md), not ones tuned on the files
+they are scored on.
 """
 
 from __future__ import annotations
@@ -39,32 +39,11 @@ from prognos.models.seasonal import (
     fit_baseline,
     residuals,
 )
-from prognos.models.settings import (
-    DEFAULT_DRIFT_ROWS,
-    DEFAULT_FALSE_ALARM_RATE,
-    DEFAULT_FOLLOW_DRIFT,
-    DEFAULT_MARGIN,
-    DEFAULT_RELEASE,
-    DEFAULT_SCORERS,
-    DEFAULT_WINDOW_ROWS,
-    DEFAULTS,
-    Settings,
-)
+from prognos.models.settings import DEFAULTS, Settings
 
 FORMAT = "prognos-onboarding-detector"
 FORMAT_VERSION = 2
 MIN_CALIBRATION_ROWS = 200
-__all__ = [
-    "DEFAULTS",
-    "DEFAULT_DRIFT_ROWS",
-    "DEFAULT_FALSE_ALARM_RATE",
-    "DEFAULT_FOLLOW_DRIFT",
-    "DEFAULT_MARGIN",
-    "DEFAULT_RELEASE",
-    "DEFAULT_SCORERS",
-    "DEFAULT_WINDOW_ROWS",
-    "Settings",
-]
 
 
 @dataclass(frozen=True)
@@ -85,10 +64,6 @@ class Detector:
     @property
     def window_rows(self) -> int:
         return self.settings.window_rows
-
-    @property
-    def threshold(self) -> float:
-        return self.settings.margin
 
 
 def fit(
@@ -128,8 +103,8 @@ def fit(
             detectors.TINY
         ):
             excluded[name] = (
-                f"its normal residual is 0 in {100 * (1 - settings.false_alarm_rate):g}% of the "
-                "calibration rows: too few changes to measure a spread"
+                f"its residual is the same in {100 * (1 - settings.false_alarm_rate):g}% or more of "
+                "the calibration rows: too few changes to measure a spread"
             )
             continue
         keep.append(j)

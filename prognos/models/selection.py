@@ -5,10 +5,14 @@ and judges flags against its labels. Every candidate of a `Grid` is run on every
 (calibration and scoring do not depend on the other files), giving a table of outcomes. Then:
 
 - leave one file out: for each file, the candidate with the best objective on all the other
-  files of its benchmark is chosen, and that candidate's outcome on the held-out file is what
-  is reported;
+  files is chosen, and that candidate's outcome on the held-out file is what is reported;
 - the candidate with the best objective on all the files is what the same procedure picks
-  when no file is held out: for SKAB, the shipped defaults.
+  when no file is held out.
+
+`report` reads the table three ways: per scorer set (family), its knobs chosen leave one file
+out; all candidates in one selection; and nested, the family itself chosen inside each fold by
+its leave-one-out objective on the other files. The shipped family is the one whose
+leave-one-out objective is best, its knobs chosen on all files: on SKAB, the shipped defaults.
 
 The objective: on SKAB the pooled point-wise F1; on NAB the mean over files of (share of
 windows hit - FALSE_ONSET_COST x false-alarm onsets), so 20 false onsets cost as much as
@@ -26,7 +30,8 @@ import numpy.typing as npt
 
 from prognos.edge.features import FloatArray
 from prognos.models import detectors
-from prognos.models.onboarding import Settings, combine
+from prognos.models.onboarding import combine
+from prognos.models.settings import Settings
 
 FALSE_ONSET_COST = 0.05
 ALL_SCORERS = detectors.SCORERS

@@ -24,7 +24,7 @@ from prognos.models.csv_io import Table as CsvTable
 from prognos.models.csv_io import read_table
 from prognos.models.detectors import SCORERS
 from prognos.models.footprint import Footprint, per_scorer
-from prognos.models.onboarding import DEFAULTS, Detector, Settings, combine, fit, flags, score_parts
+from prognos.models.onboarding import Detector, combine, fit, flags, score_parts
 from prognos.models.selection import (
     DEFAULT_GRID,
     Case,
@@ -36,6 +36,7 @@ from prognos.models.selection import (
     evaluate,
     report,
 )
+from prognos.models.settings import DEFAULTS, Settings
 
 TRAIN_ROWS = 400
 TIMESTAMP_COLUMN = "datetime"

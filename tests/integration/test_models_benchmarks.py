@@ -18,8 +18,8 @@ import pytest
 
 from prognos.cli import main
 from prognos.models.nab import NabEvaluation, default_nab_dir, evaluate_nab
-from prognos.models.onboarding import DEFAULTS
 from prognos.models.selection import Outcome
+from prognos.models.settings import DEFAULTS
 from prognos.models.skab import SkabEvaluation, default_skab_dir, evaluate_skab
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "models.md"

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 
 from prognos.models import detectors
-from prognos.models.onboarding import Settings, fit, flags, score
+from prognos.models.onboarding import fit, flags, score
 from prognos.models.seasonal import (
     MAX_VARIANCE_RATIO,
     find_period,
@@ -21,6 +21,7 @@ from prognos.models.seasonal import (
     variance_ratio,
 )
 from prognos.models.selection import Case, Grid, IntArray, Outcome, evaluate, report, select
+from prognos.models.settings import Settings
 
 FIVE_MINUTES_S = 300.0
 DAY_ROWS = 288
