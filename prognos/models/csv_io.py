@@ -38,6 +38,7 @@ class Table:
     timestamps: tuple[str, ...]
     columns: tuple[str, ...]
     values: FloatArray  # shape (rows, columns)
+    seconds: FloatArray  # POSIX times of the rows (a timestamp without a zone is read as UTC)
 
     def column(self, name: str) -> FloatArray:
         return self.values[:, self.columns.index(name)]
@@ -94,11 +95,11 @@ def read_table(
         raise ConfigError(f"{path}: no data rows after the header")
 
     stamps = [row[where[time_name]] for row in rows]
-    _check_times(path, time_name, stamps, line_numbers)
+    seconds = _check_times(path, time_name, stamps, line_numbers)
     values = np.empty((len(rows), len(names)))
     for j, name in enumerate(names):
         values[:, j] = _numbers(path, name, [row[where[name]] for row in rows], line_numbers)
-    return Table(path, time_name, tuple(stamps), tuple(names), values)
+    return Table(path, time_name, tuple(stamps), tuple(names), values, seconds)
 
 
 def _read_rows(path: Path, separator: str) -> tuple[list[str], list[list[str]], list[int]]:
@@ -139,22 +140,24 @@ def _listing(names: Sequence[str], limit: int = 12) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def _check_times(path: Path, name: str, stamps: Sequence[str], line_numbers: Sequence[int]) -> None:
+def _check_times(path: Path, name: str, stamps: Sequence[str], line_numbers: Sequence[int]) -> FloatArray:
     previous = -math.inf
-    for text, line in zip(stamps, line_numbers, strict=True):
+    seconds = np.empty(len(stamps))
+    for i, (text, line) in enumerate(zip(stamps, line_numbers, strict=True)):
         try:
             moment = datetime.fromisoformat(text.strip())
         except ValueError:
             raise ConfigError(
                 f"{path} line {line}: {text!r} in column {name!r} is not an ISO 8601 date and time"
             ) from None
-        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-        if seconds < previous:
+        moment_s = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        if moment_s < previous:
             raise ConfigError(
                 f"{path} line {line}: timestamp {text!r} is earlier than the row before; "
                 "rows must be in time order"
             )
-        previous = seconds
+        previous = seconds[i] = moment_s
+    return seconds
 
 
 def _numbers(path: Path, name: str, texts: Sequence[str], line_numbers: Sequence[int]) -> FloatArray:
@@ -246,9 +249,21 @@ def load_model(directory: Path) -> SavedModel:
     return SavedModel(detector, timestamp_column, data)
 
 
+SCORER_WORDS = {
+    "sensor": "per sensor, how far its residual (raw, and the trailing mean) is from its normal "
+    "range; the sensor that moved most decides",
+    "cusum": "per sensor, a two-sided CUSUM of the residual, which adds up small persistent shifts",
+    "pca": "Hotelling's T-squared and the Q residual of a principal-component model of the "
+    "trailing means: a broken correlation between sensors counts even inside each sensor's range",
+    "mset": "the error of a similarity model that estimates each row from remembered calibration rows",
+    "autoencoder": "the reconstruction error of a small network trained on the calibration rows",
+}
+
+
 def model_card(detector: Detector, source: Table) -> str:
     """A short human-readable account of a calibrated detector."""
-    w = detector.window_rows
+    s = detector.settings
+    w = s.window_rows
     lines = [
         "# Onboarding detector",
         "",
@@ -258,22 +273,25 @@ def model_card(detector: Detector, source: Table) -> str:
         "",
         "## What it does",
         "",
-        f"For each sensor below it takes the mean of the last {w} rows (that row and the {w - 1} "
-        "before it, never a later one) and measures how far that mean is from the sensor's normal "
-        "level, in units of its normal spread. A row's score is the largest of these distances; "
-        f"the row is flagged when the score is above **{detector.threshold:.3f}**.",
+        "For each sensor below it learned what normal looks like: a fixed level, or a daily or "
+        "weekly cycle found in the calibration rows, with a reference that follows slow drift where "
+        "the level wandered. The residual is the value minus that normal. Residuals are smoothed "
+        f"by the mean of the last {w} rows (that row and the {w - 1} before it, never a later one), "
+        "and scored by:",
         "",
-        "| sensor | normal level (median) | spread (std of the trailing mean) |",
+        *(f"- **{name}**: {SCORER_WORDS[name]}." for name in detector.scorers),
+        "",
+        "| sensor | normal | variance ratio of the level |",
         "| --- | --- | --- |",
         *(
-            f"| {name} | {center:.6g} | {scale:.4g} |"
-            for name, center, scale in zip(detector.columns, detector.center, detector.scale, strict=True)
+            f"| {name} | {baseline.describe()} | {baseline.variance_ratio:.1f} |"
+            for name, baseline in zip(detector.columns, detector.baselines, strict=True)
         ),
         "",
     ]
     if detector.excluded:
         lines += [
-            "Left out, because the calibration rows do not tell their normal level:",
+            "Left out:",
             "",
             *(f"- {name}: {why}" for name, why in detector.excluded.items()),
             "",
@@ -281,15 +299,18 @@ def model_card(detector: Detector, source: Table) -> str:
     lines += [
         "## Calibration",
         "",
-        f"Threshold = {detector.margin:g} x the {100 * (1 - detector.false_alarm_rate):g}th percentile "
-        f"of the calibration rows' scores (target false-alarm rate {100 * detector.false_alarm_rate:g}%). "
-        f"{100 * detector.calibration_alarm_rate:.2f}% of the calibration rows score above it.",
+        f"Each scorer's unit is the {100 * (1 - s.false_alarm_rate):g}th percentile of its scores on "
+        f"the calibration rows. A row is flagged when a score is above **{s.margin:g}** units, and the "
+        f"alarm holds until the score falls to {s.release * s.margin:g} units. "
+        f"{100 * detector.calibration_alarm_rate:.2f}% of the calibration rows are flagged.",
         "",
+        *(f"Note: {note}." for note in detector.notes),
         "## Limits",
         "",
-        "- A level detector: it suits a machine at a steady operating point. A sensor whose level "
-        "moves with operating conditions, or drifts after calibration, raises false alarms; calibrate "
-        "on rows that cover normal operation, and again after maintenance.",
+        "- A level shift (after maintenance, say) in a sensor followed for drift is flagged for a "
+        f"while and then becomes its new normal (time constant {s.drift_rows} rows); a steady "
+        "sensor's level is fixed: calibrate again after maintenance that moves it.",
+        "- A cycle is only learned if the calibration rows hold at least three of it.",
         f"- Rows are scored in file order; the first {w - 1} rows of a scored file have no score and "
         "are not flagged.",
         "",

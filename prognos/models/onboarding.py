@@ -1,22 +1,22 @@
-"""The onboarding detector: calibrated on rows of normal operation, it flags rows whose recent
-level leaves the normal range. Pure: matrices in, scores out; files are prognos/models/csv_io.py's job.
+"""The onboarding detector: calibrated on rows of normal operation, it flags rows that leave
+what normal looked like. Pure: matrices in, scores out; files are prognos/models/csv_io.py's job.
 
-Method, per sensor column:
-1. Steadiness check. The calibration rows are cut into STEADINESS_BLOCKS consecutive blocks. If
-   the variance of the block means is more than MAX_VARIANCE_RATIO times what independent noise
-   would give, the sensor's level wanders (a temperature still warming up) and the calibration
-   does not say what its normal level is: the sensor is left out, with the reason. Constant
-   columns are left out too.
-2. Smoothing: the trailing mean of the last `window_rows` rows (prognos.edge.features.trailing_mean,
-   causal: a row's score uses that row and earlier rows only).
-3. Standardisation: centre = median, scale = standard deviation of the smoothed calibration
-   series. The standard deviation of the smoothed series, not of the raw one, is what tells how
-   far a short-term mean moves in normal operation, autocorrelation and quantisation included.
-4. Score of a row = the largest |standardised smoothed value| over the sensors.
-5. Threshold = margin x the (1 - false_alarm_rate) quantile of the calibration scores. The
-   margin covers what a short in-sample calibration misses (slow drift, the quantile's own
-   sampling error); on data like the calibration rows, fewer than `false_alarm_rate` of the
-   rows are flagged.
+1. Baseline, per sensor (prognos.models.seasonal): a fixed level, or a daily/weekly cycle found
+   in the calibration rows, and a drift-aware reference when the level still wanders. The
+   residual is the value minus this baseline. Constant sensors are left out, with the reason;
+   the calibration is refused only when no sensor is left.
+2. Smoothing: the trailing mean of the last `window_rows` residuals (causal: a row's score uses
+   that row and earlier rows only).
+3. Scorers (prognos.models.detectors), each scaled so that 1.0 is the (1 - false_alarm_rate)
+   quantile of its calibration scores; the row's score is the largest of them. The per-sensor
+   scorer looks at both the raw and the smoothed residuals, so a spike and a slow shift both
+   count.
+4. Alarm: a row is flagged when its score is above `margin`, and the alarm holds until the
+   score falls to `release` x margin (hysteresis, so one excursion is one alarm, not many).
+
+The defaults (prognos.models.settings) are the settings a leave-one-file-out evaluation chose
+on the SKAB benchmark (prognos.models.selection; docs/models.md), not ones tuned on the files
+they are scored on.
 """
 
 from __future__ import annotations
@@ -31,166 +31,250 @@ import numpy.typing as npt
 
 from prognos.edge.features import FloatArray, trailing_mean
 from prognos.errors import ConfigError
+from prognos.models import detectors
+from prognos.models.seasonal import (
+    MAX_VARIANCE_RATIO,
+    Baseline,
+    calibration_residuals,
+    fit_baseline,
+    residuals,
+)
+from prognos.models.settings import DEFAULTS, Settings
 
 FORMAT = "prognos-onboarding-detector"
-FORMAT_VERSION = 1
-DEFAULT_WINDOW_ROWS = 15
-DEFAULT_FALSE_ALARM_RATE = 0.01
-DEFAULT_MARGIN = 1.5
-STEADINESS_BLOCKS = 10
-MAX_VARIANCE_RATIO = 10.0
+FORMAT_VERSION = 2
 MIN_CALIBRATION_ROWS = 200
 
 
 @dataclass(frozen=True)
 class Detector:
-    """A calibrated detector. `columns` are the sensors it scores, in the order of `center` and
-    `scale`; `excluded` maps each column left out at calibration to the reason."""
+    """A calibrated detector. `columns` are the sensors it scores, in the order of `baselines`;
+    `scorers` maps each scorer in use to its parameters; `excluded` maps each column left out
+    at calibration to the reason."""
 
     columns: tuple[str, ...]
-    center: tuple[float, ...]
-    scale: tuple[float, ...]
-    threshold: float
-    window_rows: int
-    false_alarm_rate: float
-    margin: float
+    baselines: tuple[Baseline, ...]
+    settings: Settings
+    scorers: Mapping[str, Any]
     calibration_rows: int
-    calibration_alarm_rate: float
+    calibration_alarm_rate: float = 0.0
     excluded: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def window_rows(self) -> int:
+        return self.settings.window_rows
 
 
 def fit(
     matrix: FloatArray,
     columns: Sequence[str],
     *,
-    window_rows: int = DEFAULT_WINDOW_ROWS,
-    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
-    margin: float = DEFAULT_MARGIN,
+    seconds: FloatArray | None = None,
+    settings: Settings = DEFAULTS,
 ) -> Detector:
     """Calibrate on `matrix` (rows of normal operation in time order, one column per name in
-    `columns`). Raises ConfigError when the rows cannot calibrate a detector."""
+    `columns`; `seconds` their POSIX times, None for rows one second apart). Raises ConfigError
+    when the rows cannot calibrate a detector, saying why."""
+    settings.check()
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[1] != len(columns):
         raise ValueError(f"matrix of shape {matrix.shape} does not match {len(columns)} columns")
-    if not 0 < false_alarm_rate < 0.5:
-        raise ConfigError(f"the false-alarm rate must be between 0 and 0.5, got {false_alarm_rate}")
-    if margin < 1:
-        raise ConfigError(f"the margin must be at least 1, got {margin}")
-    if window_rows < 1:
-        raise ConfigError(f"the window must be at least 1 row, got {window_rows}")
+    if seconds is not None and len(seconds) != matrix.shape[0]:
+        raise ValueError(f"{len(seconds)} timestamps for {matrix.shape[0]} rows")
     rows = matrix.shape[0]
-    needed = max(MIN_CALIBRATION_ROWS, 5 * window_rows)
+    needed = max(MIN_CALIBRATION_ROWS, 5 * settings.window_rows)
     if rows < needed:
         raise ConfigError(f"{rows} rows of normal operation; calibration needs at least {needed}")
     if not np.isfinite(matrix).all():
         raise ConfigError("the calibration rows contain missing or non-finite values")
 
-    ratios = variance_ratio(matrix, STEADINESS_BLOCKS)
     excluded: dict[str, str] = {}
     keep: list[int] = []
+    baselines: list[Baseline] = []
     for j, name in enumerate(columns):
-        if np.ptp(matrix[:, j]) == 0:
-            excluded[name] = "constant in the calibration rows"
-        elif ratios[j] > MAX_VARIANCE_RATIO:
+        values = matrix[:, j]
+        if np.ptp(values) == 0:
+            excluded[name] = "constant in the calibration rows: no normal spread to measure against"
+            continue
+        baseline = fit_baseline(values, seconds, drift_rows=settings.drift_rows)
+        residual = calibration_residuals(baseline, values, seconds)
+        if detectors.quantile_scale(np.abs(residual - np.median(residual)), settings.false_alarm_rate) <= (
+            detectors.TINY
+        ):
             excluded[name] = (
-                f"level not steady in the calibration rows (variance ratio {ratios[j]:.1f} "
-                f"> {MAX_VARIANCE_RATIO:g})"
+                f"its residual is the same in {100 * (1 - settings.false_alarm_rate):g}% or more of "
+                "the calibration rows: too few changes to measure a spread"
             )
-        else:
-            keep.append(j)
+            continue
+        keep.append(j)
+        baselines.append(baseline)
+    if not settings.follow_drift and any(not b.wanders for b in baselines):
+        steady = sum(not b.wanders for b in baselines)
+        for j, b in list(zip(keep, baselines, strict=True)):
+            if b.wanders:
+                excluded[columns[j]] = (
+                    f"level wanders in the calibration rows (variance ratio {b.variance_ratio:.1f} > "
+                    f"{MAX_VARIANCE_RATIO:g}); left out as {steady} steady sensor(s) remain"
+                )
+        keep, baselines = (
+            [j for j, b in zip(keep, baselines, strict=True) if not b.wanders],
+            [b for b in baselines if not b.wanders],
+        )
     if not keep:
         raise ConfigError(
-            "no column has a steady level in the calibration rows: "
+            "no sensor can be calibrated: "
             + "; ".join(f"{name}: {why}" for name, why in excluded.items())
+            + ". Calibrate on rows where the sensors vary as in normal operation"
         )
 
-    smoothed = _smooth(matrix[:, keep], window_rows)[window_rows - 1 :]
-    center = np.median(smoothed, axis=0)
-    scale = smoothed.std(axis=0)
-    scale = np.where(scale > 0, scale, np.abs(center) * 1e-9 + 1e-12)
-    unthresholded = Detector(
-        columns=tuple(columns[j] for j in keep),
-        center=tuple(float(x) for x in center),
-        scale=tuple(float(x) for x in scale),
-        threshold=math.inf,
-        window_rows=window_rows,
-        false_alarm_rate=false_alarm_rate,
-        margin=margin,
-        calibration_rows=rows,
-        calibration_alarm_rate=0.0,
-        excluded=excluded,
+    residual = np.column_stack(
+        [calibration_residuals(b, matrix[:, j], seconds) for b, j in zip(baselines, keep, strict=True)]
     )
-    calibration_scores = score(unthresholded, matrix[:, keep])[window_rows - 1 :]
-    threshold = calibrate_threshold(calibration_scores, false_alarm_rate, margin)
-    alarm_rate = float(np.mean(calibration_scores > threshold))
-    return replace(unthresholded, threshold=threshold, calibration_alarm_rate=alarm_rate)
+    raw, smoothed = _inputs(residual, settings.window_rows)
+    notes: list[str] = []
+    chosen = [name for name in settings.scorers if name not in detectors.MULTIVARIATE or len(keep) > 1]
+    if len(chosen) < len(settings.scorers):
+        notes.append("multivariate scorers need two sensors or more; one sensor is scored alone")
+    if not chosen:
+        chosen = ["sensor"]
+    params: dict[str, Any] = {}
+    for name in chosen:
+        if name == "sensor":
+            params[name] = {
+                "raw": detectors.fit_sensor(raw, settings.false_alarm_rate),
+                "smoothed": detectors.fit_sensor(smoothed, settings.false_alarm_rate),
+            }
+        elif name == "cusum":
+            params[name] = detectors.fit_cusum(raw, settings.false_alarm_rate)
+        else:
+            usable = smoothed[settings.window_rows - 1 :]
+            params[name] = detectors.FIT[name](usable, settings.false_alarm_rate)
+    detector = Detector(
+        columns=tuple(columns[j] for j in keep),
+        baselines=tuple(baselines),
+        settings=settings,
+        scorers=params,
+        calibration_rows=rows,
+        excluded=excluded,
+        notes=tuple(notes),
+    )
+    calibration_flags = flags(detector, combine(scorer_scores(detector, raw, smoothed)))
+    rate = float(calibration_flags[settings.window_rows - 1 :].mean())
+    return replace(detector, calibration_alarm_rate=rate)
 
 
-def score(detector: Detector, matrix: FloatArray) -> FloatArray:
-    """Score of each row of `matrix` (columns in the order of `detector.columns`): the largest
-    |standardised trailing mean| over the sensors. The first `window_rows - 1` rows, which
-    have no full window yet, score NaN."""
+def residual_matrix(detector: Detector, matrix: FloatArray, seconds: FloatArray | None = None) -> FloatArray:
+    """Residuals of rows that follow (or come later than) the calibration rows."""
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[1] != len(detector.columns):
         raise ValueError(f"matrix of shape {matrix.shape} does not match {len(detector.columns)} columns")
+    if seconds is not None and len(seconds) != matrix.shape[0]:
+        raise ValueError(f"{len(seconds)} timestamps for {matrix.shape[0]} rows")
     if matrix.shape[0] == 0:
-        return np.zeros(0)
-    z = (_smooth(matrix, detector.window_rows) - np.array(detector.center)) / np.array(detector.scale)
+        return np.zeros((0, len(detector.columns)))
+    return np.column_stack([residuals(b, matrix[:, j], seconds) for j, b in enumerate(detector.baselines)])
+
+
+def scorer_scores(detector: Detector, raw: FloatArray, smoothed: FloatArray) -> dict[str, FloatArray]:
+    """Each scorer's scores of residual rows (`raw`) and their trailing means (`smoothed`)."""
+    out: dict[str, FloatArray] = {}
+    for name, params in detector.scorers.items():
+        if name == "sensor":
+            out[name] = np.fmax(
+                detectors.score_sensor(params["raw"], raw),
+                detectors.score_sensor(params["smoothed"], smoothed),
+            )
+        elif name == "cusum":
+            out[name] = detectors.score_cusum(params, raw)
+        else:
+            finite = np.all(np.isfinite(smoothed), axis=1)
+            scores = np.full(smoothed.shape[0], np.nan)
+            if finite.any():
+                scores[finite] = detectors.SCORE[name](params, smoothed[finite])
+            out[name] = scores
+    return out
+
+
+def combine(scores: Mapping[str, FloatArray]) -> FloatArray:
+    """The row's score: the largest of the scorers' (NaN where none has a score)."""
+    stacked = np.vstack(list(scores.values()))
     with np.errstate(invalid="ignore"):
-        scores: FloatArray = np.max(np.abs(z), axis=1)
-    scores[: detector.window_rows - 1] = np.nan
-    return scores
-
-
-def flags(detector: Detector, scores: FloatArray) -> npt.NDArray[np.int8]:
-    """1 where a score is above the threshold, else 0 (NaN scores are never flagged)."""
-    with np.errstate(invalid="ignore"):
-        return (np.asarray(scores) > detector.threshold).astype(np.int8)
-
-
-def calibrate_threshold(scores: FloatArray, false_alarm_rate: float, margin: float) -> float:
-    """`margin` times the (1 - false_alarm_rate) quantile of the finite calibration `scores`."""
-    finite = np.asarray(scores, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        raise ConfigError("no calibration scores to set a threshold from")
-    return float(margin * np.quantile(finite, 1.0 - false_alarm_rate))
-
-
-def variance_ratio(matrix: FloatArray, blocks: int) -> FloatArray:
-    """Per column: variance of the means of `blocks` consecutive blocks of rows, divided by
-    what independent noise of the column's variance would give. About 1 for a steady level with
-    noise; up to the block length for a level that wanders. NaN for a constant column."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    length = matrix.shape[0] // blocks
-    if length < 2:
-        raise ValueError(f"{matrix.shape[0]} rows are too few for {blocks} blocks")
-    means = matrix[: blocks * length].reshape(blocks, length, -1).mean(axis=1)
-    variance = matrix.var(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result: FloatArray = means.var(axis=0) * length / variance
+        finite = np.where(np.isnan(stacked), -np.inf, stacked)
+        best = finite.max(axis=0)
+    result: FloatArray = np.where(np.isneginf(best), np.nan, best)
     return result
 
 
-def _smooth(matrix: FloatArray, window_rows: int) -> FloatArray:
-    return trailing_mean(matrix.T, window_rows).T
+def score(detector: Detector, matrix: FloatArray, seconds: FloatArray | None = None) -> FloatArray:
+    """Score of each row of `matrix` (columns in the order of `detector.columns`, rows in time
+    order; `seconds` their POSIX times, needed when a sensor has a seasonal baseline). The first
+    `window_rows - 1` rows, which have no full window yet, score NaN."""
+    if np.asarray(matrix).shape[0] == 0:
+        return np.zeros(0)
+    return combine(score_parts(detector, matrix, seconds))
+
+
+def score_parts(
+    detector: Detector, matrix: FloatArray, seconds: FloatArray | None = None
+) -> dict[str, FloatArray]:
+    """Each scorer's scores of the rows of `matrix`, as `score` takes them."""
+    raw, smoothed = _inputs(residual_matrix(detector, matrix, seconds), detector.window_rows)
+    parts = scorer_scores(detector, raw, smoothed)
+    for scores in parts.values():
+        scores[: detector.window_rows - 1] = np.nan
+    return parts
+
+
+def flags(detector: Detector, scores: FloatArray) -> npt.NDArray[np.int8]:
+    """1 from a score above the margin until the score falls to release x margin, else 0 (NaN
+    scores are never flagged)."""
+    margin = detector.settings.margin
+    return detectors.hysteresis(scores, margin, detector.settings.release * margin)
+
+
+def _inputs(residual: FloatArray, window_rows: int) -> tuple[FloatArray, FloatArray]:
+    smoothed = trailing_mean(residual.T, window_rows).T
+    smoothed[: window_rows - 1] = np.nan
+    return residual, smoothed
+
+
+# files ----------------------------------------------------------------------------------------
 
 
 def to_dict(detector: Detector) -> dict[str, Any]:
     """The detector as plain JSON-ready data, tagged with FORMAT and FORMAT_VERSION."""
+    s = detector.settings
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "columns": list(detector.columns),
-        "center": list(detector.center),
-        "scale": list(detector.scale),
-        "threshold": detector.threshold,
-        "window_rows": detector.window_rows,
-        "false_alarm_rate": detector.false_alarm_rate,
-        "margin": detector.margin,
+        "settings": {
+            "scorers": list(s.scorers),
+            "window_rows": s.window_rows,
+            "false_alarm_rate": s.false_alarm_rate,
+            "margin": s.margin,
+            "release": s.release,
+            "drift_rows": s.drift_rows,
+            "follow_drift": s.follow_drift,
+        },
+        "baselines": [
+            {
+                "level": b.level,
+                "step_s": b.step_s,
+                "origin_s": b.origin_s,
+                "profile": list(b.profile),
+                "drift_rows": b.drift_rows,
+                "reference": b.reference,
+                "variance_ratio": b.variance_ratio,
+            }
+            for b in detector.baselines
+        ],
+        "scorers": _plain(detector.scorers),
         "calibration_rows": detector.calibration_rows,
         "calibration_alarm_rate": detector.calibration_alarm_rate,
         "excluded": dict(detector.excluded),
+        "notes": list(detector.notes),
     }
 
 
@@ -200,33 +284,82 @@ def from_dict(data: object) -> Detector:
         raise ConfigError(f"not a {FORMAT} model")
     if data.get("version") != FORMAT_VERSION:
         version = data.get("version")
-        raise ConfigError(f"model format version {version!r}; this Prognos reads {FORMAT_VERSION}")
+        raise ConfigError(
+            f"model format version {version!r}; this Prognos reads {FORMAT_VERSION}: "
+            "calibrate again with `prognos models fit`"
+        )
     try:
         columns = tuple(_strings(data["columns"]))
-        center = tuple(_floats(data["center"]))
-        scale = tuple(_floats(data["scale"]))
-        excluded = data.get("excluded", {})
+        raw_settings = data["settings"]
+        settings = Settings(
+            scorers=tuple(_strings(raw_settings["scorers"])),
+            window_rows=int(raw_settings["window_rows"]),
+            false_alarm_rate=float(raw_settings["false_alarm_rate"]),
+            margin=float(raw_settings["margin"]),
+            release=float(raw_settings["release"]),
+            drift_rows=int(raw_settings["drift_rows"]),
+            follow_drift=bool(raw_settings["follow_drift"]),
+        )
+        baselines = tuple(
+            Baseline(
+                level=_finite(b["level"]),
+                step_s=_finite(b["step_s"]),
+                origin_s=_finite(b["origin_s"]),
+                profile=tuple(_floats(b["profile"])),
+                drift_rows=int(b["drift_rows"]),
+                reference=_finite(b["reference"]),
+                variance_ratio=_finite(b["variance_ratio"]),
+            )
+            for b in data["baselines"]
+        )
+        scorers = data["scorers"]
+        if not isinstance(scorers, dict) or not scorers:
+            raise TypeError("expected scorers by name")
         detector = Detector(
             columns=columns,
-            center=center,
-            scale=scale,
-            threshold=float(data["threshold"]),
-            window_rows=int(data["window_rows"]),
-            false_alarm_rate=float(data["false_alarm_rate"]),
-            margin=float(data["margin"]),
+            baselines=baselines,
+            settings=settings,
+            scorers=scorers,
             calibration_rows=int(data["calibration_rows"]),
             calibration_alarm_rate=float(data["calibration_alarm_rate"]),
-            excluded={str(k): str(v) for k, v in dict(excluded).items()},
+            excluded={str(k): str(v) for k, v in dict(data.get("excluded", {})).items()},
+            notes=tuple(str(n) for n in data.get("notes", [])),
         )
     except KeyError as exc:
         raise ConfigError(f"the model has no {exc.args[0]!r}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"the model has a malformed field: {exc}") from exc
-    if not columns or not len(columns) == len(center) == len(scale):
-        raise ConfigError("the model's columns, center and scale differ in length or are empty")
-    if detector.window_rows < 1 or not all(s > 0 for s in scale) or math.isnan(detector.threshold):
-        raise ConfigError("the model has a window below 1 row, a scale that is not positive or no threshold")
+    settings.check()
+    unknown = [name for name in detector.scorers if name not in detectors.SCORERS]
+    if unknown:
+        raise ConfigError(f"the model has an unknown scorer {unknown[0]!r}")
+    if not columns or len(columns) != len(baselines):
+        raise ConfigError("the model's columns and baselines differ in length or are empty")
+    if any(b.step_s <= 0 for b in baselines):
+        raise ConfigError("the model has a baseline whose sampling step is not positive")
+    try:
+        score(
+            detector,
+            np.zeros((settings.window_rows + 1, len(columns))),
+            np.arange(settings.window_rows + 1.0),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            f"the model's scorer parameters do not fit its {len(columns)} columns: {exc}"
+        ) from exc
     return detector
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
 
 
 def _strings(value: object) -> list[str]:
@@ -235,10 +368,14 @@ def _strings(value: object) -> list[str]:
     return value
 
 
+def _finite(value: object) -> float:
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
 def _floats(value: object) -> list[float]:
-    if not isinstance(value, list) or isinstance(value, str):
+    if not isinstance(value, list):
         raise TypeError("expected a list of numbers")
-    numbers = [float(x) for x in value]
-    if not all(math.isfinite(x) for x in numbers):
-        raise ValueError("expected finite numbers")
-    return numbers
+    return [_finite(x) for x in value]

@@ -1,11 +1,11 @@
-"""`prognos models fit / score / eval-skab` through prognos.cli.main: a full round trip, one
-clear line and exit status 2 for every kind of bad input, and the SKAB numbers docs/models.md
-reports."""
+"""`prognos models fit / score / eval-skab / eval-nab` through prognos.cli.main: a full round
+trip, a daily cycle calibrated and scored, one clear line and exit status 2 for every kind of bad
+input. The benchmark figures are checked in tests/integration/test_models_benchmarks.py."""
 
 from __future__ import annotations
 
 import json
-import re
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,9 +15,7 @@ import pytest
 
 from prognos.cli import main
 from prognos.models.onboarding import MIN_CALIBRATION_ROWS
-from prognos.models.skab import anomaly_free_alarms, run_skab
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 HEADER = ["time", "pressure_kpa", "current_a", "flow_lpm"]
 START = datetime(2024, 5, 1, 8, 0, 0)
 
@@ -61,7 +59,8 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 @pytest.mark.parametrize(
-    "command", [["models"], ["models", "fit"], ["models", "score"], ["models", "eval-skab"]]
+    "command",
+    [["models"], ["models", "fit"], ["models", "score"], ["models", "eval-skab"], ["models", "eval-nab"]],
 )
 def test_every_models_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run([*command, "--help"], capsys)
@@ -79,7 +78,7 @@ def test_fit_then_score_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture
     data = json.loads((model / "model.json").read_text())
     assert data["columns"] == HEADER[1:] and data["timestamp_column"] == "time"
     card = (model / "MODEL.md").read_text()
-    assert "flow_lpm" in card and f"{data['threshold']:.3f}" in card
+    assert "flow_lpm" in card and f"above **{data['settings']['margin']:g}** units" in card
     assert sorted(p.name for p in model.iterdir()) == ["MODEL.md", "model.json"]
 
     test = write_csv(tmp_path / "test.csv", 900, seed=1, separator=",", shift=(300, 600))
@@ -95,7 +94,7 @@ def test_fit_then_score_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture
     rows = [line.split(",") for line in lines[1:]]
     assert rows[0][0] == "2024-05-01 08:00:00"
     assert rows[0][1:] == ["", "0"]  # the trailing window is not full yet
-    window = data["window_rows"]
+    window = data["settings"]["window_rows"]
     flagged = np.array([int(r[2]) for r in rows])
     assert flagged[300 + window : 600].all()
     assert flagged[window:300].mean() < 0.02
@@ -122,7 +121,18 @@ def test_fit_with_listed_columns_and_timestamp_column(
             "--columns",
             "x, current_a",
             "--false-alarm-rate",
-            "0.05",
+            "0.02",
+            "--scorers",
+            "sensor,cusum",
+            "--window",
+            "10",
+            "--margin",
+            "3",
+            "--release",
+            "0.8",
+            "--drift-rows",
+            "120",
+            "--leave-out-drifting",
             "--separator",
             "tab",
         ],
@@ -132,7 +142,58 @@ def test_fit_with_listed_columns_and_timestamp_column(
     data = json.loads((model / "model.json").read_text())
     assert data["columns"] == ["x", "current_a"]
     assert data["timestamp_column"] == "when"
-    assert data["false_alarm_rate"] == 0.05
+    assert data["settings"] == {
+        "scorers": ["sensor", "cusum"],
+        "window_rows": 10,
+        "false_alarm_rate": 0.02,
+        "margin": 3.0,
+        "release": 0.8,
+        "drift_rows": 120,
+        "follow_drift": False,
+    }
+
+
+def test_a_daily_cycle_is_calibrated_and_scored_without_alarms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hourly rows of a temperature with a daily cycle: the old detector refused it (its level
+    is not steady); now the cycle is learned from the timestamps and normal days pass."""
+    rng = np.random.default_rng(8)
+    start = datetime(2024, 5, 1, 0, 0, 0)
+    rows = 24 * 14
+    hours = np.arange(rows)
+    temp = 20 + 6 * np.sin(2 * np.pi * hours / 24) + rng.normal(size=rows) * 0.3
+    lines = ["time,temp_c"] + [
+        f"{(start + timedelta(hours=int(h))).isoformat(sep=' ')},{t:.3f}"
+        for h, t in zip(hours, temp, strict=True)
+    ]
+    (tmp_path / "normal.csv").write_text("\n".join(lines[: 1 + 24 * 10]) + "\n")
+    (tmp_path / "later.csv").write_text("\n".join([lines[0], *lines[1 + 24 * 10 :]]) + "\n")
+    model = tmp_path / "model"
+    code, out, err = run(
+        ["models", "fit", "--normal", str(tmp_path / "normal.csv"), "--out", str(model)], capsys
+    )
+    assert (code, err) == (0, ""), err
+    assert "temp_c: cycle of 1 day (24 rows)" in out
+    assert "cycle of 1 day" in (model / "MODEL.md").read_text()
+    scores = tmp_path / "scores.csv"
+    code, out, _ = run(
+        [
+            "models",
+            "score",
+            "--model",
+            str(model),
+            "--input",
+            str(tmp_path / "later.csv"),
+            "--out",
+            str(scores),
+        ],
+        capsys,
+    )
+    assert code == 0 and "scored 96 rows" in out and ": 0 flagged" in out
+    assert all(
+        not math.isnan(float(line.split(",")[1] or "nan")) for line in scores.read_text().splitlines()[41:]
+    )
 
 
 def bad_fit_inputs(tmp: Path) -> list[tuple[list[str], str]]:
@@ -183,6 +244,10 @@ def test_every_bad_fit_input_exits_2_with_one_clear_line(
     [
         (["--false-alarm-rate", "0.7"], "0.7 is not between 0 and 0.5"),
         (["--false-alarm-rate", "often"], "'often' is not a number"),
+        (["--scorers", "pca,magic"], "unknown scorer 'magic'"),
+        (["--margin", "0.5"], "0.5 is below 1"),
+        (["--release", "0"], "0.0 is not above 0 and at most 1"),
+        (["--window", "0"], "argument --window"),
         (["--columns", "a,,b"], "'a,,b' has an empty column name"),
         (["--separator", "|"], "invalid choice"),
     ],
@@ -259,34 +324,11 @@ def test_eval_skab_without_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and "no SKAB experiment files" in err
 
 
-def documented(label: str) -> list[float]:
-    """The numbers in the docs/models.md table row whose first cell starts with `label`
-    (NaN for a cell without one)."""
-    for line in DOCS.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0].startswith(label):
-            return [float(c) if re.fullmatch(r"[0-9.]+", c) else float("nan") for c in cells[1:4]]
-    raise AssertionError(f"no row {label!r} in {DOCS}")
-
-
-def test_skab_numbers_match_the_docs(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    skab = shared_data / "skab"
-    if not skab.is_dir():
-        pytest.skip(f"SKAB is not among the shared datasets ({skab})")
-    result = run_skab(skab)
-    pooled, baseline = result.detector, result.all_anomaly
-    assert pooled.f1 >= baseline.f1
-    assert documented("Prognos onboarding detector") == pytest.approx(
-        (pooled.f1, 100 * pooled.far, 100 * pooled.mar), abs=0.01
-    )
-    assert documented("all-anomaly baseline") == pytest.approx(
-        (baseline.f1, 100 * baseline.far, 100 * baseline.mar), abs=0.01
-    )
-    normal = anomaly_free_alarms(skab)
-    assert normal is not None
-    assert documented("anomaly-free.csv")[1] == pytest.approx(100 * normal.far, abs=0.01)
-
-    code, out, _ = run(["models", "eval-skab", "--data", str(skab)], capsys)
-    assert code == 0
-    assert f"onboarding detector{pooled.f1:12.3f}" in out
-    assert "valve1/0.csv" in out and "anomaly-free.csv" in out
+def test_eval_nab_without_data_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["models", "eval-nab", "--data", str(tmp_path / "nab")], capsys)
+    assert code == 2 and "no NAB data directory" in err and "--data" in err
+    code, _, err = run(["models", "eval-nab", "--data", str(tmp_path)], capsys)
+    assert code == 2 and "no windows.json" in err
+    (tmp_path / "windows.json").write_text('{"realKnownCause/gone.csv": []}')
+    code, _, err = run(["models", "eval-nab", "--data", str(tmp_path)], capsys)
+    assert code == 2 and "none of the files windows.json names is there" in err
