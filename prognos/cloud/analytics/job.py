@@ -98,6 +98,7 @@ def snapshot(
                 for k in index
             ],
         )
+    decisions = results.parts_decisions.assign(rank=np.arange(1, len(results.parts_decisions) + 1))
     lines = [
         *_lines(schema.ALERT, alerts, as_of_ms),
         *_lines(schema.COHORT, cohorts, as_of_ms),
@@ -106,6 +107,10 @@ def snapshot(
         *_lines(schema.MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
         *_lines(schema.PARTS_FORECAST, weekly, as_of_ms),
         *_lines(schema.PARTS_REORDER, results.parts_reorder, as_of_ms),
+        *_lines(schema.PARTS_DECISION, decisions, as_of_ms),
+        *_lines(
+            schema.PARTS_CAMPAIGN, results.parts_campaign.rename(columns={"cohort_id": "cohort"}), as_of_ms
+        ),
     ]
     bands = results.vehicles["band"].value_counts() if not results.vehicles.empty else pd.Series(dtype=int)
     priorities = (
@@ -134,6 +139,9 @@ def snapshot(
         "maintenance_intervals": len(results.intervals),
         "parts_forecast": len(results.parts_weekly),
         "parts_reorder": len(results.parts_reorder),
+        "parts_orders": int((results.parts_decisions["action"] == "order").sum()),
+        "parts_transfers": int((results.parts_decisions["action"] == "transfer").sum()),
+        "parts_campaign": len(results.parts_campaign),
     }
     return lines, counts
 

@@ -547,6 +547,16 @@ def read_parts_master(influx: InfluxClient, database: str) -> pd.DataFrame:
         raise
 
 
+def read_service_centers(influx: InfluxClient, database: str) -> pd.DataFrame:
+    """The service centers: the DMS `service_center` kind, one row per center."""
+    try:
+        return read_frame(influx, database, "service_center")
+    except RejectedError as exc:
+        if "database not found" in str(exc):
+            raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
+        raise
+
+
 def read_inputs(
     influx: InfluxClient,
     database: str,
@@ -620,6 +630,7 @@ def read_inputs(
         stock=read_stock(influx, database),
         part_uses=read_part_uses(influx, database, as_of_ms),
         parts_master=read_parts_master(influx, database),
+        service_centers=read_service_centers(influx, database),
     )
 
 
