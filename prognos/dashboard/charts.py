@@ -869,7 +869,7 @@ def campaign_stock_table(campaign: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             (
                 part_label(row.name, row.part),
-                str(row.cohort),
+                str(row.cohort).replace(":", ": "),
                 str(row.service_center),
                 _units(row.vehicles),
                 _units(row.units_needed),
@@ -997,38 +997,36 @@ def stock_chart(reorder: pd.DataFrame) -> go.Figure:
     ordered = reorder.get("order_units", pd.Series(0, index=reorder.index)).fillna(0)
     figure = go.Figure()
     figure.add_bar(
-        y=label,
-        x=reorder["on_hand"] - gone,
-        name="on hand (after transfers out)",
-        orientation="h",
-        marker_color="#2ca02c",
+        y=label, x=reorder["on_hand"] - gone, name="on hand", orientation="h", marker_color="#2ca02c"
     )
     figure.add_bar(y=label, x=reorder["on_order"], name="on order", orientation="h", marker_color="#98df8a")
-    figure.add_bar(y=label, x=moved, name="transfer in, this week", orientation="h", marker_color="#17becf")
-    figure.add_bar(y=label, x=ordered, name="order, this week", orientation="h", marker_color="#9edae5")
+    figure.add_bar(y=label, x=moved, name="transfer in", orientation="h", marker_color="#17becf")
+    figure.add_bar(y=label, x=ordered, name="order now", orientation="h", marker_color="#9edae5")
     figure.add_scatter(
         y=label,
         x=reorder["reorder_point"],
         mode="markers",
-        name="reorder point: 95 % of the demand over lead time + review",
+        name="reorder point (95 % of the demand)",
         marker={"symbol": "line-ns-open", "size": 22, "line": {"width": 3}, "color": BAND_COLORS["act"]},
     )
     figure.add_scatter(
         y=label,
         x=reorder["protection_demand"],
         mode="markers",
-        name="expected demand over lead time + review",
+        name="expected demand",
         marker={"symbol": "diamond-open", "size": 9, "color": "#444444"},
     )
     figure.update_layout(
         barmode="stack",
-        xaxis={"title": "units", "rangemode": "tozero"},
+        xaxis={"title": "units over lead time + review (on hand after transfers out)", "rangemode": "tozero"},
         yaxis={"autorange": "reversed", "automargin": True},
-        legend={"orientation": "h", "y": -0.12 if len(reorder) > 6 else -0.3},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
     )
-    return _layout(
-        figure, "Stock against need over lead time + review", height=max(360, 30 * len(reorder) + 170)
+    figure = _layout(
+        figure, "Stock against need over lead time + review", height=max(360, 28 * len(reorder) + 190)
     )
+    figure.update_layout(margin={"t": 100})
+    return figure
 
 
 # ---------------------------------------------------------------- system

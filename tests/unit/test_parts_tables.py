@@ -126,7 +126,7 @@ def test_the_charts_are_horizontal_bars_by_name_with_a_reorder_point() -> None:
     assert all(trace.orientation == "h" for trace in bars)
     assert list(bars[0].y) == ["SC-A · part P1", "SC-B · part P1", "SC-B · part P2"]
     reorder = next(trace for trace in stock.data if trace.name.startswith("reorder point"))
-    assert list(reorder.x) == [10, 6, 2] and "lead time + review" in reorder.name
+    assert list(reorder.x) == [10, 6, 2] and "lead time + review" in stock.layout.xaxis.title.text
     weekly = pd.DataFrame(
         {
             "service_center": ["SC-A", "SC-A", "SC-B"],

@@ -492,7 +492,8 @@ def campaign_stock(
         if in_plan.any():
             text += f", {int(in_plan.sum())} already planned as predicted failures"
         expected = float(np.sum(chances))
-        text += f". {level} need {needed} (expected {expected:.1f}); {available} spare after this week's plan"
+        text += f". Needs {needed} for {level} service ({expected:.1f} expected)"
+        text += f"; {available} spare after this week's plan"
         rows.append(
             {
                 "cohort_id": cohort,
