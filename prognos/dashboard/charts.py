@@ -882,6 +882,61 @@ def campaign_stock_table(campaign: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CAMPAIGN_STOCK_HEADINGS))
 
 
+ACCURACY_HEADINGS = (
+    "Service center",
+    "Part family",
+    "Pairs",
+    "Weeks compared",
+    "Forecast (units)",
+    "Used (units)",
+    "Bias",
+    "RMSSE",
+    "Within the 90 % interval",
+)
+
+
+def accuracy_view(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """The kept plans' accuracy (ACCURACY_HEADINGS): bias as a signed percentage (above 0: the plan
+    expected more than was used), RMSSE to two decimals, the interval's coverage in percent."""
+    rows = []
+    for row in accuracy.itertuples():
+        bias = float(row.bias) if isinstance(row.bias, int | float) else math.nan
+        rows.append(
+            (
+                "all" if row.service_center == "all" else str(row.service_center),
+                "all" if row.family == "all" else str(row.family),
+                _units(row.pairs),
+                _units(row.weeks),
+                _fixed(row.forecast_units, 1),
+                _units(row.actual_units),
+                f"{100 * bias:+.0f} %" if math.isfinite(bias) else "—",
+                _fixed(row.rmsse, 2),
+                f"{_fixed(100 * float(row.coverage), 0)} %" if isinstance(row.coverage, int | float) else "—",
+            )
+        )
+    return pd.DataFrame(rows, columns=list(ACCURACY_HEADINGS))
+
+
+def forecast_actual_chart(kept: pd.DataFrame) -> go.Figure:
+    """What the plans expected one week ahead against what the work orders used, per week (the
+    service centers and parts selected, summed)."""
+    weeks = kept.assign(week=utc(kept["window_start_ms"]).dt.strftime("%Y-%m-%d"))
+    totals = weeks.groupby("week", as_index=False)[["forecast", "actual"]].sum()
+    figure = go.Figure()
+    figure.add_bar(x=totals["week"], y=totals["actual"], name="used (work orders)", marker_color="#2ca02c")
+    figure.add_scatter(
+        x=totals["week"],
+        y=totals["forecast"],
+        mode="lines+markers",
+        name="forecast a week ahead",
+        line_color="#1f77b4",
+    )
+    figure.update_layout(
+        xaxis={"title": "week starting", "type": "category"}, yaxis={"title": "units", "rangemode": "tozero"}
+    )
+    return _layout(figure, "Forecast against what was used", height=320)
+
+
 def order_list_csv(lines: pd.DataFrame) -> bytes:
     """The order list (prognos.cloud.parts.decisions.order_list) as CSV, costs to the cent."""
     text: str = order_list(lines).to_csv(index=False, float_format="%.2f", lineterminator="\n")

@@ -286,6 +286,38 @@ def parts_campaign(at: str) -> pd.DataFrame:
     return frame[list(CAMPAIGN_STOCK_COLUMNS)].reset_index(drop=True)
 
 
+ACCURACY_COLUMNS = schema.PARTS_ACCURACY.column_names()
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def parts_accuracy(at: str) -> pd.DataFrame:
+    """The kept plans' forecast against actual per service center and part family, the row over
+    everything (`all`, `all`) first (prognos.cloud.parts.accuracy)."""
+    frame = _frame('SELECT * FROM "parts_accuracy" WHERE time = $t', {"t": at}, ACCURACY_COLUMNS)
+    frame = frame.assign(_all=frame["service_center"] != "all").sort_values(
+        ["_all", "service_center", "family"]
+    )
+    return frame[list(ACCURACY_COLUMNS)].reset_index(drop=True)
+
+
+KEPT_COLUMNS = ("service_center", "part", "name", "window_start_ms", "forecast", "low", "high", "actual")
+KEPT_WEEKS = 26  # the kept plans the page compares (prognos.cloud.parts.accuracy.TRACK_WEEKS)
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def parts_forecast_actual(at: str) -> pd.DataFrame:
+    """The kept forecasts one week ahead of the plans of the last KEPT_WEEKS weeks whose week has
+    passed, with what was used (`at`, the snapshot, only renews the cache)."""
+    frame = _frame(
+        'SELECT "name", "window_start_ms", "forecast", "low", "high", "actual" FROM "parts_forecast_kept" '
+        f'WHERE "lead" = $lead AND time > now() - {KEPT_WEEKS}w GROUP BY "service_center", "part"',
+        {"lead": "01"},
+        KEPT_COLUMNS,
+    )
+    frame = frame[pd.to_numeric(frame["actual"], errors="coerce").notna()]
+    return frame[list(KEPT_COLUMNS)].sort_values("window_start_ms").reset_index(drop=True)
+
+
 def pairs_by_demand(weekly: pd.DataFrame) -> list[tuple[str, str]]:
     """The (service center, part) pairs of the weekly forecast, most expected units first."""
     totals = weekly.groupby(["service_center", "part"], as_index=False)["forecast"].sum()

@@ -92,7 +92,7 @@ def test_every_page_renders_its_key_content_in_chromium(
 
     show(page, "Parts demand", "To decide this week", "Stock against need")
     assert int(metric(page, "Order lines to place")) >= 1
-    assert page.locator(".js-plotly-plot").count() == 3
+    assert page.locator(".js-plotly-plot").count() == 4
     save(page, "5-parts-demand", screenshot_dirs)
 
     show(page, "System", "Dead letters", "Gateways")

@@ -153,6 +153,12 @@ def seed_fleet(influx: InfluxClient, database: str, work_dir: Path) -> SeededFle
     ]
     influx.write(database, metrics + letters, precision="ns")
 
+    # A plan four weeks before the work orders end (the first of this month), kept, so that the
+    # run now compares its weeks with what the orders used.
+    month = datetime.fromtimestamp(now_ms / 1000, UTC).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    run_once(influx, database, as_of_ms=int(month.timestamp() * 1000) - 28 * 24 * HOUR_MS)
     summary = run_once(influx, database, as_of_ms=now_ms)
     return SeededFleet(database, now_ms, vins, urgent, watch, lot_affected, offline, centers, summary)
 
@@ -382,7 +388,7 @@ def test_parts_page_opens_on_the_decisions_with_reasons_and_exports_the_order_li
     busiest = max(series, key=lambda s: s.values[0][1]).tags
     assert app.selectbox(key="parts_pair").value == (busiest["service_center"], busiest["part"])
     figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    assert len(figures) == 3  # stock against need, demand per part, the pair's weeks
+    assert len(figures) == 4  # stock against need, demand per part, the pair's weeks, forecast against use
     stock = figures[0]["data"][0]
     assert stock["orientation"] == "h" and any(MASTER[PADS].name in label for label in stock["y"])
     assert any(trace["name"].startswith("reorder point") for trace in figures[0]["data"])
@@ -416,6 +422,21 @@ def test_parts_page_opens_on_the_decisions_with_reasons_and_exports_the_order_li
     assert (weekly["baseline"] > 0).all() and weekly["baseline"].nunique() == 1
     assert week2["forecast"] == pytest.approx(week2["baseline"] + week2["from_failures"], abs=1e-3)
     assert week2["low"] <= week2["baseline"] and week2["high"] >= week2["forecast"] + 1
+
+
+def test_parts_page_shows_the_kept_plans_forecast_against_what_was_used(seeded_app: SeededFleet) -> None:
+    app = open_page("parts")
+    accuracy = [table.value for table in app.table if "Bias" in table.value.columns]
+    assert len(accuracy) == 1
+    shown = accuracy[0].reset_index()
+    assert list(shown.columns) == list(charts.ACCURACY_HEADINGS)
+    overall = shown.iloc[0]
+    assert (overall["Service center"], overall["Part family"]) == ("all", "all")
+    assert int(overall["Pairs"]) == 40 and int(overall["Weeks compared"]) >= 3 * 40
+    assert overall["Bias"].endswith(" %") and float(overall["RMSSE"]) > 0
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    assert any(f["layout"]["title"]["text"] == "Forecast against what was used" for f in figures)
+    assert "No forecast week has passed yet" not in texts(app)
 
 
 def test_system_page_shows_ingest_dead_letters_gateways_and_models(seeded_app: SeededFleet) -> None:

@@ -24,6 +24,8 @@ Input frames (times are epoch milliseconds, UTC):
 - parts_master: the DMS `part` kind (part, name, unit_cost, currency, pack_size, min_order, ...).
 - service_centers: the DMS `service_center` kind (service_center, dealer_id, lat, lon, ...):
   where stock may move between centers (prognos.cloud.parts.decisions.transfer_lanes).
+- parts_kept: the kept weekly forecasts of earlier plans (prognos.cloud.parts.accuracy.KEPT_COLUMNS
+  and `actual`), the last TRACK_WEEKS weeks of them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ from prognos.cloud.analytics.cohorts import as_text, campaign_vehicles, find_coh
 from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings, empty_frame
 from prognos.cloud.analytics.fleet_health import vehicle_table
 from prognos.cloud.analytics.service import maintenance_intervals, service_list
+from prognos.cloud.parts.accuracy import (
+    KEPT_COLUMNS,
+    REFRESH_WEEKS,
+    TRACK_WEEKS,
+    WEEK_MS,
+    accuracy_table,
+    kept_forecast,
+    with_actuals,
+)
 from prognos.cloud.parts.decisions import (
     CAMPAIGN_STOCK_COLUMNS,
     DECISION_COLUMNS,
@@ -86,6 +97,9 @@ class PartsResults:
     reorder: pd.DataFrame  # REORDER_COLUMNS with the master's columns and the decisions' (decide)
     decisions: pd.DataFrame  # prognos.cloud.parts.decisions.DECISION_COLUMNS
     campaign: pd.DataFrame  # prognos.cloud.parts.decisions.CAMPAIGN_STOCK_COLUMNS
+    kept: pd.DataFrame  # prognos.cloud.parts.accuracy.KEPT_COLUMNS: this plan, to keep
+    actuals: pd.DataFrame  # KEPT_COLUMNS + actual: kept weeks that ended lately, to write again
+    accuracy: pd.DataFrame  # prognos.cloud.parts.accuracy.ACCURACY_COLUMNS
 
 
 def parts_plan(
@@ -111,12 +125,18 @@ def parts_plan(
     planned = {spec.part for spec in FAULT_PARTS.values()} | set(history["part"])
     stock = inputs.stock[inputs.stock["part"].isin(planned)] if not inputs.stock.empty else None
     stock = stock if stock is not None and not stock.empty else None
+    compared = with_actuals(inputs.parts_kept, uses, now_ms=now_ms, since_ms=now_ms - TRACK_WEEKS * WEEK_MS)
+    actuals = compared[compared["window_end_ms"] > now_ms - REFRESH_WEEKS * WEEK_MS].reset_index(drop=True)
+    accuracy = accuracy_table(compared)
     if failures.empty and stock is None and history.empty:
         return PartsResults(
             empty_frame(WEEKLY_COLUMNS),
             empty_frame(REORDER_COLUMNS),
             empty_frame(DECISION_COLUMNS),
             empty_frame(CAMPAIGN_STOCK_COLUMNS),
+            empty_frame(KEPT_COLUMNS),
+            actuals,
+            accuracy,
         )
     pairs = zip(
         [*failures["service_center"], *history["service_center"]],
@@ -136,7 +156,9 @@ def parts_plan(
         decided.plan,
         inputs.parts_master,
     )
-    return PartsResults(weekly, decided.plan, decided.lines, stocked)
+    named = weekly.rename(columns={"lower": "low", "upper": "high"})
+    kept = kept_forecast(named.assign(week_index=named["week"].astype(int)), history, now_ms)
+    return PartsResults(weekly, decided.plan, decided.lines, stocked, kept, actuals, accuracy)
 
 
 @dataclass(frozen=True)
@@ -155,6 +177,7 @@ class Inputs:
     part_uses: pd.DataFrame = field(default_factory=lambda: empty_frame(USE_COLUMNS))
     parts_master: pd.DataFrame = field(default_factory=lambda: empty_frame(MASTER_COLUMNS))
     service_centers: pd.DataFrame = field(default_factory=lambda: empty_frame(CENTER_COLUMNS))
+    parts_kept: pd.DataFrame = field(default_factory=lambda: empty_frame((*KEPT_COLUMNS, "actual")))
 
 
 @dataclass(frozen=True)
@@ -169,6 +192,9 @@ class Results:
     parts_reorder: pd.DataFrame  # prognos.cloud.parts.plan.REORDER_COLUMNS, costs, decisions
     parts_decisions: pd.DataFrame  # prognos.cloud.parts.decisions.DECISION_COLUMNS
     parts_campaign: pd.DataFrame  # prognos.cloud.parts.decisions.CAMPAIGN_STOCK_COLUMNS
+    parts_kept: pd.DataFrame  # prognos.cloud.parts.accuracy.KEPT_COLUMNS, stamped origin_ms
+    parts_actuals: pd.DataFrame  # kept weeks with their actual, stamped origin_ms
+    parts_accuracy: pd.DataFrame  # prognos.cloud.parts.accuracy.ACCURACY_COLUMNS
     cohorts_tested: int
     registered: int  # vehicles in the registry
     observed: int  # vehicles with data in the window
@@ -208,6 +234,9 @@ def analyse(
         parts_reorder=parts.reorder,
         parts_decisions=parts.decisions,
         parts_campaign=parts.campaign,
+        parts_kept=parts.kept,
+        parts_actuals=parts.actuals,
+        parts_accuracy=parts.accuracy,
         cohorts_tested=findings.tested,
         registered=len(known),
         observed=len(observed),

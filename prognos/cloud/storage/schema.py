@@ -308,6 +308,39 @@ PARTS_CAMPAIGN = Measurement(
     },
     precision="ms",
 )
+PARTS_ACCURACY = Measurement(
+    name="parts_accuracy",
+    meaning="a snapshot's forecast against actual of the kept parts plans per service center and family",
+    tags=("service_center", "family"),
+    fields={
+        "pairs": INT,
+        "weeks": INT,
+        "forecast_units": FLOAT,
+        "actual_units": FLOAT,
+        "bias": FLOAT,
+        "rmsse": FLOAT,
+        "coverage": FLOAT,
+    },
+    precision="ms",
+)
+# Kept across snapshots (not deleted with them): one plan per ISO week, stamped with its Monday.
+PARTS_FORECAST_KEPT = Measurement(
+    name="parts_forecast_kept",
+    meaning="the weekly forecast of the last parts plan of an ISO week, and what was used once it passed",
+    tags=("service_center", "part", "lead"),
+    fields={
+        "name": STR,
+        "made_ms": INT,
+        "window_start_ms": INT,
+        "window_end_ms": INT,
+        "forecast": FLOAT,
+        "low": INT,
+        "high": INT,
+        "scale": FLOAT,
+        "actual": FLOAT,
+    },
+    precision="ms",
+)
 ANALYTICS_RUN = Measurement(
     name="analytics_run",
     meaning="the marker of a complete snapshot, with its counts; written last",
@@ -337,6 +370,8 @@ ANALYTICS_RUN = Measurement(
         "parts_orders": INT,
         "parts_transfers": INT,
         "parts_campaign": INT,
+        "parts_kept": INT,
+        "parts_accuracy": INT,
         "duration_s": FLOAT,
     },
     precision="ms",
@@ -394,13 +429,21 @@ ANALYTICS_RESULTS = (
     PARTS_REORDER,
     PARTS_DECISION,
     PARTS_CAMPAIGN,
+    PARTS_ACCURACY,
 )
 ANALYTICS_ROLLUPS = (ROLLUP_HEALTH_DAY, ROLLUP_DIAG_DAY, ROLLUP_FAULT_DAY)
 
 # ---------------------------------------------------------------- all of them
 
 INGESTED = (DIAG, VEHICLE_HEALTH, FAULT, GATEWAY_STATUS, DEAD_LETTER, INGEST)
-ANALYTICS = (*ANALYTICS_RESULTS, ANALYTICS_RUN, ANALYTICS_BEGUN, ANALYTICS_ROLLUP_DAY, *ANALYTICS_ROLLUPS)
+ANALYTICS = (
+    *ANALYTICS_RESULTS,
+    PARTS_FORECAST_KEPT,
+    ANALYTICS_RUN,
+    ANALYTICS_BEGUN,
+    ANALYTICS_ROLLUP_DAY,
+    *ANALYTICS_ROLLUPS,
+)
 MEASUREMENTS: MappingProxyType[str, Measurement] = MappingProxyType(
     {m.name: m for m in (*INGESTED, *DMS.values(), *ANALYTICS)}
 )

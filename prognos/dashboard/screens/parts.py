@@ -4,6 +4,7 @@ against need, and the forecast behind it (docs/dashboard.md, docs/forecast.md)."
 
 import streamlit as st
 
+from prognos.cloud.parts.accuracy import family
 from prognos.dashboard import charts, data, widgets
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -129,6 +130,33 @@ if not weekly.empty:
     rows = weekly[(weekly["service_center"] == center) & (weekly["part"] == part)]
     title = f"{center} · {names.get(part, part)}: weekly demand with 90 % interval"
     st.plotly_chart(charts.forecast_chart(rows, title))
+
+st.subheader("How far to trust the forecast")
+accuracy = widgets.load(data.parts_accuracy, snapshot.at)
+kept = widgets.load(data.parts_forecast_actual, snapshot.at)
+if chosen_centers:
+    accuracy = accuracy[accuracy["service_center"].isin(chosen_centers)]
+    kept = kept[kept["service_center"].isin(chosen_centers)]
+if chosen_parts:
+    accuracy = accuracy[accuracy["family"].isin({family(p) for p in chosen_parts})]
+    kept = kept[kept["part"].isin(chosen_parts)]
+if accuracy.empty:
+    st.info(
+        "No forecast week has passed yet: each week's plan is kept, and once its weeks are over they "
+        "are compared here with the parts the work orders used. `prognos forecast accuracy` reports "
+        "the same on the work orders' history now."
+    )
+else:
+    if not kept.empty:
+        st.plotly_chart(charts.forecast_actual_chart(kept))
+    widgets.paged_table(charts.accuracy_view(accuracy), "parts_accuracy", size=25, wrap_on="Service center")
+    st.caption(
+        "The plans of the last 26 weeks, every week ahead, once the work orders of the week are "
+        "imported. Bias: how much more (+) or less (-) the plans expected than was used. RMSSE: the "
+        "forecast's error against that of guessing last week's units again (below 1 beats that "
+        "guess). Within the 90 % interval: the share of weeks whose use fell in the plan's interval "
+        "(about 90 % when the intervals are right)."
+    )
 
 if not reorder.empty:
     st.subheader("The plan per service center and part")
