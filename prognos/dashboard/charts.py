@@ -733,7 +733,7 @@ CAMPAIGN_STOCK_HEADINGS = (
     "Cost",
     "Why",
 )
-DECISION_ORDERS = {"urgency": "most urgent first", "cost": "largest cost first"}
+DECISION_ORDERS = {"urgency": "most urgent first", "cost": "largest value first"}
 
 
 def money(value: object, currency: object) -> str:
@@ -1052,7 +1052,11 @@ def stock_chart(reorder: pd.DataFrame) -> go.Figure:
     ordered = reorder.get("order_units", pd.Series(0, index=reorder.index)).fillna(0)
     figure = go.Figure()
     figure.add_bar(
-        y=label, x=reorder["on_hand"] - gone, name="on hand", orientation="h", marker_color="#2ca02c"
+        y=label,
+        x=reorder["on_hand"] - gone,
+        name="on hand (less transfers out)",
+        orientation="h",
+        marker_color="#2ca02c",
     )
     figure.add_bar(y=label, x=reorder["on_order"], name="on order", orientation="h", marker_color="#98df8a")
     figure.add_bar(y=label, x=moved, name="transfer in", orientation="h", marker_color="#17becf")
@@ -1073,14 +1077,16 @@ def stock_chart(reorder: pd.DataFrame) -> go.Figure:
     )
     figure.update_layout(
         barmode="stack",
-        xaxis={"title": "units over lead time + review (on hand after transfers out)", "rangemode": "tozero"},
+        xaxis={"title": "units over lead time + review", "rangemode": "tozero"},
         yaxis={"autorange": "reversed", "automargin": True},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
     )
     figure = _layout(
         figure, "Stock against need over lead time + review", height=max(360, 28 * len(reorder) + 190)
     )
-    figure.update_layout(margin={"t": 100})
+    figure.update_layout(
+        margin={"t": 110}, title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 12}}
+    )
     return figure
 
 

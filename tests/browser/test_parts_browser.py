@@ -90,8 +90,8 @@ def test_the_planner_sees_the_orders_with_names_and_downloads_the_order_list(
     rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
     check_order_list(pd.DataFrame(rows[1:], columns=rows[0]), lines)
 
-    page.get_by_text("largest cost first").click()
-    page.wait_for_timeout(1500)  # the script runs again with the decisions sorted by cost
+    page.get_by_text("largest value first").click()
+    page.wait_for_timeout(1500)  # the script runs again with the decisions sorted by value
     page.get_by_text("Weekly forecast per service center and part").click()
     page.wait_for_timeout(500)
     save(page, "parts-2-whole-page", screenshot_dirs)

@@ -74,7 +74,8 @@ else:
         "Transfers come first: a center short of its reorder point takes what a center within "
         "300 km holds above its own, when that arrives (2 days) sooner than the supplier's lead time. "
         "Orders are whole packs and at least the minimum order. Need by: when the center's stock is "
-        "expected to run out, at the latest one lead time from now."
+        "expected to run out, at the latest one lead time from now. Value: what an order costs, or "
+        "what a transfer's units are worth."
     )
 if not orders.empty:
     st.markdown("**Order list for purchasing** (one row per order line)")
