@@ -1079,7 +1079,14 @@ def stock_chart(reorder: pd.DataFrame) -> go.Figure:
         barmode="stack",
         xaxis={"title": "units over lead time + review", "rangemode": "tozero"},
         yaxis={"autorange": "reversed", "automargin": True},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0,
+            "xanchor": "left",
+            "x": 0,
+            "traceorder": "normal",
+        },
     )
     figure = _layout(
         figure, "Stock against need over lead time + review", height=max(360, 28 * len(reorder) + 190)
