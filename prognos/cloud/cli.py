@@ -402,7 +402,7 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
             f"(P1 {c['alerts_p1']}, P2 {c['alerts_p2']}, P3 {c['alerts_p3']}); {c['campaigns']} campaigns "
             f"({c['campaign_vehicles']} vehicles); {c['service_list']} on the service list; "
             f"{c['maintenance_intervals']} maintenance intervals; {c['parts_reorder']} parts planned "
-            f"-> database {args.database}",
+            f"({c['parts_orders']} orders, {c['parts_transfers']} transfers) -> database {args.database}",
             flush=True,
         )
 
