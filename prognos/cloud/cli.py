@@ -267,6 +267,36 @@ def add_forecast(commands: Commands, help_text: str) -> None:
     )
     parts.set_defaults(run=_forecast_parts)
 
+    accuracy = forecast.add_parser(
+        "accuracy",
+        help="replay the parts plan's forecast on history: bias and RMSSE per center and part family",
+        description="At each of the last --origins weeks that leave a whole horizon after them, make "
+        "the parts plan's baseline forecast from the weeks before and hold each forecast week against "
+        "what was used; print the bias, RMSSE and 90%% interval coverage per service center and part "
+        "family, as the parts page shows them for the kept plans (docs/forecast.md, Accuracy).",
+    )
+    accuracy.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="week, service_center, part, units (default: the DMS work orders of the last year in InfluxDB)",
+    )
+    add_home_option(accuracy)
+    accuracy.add_argument(
+        "--database",
+        default=DEFAULT_DATABASE,
+        help="InfluxDB database read without --history (default: %(default)s)",
+    )
+    accuracy.add_argument(
+        "--origins", type=int, default=12, metavar="N", help="forecast origins, weeks (default: %(default)s)"
+    )
+    accuracy.add_argument(
+        "--horizon", default="8w", metavar="WEEKS", help="weeks ahead, 8w or 8 (default: 8w)"
+    )
+    accuracy.add_argument("--out", type=Path, default=None, metavar="CSV", help="write the table as CSV")
+    accuracy.set_defaults(run=_forecast_accuracy)
+
 
 def _cloud_ingest(args: argparse.Namespace) -> int:
     require("paho.mqtt")
@@ -440,7 +470,7 @@ def _cloud_analytics(args: argparse.Namespace) -> int:
             f"(P1 {c['alerts_p1']}, P2 {c['alerts_p2']}, P3 {c['alerts_p3']}); {c['campaigns']} campaigns "
             f"({c['campaign_vehicles']} vehicles); {c['service_list']} on the service list; "
             f"{c['maintenance_intervals']} maintenance intervals; {c['parts_reorder']} parts planned "
-            f"-> database {args.database}",
+            f"({c['parts_orders']} orders, {c['parts_transfers']} transfers) -> database {args.database}",
             flush=True,
         )
 
@@ -658,3 +688,60 @@ def _forecast_parts(args: argparse.Namespace) -> int:
         f"{int(orders['order_qty'].sum())} units -> {args.out}, {reorder}"
     )
     return 0
+
+
+def _forecast_accuracy(args: argparse.Namespace) -> int:
+    require("pandas")
+    from prognos.cloud.parts.accuracy import ALL, accuracy_table, backtest_plan
+    from prognos.cloud.parts.plan import check_history
+    from prognos.cloud.parts.tables import format_csv, parse_csv
+
+    horizon = _weeks(args.horizon)
+    if args.origins <= 0:
+        raise ConfigError(f"--origins must be a positive number of weeks, not {args.origins}")
+    if args.history is not None:
+        source = str(args.history)
+        history = check_history(parse_csv(_read_text(args.history), source=source), source)
+    else:
+        source = f"the work orders in database {args.database!r}"
+        history = _history_from_influx(args)
+    compared = backtest_plan(history, origins=args.origins, horizon_weeks=horizon)
+    if compared.empty:
+        raise ConfigError(f"{source}: too few weeks for a {horizon}-week forecast after a week of history")
+    table = accuracy_table(compared)
+    overall = table[(table["service_center"] == ALL) & (table["family"] == ALL)].iloc[0]
+    print(
+        f"{source}: {compared['origin_ms'].nunique()} origins x {horizon} weeks ahead, "
+        f"{int(overall['pairs'])} service center/part pairs, {int(overall['weeks'])} pair-weeks"
+    )
+    print(
+        f"{'service center':16}{'family':12}{'weeks':>7}{'forecast':>10}{'actual':>9}"
+        f"{'bias':>8}{'RMSSE':>8}{'in 90%':>8}"
+    )
+    for row in table.itertuples():
+        bias = f"{100 * row.bias:+.0f}%" if row.bias == row.bias else "-"
+        rmsse = f"{row.rmsse:.2f}" if row.rmsse == row.rmsse else "-"
+        print(
+            f"{row.service_center:16}{row.family:12}{row.weeks:>7}{row.forecast_units:>10.1f}"
+            f"{row.actual_units:>9.0f}{bias:>8}{rmsse:>8}{100 * row.coverage:>7.0f}%"
+        )
+    if args.out is not None:
+        _write_text(args.out, format_csv(table))
+        print(f"-> {args.out}")
+    return 0
+
+
+def _history_from_influx(args: argparse.Namespace) -> object:
+    """The weekly demand history of the DMS work orders of the last year (as the analytics job's)."""
+    from prognos.cloud.analytics.reading import read_part_uses
+    from prognos.cloud.parts.history import demand_history
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
+
+    now_ms = int(time.time()) * 1000
+    influx = stack_influx(load_stack(stack_home(args)), "dashboard")
+    try:
+        uses = read_part_uses(influx, args.database, now_ms)
+    finally:
+        influx.close()
+    return demand_history(uses, before_ms=now_ms)

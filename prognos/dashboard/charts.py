@@ -3,6 +3,7 @@ No queries and no Streamlit here; times arrive as epoch milliseconds (UTC)."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -14,6 +15,7 @@ from pandas.io.formats.style import Styler
 
 from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH
 from prognos.cloud.dealers.dms import period_bounds
+from prognos.cloud.parts.decisions import order_list
 from prognos.record import Trigger
 
 DAY_MS = 86_400_000
@@ -692,43 +694,297 @@ def risk_table(risk: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- parts
 
-# How the parts tables read on the page: column -> (heading with its unit, number format, or
-# None for text), in the order shown. The stored names stay in the CSV downloads.
-REORDER_VIEW: dict[str, tuple[str, str | None]] = {
-    "service_center": ("Service center", None),
-    "name": ("Part", None),
-    "part": ("Part number", None),
-    "order_qty": ("Needed (units)", "%d"),
-    "order_units": ("To order (units, whole packs)", "%d"),
-    "order_cost": ("Order cost", "%.2f"),
-    "currency": ("Currency", None),
-    "on_hand": ("On hand (units)", "%d"),
-    "on_order": ("On order (units)", "%d"),
-    "reorder_point": ("Reorder point (units)", "%.1f"),
-    "safety_stock": ("Safety stock (units)", "%.1f"),
-    "protection_demand": ("Demand over lead time + review (units)", "%.1f"),
-    "lead_time_weeks": ("Lead time (weeks)", "%.1f"),
-    "review_weeks": ("Review period (weeks)", "%.1f"),
-    "unit_cost": ("Unit cost", "%.2f"),
-}
-WEEKLY_VIEW: dict[str, tuple[str, str | None]] = {
-    "service_center": ("Service center", None),
-    "name": ("Part", None),
-    "part": ("Part number", None),
-    "week_start": ("Week starting", None),
-    "forecast": ("Forecast (units)", "%.2f"),
-    "baseline": ("Baseline (units)", "%.2f"),
-    "from_failures": ("From predicted failures (units)", "%.2f"),
-    "low": ("90% interval from (units)", "%d"),
-    "high": ("90% interval to (units)", "%d"),
-}
+DECISION_HEADINGS = (
+    "Part",
+    "Decision",
+    "Deliver to",
+    "Quantity (units)",
+    "Cost",
+    "Need by",
+    "Why",
+)
+PLAN_HEADINGS = (
+    "Part",
+    "Service center",
+    "Stock (units)",
+    "Need over lead time + review (units)",
+    "Decision",
+    "Why",
+)
+WEEKLY_HEADINGS = (
+    "Part",
+    "Service center",
+    "Week starting",
+    "Forecast (units, 90 % interval)",
+    "Baseline (units)",
+    "From predicted failures (units)",
+)
+CAMPAIGN_STOCK_HEADINGS = (
+    "Part",
+    "Cohort",
+    "Service center",
+    "Vehicles",
+    "Needed (units)",
+    "Spare (units)",
+    "To pre-stock (units)",
+    "Cost",
+    "Why",
+)
+DECISION_ORDERS = {"urgency": "most urgent first", "cost": "largest value first"}
+
+
+def money(value: object, currency: object) -> str:
+    """`1,234.50 EUR`; a dash when the value is unknown."""
+    number = float(value) if isinstance(value, int | float) else math.nan
+    if not math.isfinite(number):
+        return "—"
+    unit = "" if _text(currency) == "—" else str(currency)
+    return f"{number:,.2f} {unit}".strip()
+
+
+def part_label(name: object, part: object) -> str:
+    """`Brake pad set, front axle (PG-BRK-3100)`; the number alone when the name is."""
+    text, number = _text(name), str(part)
+    return number if text in ("—", number) else f"{text} ({number})"
+
+
+def _units(value: object) -> str:
+    number = float(value) if isinstance(value, int | float) else math.nan
+    if not math.isfinite(number):
+        return "—"
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
+
+
+def _days_from(ms: object, now_ms: int) -> str:
+    number = float(ms) if isinstance(ms, int | float) else math.nan
+    if not math.isfinite(number):
+        return "—"
+    day = f"{utc(pd.Series([number])).iloc[0]:%Y-%m-%d}"
+    days = math.floor((number - now_ms) / DAY_MS + 0.5)
+    if days <= 0:
+        return f"{day} (now)"
+    return f"{day} (in {days} day{'s' if days != 1 else ''})"
+
+
+def sorted_decisions(lines: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The decisions most urgent first (their rank: earliest need-by date, then largest cost)
+    or largest cost first (a transfer's units at what they are worth)."""
+    if by == "cost":
+        return lines.sort_values(["line_cost", "rank"], ascending=[False, True], na_position="last")
+    return lines.sort_values("rank")
+
+
+def decision_table(lines: pd.DataFrame, now_ms: int) -> pd.DataFrame:
+    """This week's transfers and orders as a planner reads them (DECISION_HEADINGS): the part
+    by name, where from, how many (and in how many packs), what it costs, by when, and why."""
+    rows = []
+    for line in lines.itertuples():
+        pack = int(line.pack_size) if isinstance(line.pack_size, int | float) and line.pack_size > 1 else 1
+        quantity = _units(line.quantity)
+        if pack > 1 and isinstance(line.quantity, int | float) and line.quantity % pack == 0:
+            packs = int(line.quantity // pack)
+            quantity += f" ({packs} pack{'s' if packs != 1 else ''} of {pack})"
+        if line.action == "transfer":
+            decision = f"Transfer from {_text(line.from_center)}"
+            cost = f"none: moves {money(line.line_cost, line.currency)} of stock"
+        else:
+            supplier = _text(line.supplier)
+            decision = "Order" + ("" if supplier == "—" else f" from {supplier}")
+            cost = money(line.line_cost, line.currency)
+        rows.append(
+            (
+                part_label(line.name, line.part),
+                decision,
+                str(line.service_center),
+                quantity,
+                cost,
+                _days_from(line.need_by_ms, now_ms),
+                _text(line.reason),
+            )
+        )
+    return pd.DataFrame(rows, columns=list(DECISION_HEADINGS))
+
+
+def plan_table(reorder: pd.DataFrame) -> pd.DataFrame:
+    """Every service center and part of the plan (PLAN_HEADINGS): stock, the need over lead time
+    + review period with its interval and reorder point, the decision and why."""
+    rows = []
+    for row in reorder.itertuples():
+        stock = _units(row.on_hand)
+        if isinstance(row.on_order, int | float) and row.on_order > 0:
+            stock += f" + {_units(row.on_order)} on order"
+        need = f"{_fixed(row.protection_demand, 1)} expected"
+        if pd.notna(row.protection_low) and pd.notna(row.protection_high):
+            need += f" (90 %: {_units(row.protection_low)}-{_units(row.protection_high)})"
+        need += f"; reorder point {_units(row.reorder_point)}"
+        steps = []
+        if isinstance(row.transfer_in, int | float) and row.transfer_in > 0:
+            steps.append(f"take {_units(row.transfer_in)} from {_text(row.transfer_from)}")
+        if isinstance(row.order_units, int | float) and row.order_units > 0:
+            steps.append(f"order {_units(row.order_units)} ({money(row.order_cost, row.currency)})")
+        if isinstance(row.transfer_out, int | float) and row.transfer_out > 0:
+            steps.append(f"send {_units(row.transfer_out)} to {_text(row.transfer_to)}")
+        decision = "; ".join(steps) if steps else "nothing to order"
+        rows.append(
+            (
+                part_label(row.name, row.part),
+                str(row.service_center),
+                stock,
+                need,
+                decision[0].upper() + decision[1:],
+                _text(row.reason),
+            )
+        )
+    return pd.DataFrame(rows, columns=list(PLAN_HEADINGS))
+
+
+def weekly_table(weekly: pd.DataFrame) -> pd.DataFrame:
+    """The weekly forecast (WEEKLY_HEADINGS): the units with their 90 % interval, split into the
+    history's baseline and the predicted failures."""
+    rows = []
+    for row in weekly.itertuples():
+        forecast = _fixed(row.forecast, 1)
+        if pd.notna(row.low) and pd.notna(row.high):
+            forecast += f" ({_units(row.low)}-{_units(row.high)})"
+        rows.append(
+            (
+                part_label(row.name, row.part),
+                str(row.service_center),
+                _text(row.week_start),
+                forecast,
+                _fixed(row.baseline, 1),
+                _fixed(row.from_failures, 1),
+            )
+        )
+    return pd.DataFrame(rows, columns=list(WEEKLY_HEADINGS))
+
+
+def campaign_stock_table(campaign: pd.DataFrame) -> pd.DataFrame:
+    """The campaigns' pre-stock (CAMPAIGN_STOCK_HEADINGS)."""
+    rows = []
+    for row in campaign.itertuples():
+        rows.append(
+            (
+                part_label(row.name, row.part),
+                str(row.cohort).replace(":", ": "),
+                str(row.service_center),
+                _units(row.vehicles),
+                _units(row.units_needed),
+                _units(row.available),
+                _units(row.order_units),
+                money(row.order_cost, row.currency),
+                _text(row.reason),
+            )
+        )
+    return pd.DataFrame(rows, columns=list(CAMPAIGN_STOCK_HEADINGS))
+
+
+ACCURACY_HEADINGS = (
+    "Service center",
+    "Part family",
+    "Pairs",
+    "Weeks compared",
+    "Forecast (units)",
+    "Used (units)",
+    "Bias",
+    "RMSSE",
+    "Within the 90 % interval",
+)
+
+
+def accuracy_view(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """The kept plans' accuracy (ACCURACY_HEADINGS): bias as a signed percentage (above 0: the plan
+    expected more than was used), RMSSE to two decimals, the interval's coverage in percent."""
+    rows = []
+    for row in accuracy.itertuples():
+        bias = float(row.bias) if isinstance(row.bias, int | float) else math.nan
+        rows.append(
+            (
+                "all" if row.service_center == "all" else str(row.service_center),
+                "all" if row.family == "all" else str(row.family),
+                _units(row.pairs),
+                _units(row.weeks),
+                _fixed(row.forecast_units, 1),
+                _units(row.actual_units),
+                f"{100 * bias:+.0f} %" if math.isfinite(bias) else "—",
+                _fixed(row.rmsse, 2),
+                f"{_fixed(100 * float(row.coverage), 0)} %" if isinstance(row.coverage, int | float) else "—",
+            )
+        )
+    return pd.DataFrame(rows, columns=list(ACCURACY_HEADINGS))
+
+
+def forecast_actual_chart(kept: pd.DataFrame) -> go.Figure:
+    """What the plans expected one week ahead against what the work orders used, per week (the
+    service centers and parts selected, summed)."""
+    weeks = kept.assign(week=utc(kept["window_start_ms"]).dt.strftime("%Y-%m-%d"))
+    totals = weeks.groupby("week", as_index=False)[["forecast", "actual"]].sum()
+    figure = go.Figure()
+    figure.add_bar(x=totals["week"], y=totals["actual"], name="used (work orders)", marker_color="#2ca02c")
+    figure.add_scatter(
+        x=totals["week"],
+        y=totals["forecast"],
+        mode="lines+markers",
+        name="forecast a week ahead",
+        line_color="#1f77b4",
+    )
+    figure.update_layout(
+        xaxis={"title": "week starting", "type": "category"}, yaxis={"title": "units", "rangemode": "tozero"}
+    )
+    return _layout(figure, "Forecast against what was used", height=320)
+
+
+def order_list_csv(lines: pd.DataFrame) -> bytes:
+    """The order list (prognos.cloud.parts.decisions.order_list) as CSV, costs to the cent."""
+    text: str = order_list(lines).to_csv(index=False, float_format="%.2f", lineterminator="\n")
+    return text.encode("utf-8")
+
+
+def order_list_xlsx(lines: pd.DataFrame) -> bytes:
+    """The order list as an XLSX workbook: one sheet, the headings in bold, quantities whole
+    numbers, costs to the cent, need-by as dates, columns wide enough for their values."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    table = order_list(lines)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Order list"
+    sheet.append(list(table.columns))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    formats = {"Quantity": "0", "Unit cost": "#,##0.00", "Line cost": "#,##0.00", "Need by": "yyyy-mm-dd"}
+    for record in table.to_dict("records"):
+        values: list[object] = []
+        for column, value in record.items():
+            if column == "Need by":
+                value = datetime.fromisoformat(str(value)).date()
+            elif column == "Quantity":
+                value = int(value)
+            elif column in ("Unit cost", "Line cost"):
+                value = float(value) if pd.notna(value) else None
+            values.append(value)
+        sheet.append(values)
+    for index, column in enumerate(table.columns, start=1):
+        letter = sheet.cell(row=1, column=index).column_letter
+        width = max([len(str(column)), *(len(str(v)) for v in table[column])]) + 2
+        sheet.column_dimensions[letter].width = min(60, width)
+        if column in formats:
+            for cell in sheet[letter][1:]:
+                cell.number_format = formats[column]
+    sheet.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
 
 def forecast_chart(weekly: pd.DataFrame, title: str) -> go.Figure:
-    """One service center's and part's weekly forecast with its 90% interval."""
+    """One service center's and part's weekly forecast with its 90% interval, the predicted
+    failures' share as bars."""
     rows = weekly.sort_values("week_index")
     x = rows["week_start"].astype(str)
     figure = go.Figure()
+    figure.add_bar(x=x, y=rows["from_failures"], name="from predicted failures", marker_color="#ff7f0e")
     figure.add_scatter(x=x, y=rows["high"], mode="lines", line_width=0, showlegend=False, hoverinfo="skip")
     figure.add_scatter(
         x=x,
@@ -737,45 +993,105 @@ def forecast_chart(weekly: pd.DataFrame, title: str) -> go.Figure:
         line_width=0,
         fill="tonexty",
         fillcolor="rgba(31,119,180,0.2)",
-        name="90% interval",
+        name="90 % interval",
     )
     figure.add_scatter(x=x, y=rows["forecast"], mode="lines+markers", name="forecast", line_color="#1f77b4")
-    figure.update_layout(xaxis_title="week starting", yaxis_title="units", xaxis_type="category")
+    figure.update_layout(
+        xaxis_title="week starting",
+        yaxis={"title": "units", "rangemode": "tozero"},
+        xaxis_type="category",
+    )
     return _layout(figure, title, height=320)
 
 
 def demand_chart(weekly: pd.DataFrame) -> go.Figure:
-    """Expected units per week, stacked by part (one service center or several summed)."""
-    totals = weekly.groupby(["week_start", "part"], as_index=False)["forecast"].sum()
-    names = dict(zip(weekly["part"], weekly["name"], strict=False)) if "name" in weekly.columns else {}
+    """Expected units over the horizon per part, by name, split into the history's baseline and
+    the predicted failures: horizontal bars, the most demanded part on top."""
+    named = weekly.assign(
+        label=[part_label(n, p) for n, p in zip(weekly["name"], weekly["part"], strict=True)]
+    )
+    totals = named.groupby("label", as_index=False)[["baseline", "from_failures"]].sum()
+    totals = totals.assign(total=totals["baseline"] + totals["from_failures"]).sort_values(
+        "total", ascending=False
+    )
     figure = go.Figure()
-    for part, rows in totals.groupby("part", sort=True):
-        figure.add_bar(x=rows["week_start"].astype(str), y=rows["forecast"], name=str(names.get(part, part)))
-    figure.update_layout(barmode="stack", xaxis_title="week starting", yaxis_title="expected units")
-    return _layout(figure, "Expected demand per week")
+    figure.add_bar(
+        y=totals["label"],
+        x=totals["baseline"],
+        name="baseline (work-order history)",
+        orientation="h",
+        marker_color="#1f77b4",
+    )
+    figure.add_bar(
+        y=totals["label"],
+        x=totals["from_failures"],
+        name="predicted failures",
+        orientation="h",
+        marker_color="#ff7f0e",
+    )
+    figure.update_layout(
+        barmode="stack",
+        xaxis={"title": "expected units over the horizon", "rangemode": "tozero"},
+        yaxis={"autorange": "reversed", "automargin": True},
+    )
+    return _layout(figure, "Expected demand per part", height=max(300, 34 * len(totals) + 130))
 
 
 def stock_chart(reorder: pd.DataFrame) -> go.Figure:
-    """Stock (on hand and on order) against the reorder point, per service center and part:
-    horizontal bars labelled with the part's name, the first row of `reorder` on top."""
+    """Per service center and part: the stock (on hand, on order) and what this week's decisions
+    add (transfers in, the order) against the reorder point, the stock that covers the demand
+    over lead time + review period at the service level. Horizontal bars labelled with the part's
+    name, the first row of `reorder` on top."""
     name = reorder["name"].fillna(reorder["part"]) if "name" in reorder.columns else reorder["part"]
-    label = reorder["service_center"].astype(str) + " / " + name.astype(str)
+    label = reorder["service_center"].astype(str) + " · " + name.astype(str)
+    moved = reorder.get("transfer_in", pd.Series(0, index=reorder.index)).fillna(0)
+    gone = reorder.get("transfer_out", pd.Series(0, index=reorder.index)).fillna(0)
+    ordered = reorder.get("order_units", pd.Series(0, index=reorder.index)).fillna(0)
     figure = go.Figure()
-    figure.add_bar(y=label, x=reorder["on_hand"], name="on hand", orientation="h", marker_color="#2ca02c")
+    figure.add_bar(
+        y=label,
+        x=reorder["on_hand"] - gone,
+        name="on hand (less transfers out)",
+        orientation="h",
+        marker_color="#2ca02c",
+    )
     figure.add_bar(y=label, x=reorder["on_order"], name="on order", orientation="h", marker_color="#98df8a")
+    figure.add_bar(y=label, x=moved, name="transfer in", orientation="h", marker_color="#17becf")
+    figure.add_bar(y=label, x=ordered, name="order now", orientation="h", marker_color="#9edae5")
     figure.add_scatter(
         y=label,
         x=reorder["reorder_point"],
         mode="markers",
-        name="reorder point (need)",
-        marker={"symbol": "line-ns-open", "size": 18, "line": {"width": 3}, "color": BAND_COLORS["act"]},
+        name="reorder point (95 % of the demand)",
+        marker={"symbol": "line-ns-open", "size": 22, "line": {"width": 3}, "color": BAND_COLORS["act"]},
+    )
+    figure.add_scatter(
+        y=label,
+        x=reorder["protection_demand"],
+        mode="markers",
+        name="expected demand",
+        marker={"symbol": "diamond-open", "size": 9, "color": "#444444"},
     )
     figure.update_layout(
-        barmode="stack", xaxis_title="units", yaxis={"autorange": "reversed", "automargin": True}
+        barmode="stack",
+        xaxis={"title": "units over lead time + review", "rangemode": "tozero"},
+        yaxis={"autorange": "reversed", "automargin": True},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0,
+            "xanchor": "left",
+            "x": 0,
+            "traceorder": "normal",
+        },
     )
-    return _layout(
-        figure, "Stock against need over lead time + review", height=max(320, 28 * len(reorder) + 120)
+    figure = _layout(
+        figure, "Stock against need over lead time + review", height=max(360, 28 * len(reorder) + 190)
     )
+    figure.update_layout(
+        margin={"t": 110}, title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 12}}
+    )
+    return figure
 
 
 # ---------------------------------------------------------------- system

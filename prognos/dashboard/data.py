@@ -292,8 +292,70 @@ def parts_reorder(at: str) -> pd.DataFrame:
     order's cost (prognos.cloud.parts.master): largest orders first."""
     frame = _frame('SELECT * FROM "parts_reorder" WHERE time = $t', {"t": at}, REORDER_COLUMNS)
     frame["name"] = frame["name"].fillna(frame["part"])
+    for column in ("transfer_from", "transfer_to", "reason", "supplier", "currency"):
+        frame[column] = frame[column].fillna("")  # absent from a snapshot from before the decisions
     frame = frame.sort_values(["order_qty", "service_center", "part"], ascending=[False, True, True])
     return frame[list(REORDER_COLUMNS)].reset_index(drop=True)
+
+
+DECISION_COLUMNS = schema.PARTS_DECISION.column_names(
+    first=("rank", "action", "service_center", "part", "from_center", "name")
+)
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def parts_decisions(at: str) -> pd.DataFrame:
+    """This week's transfers and orders (prognos.cloud.parts.decisions), most urgent first."""
+    frame = _frame('SELECT * FROM "parts_decision" WHERE time = $t', {"t": at}, DECISION_COLUMNS)
+    frame["from_center"] = frame["from_center"].fillna("")
+    frame["supplier"] = frame["supplier"].fillna("")
+    frame = frame.sort_values("rank")
+    return frame[list(DECISION_COLUMNS)].reset_index(drop=True)
+
+
+CAMPAIGN_STOCK_COLUMNS = schema.PARTS_CAMPAIGN.column_names(
+    first=("cohort", "service_center", "part", "name")
+)
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def parts_campaign(at: str) -> pd.DataFrame:
+    """The campaigns' parts to pre-stock per cohort, service center and part: most units first."""
+    frame = _frame('SELECT * FROM "parts_campaign" WHERE time = $t', {"t": at}, CAMPAIGN_STOCK_COLUMNS)
+    frame = frame.sort_values(["to_stock", "cohort", "service_center"], ascending=[False, True, True])
+    return frame[list(CAMPAIGN_STOCK_COLUMNS)].reset_index(drop=True)
+
+
+ACCURACY_COLUMNS = schema.PARTS_ACCURACY.column_names()
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def parts_accuracy(at: str) -> pd.DataFrame:
+    """The kept plans' forecast against actual per service center and part family, the row over
+    everything (`all`, `all`) first (prognos.cloud.parts.accuracy)."""
+    frame = _frame('SELECT * FROM "parts_accuracy" WHERE time = $t', {"t": at}, ACCURACY_COLUMNS)
+    frame = frame.assign(_all=frame["service_center"] != "all").sort_values(
+        ["_all", "service_center", "family"]
+    )
+    return frame[list(ACCURACY_COLUMNS)].reset_index(drop=True)
+
+
+KEPT_COLUMNS = ("service_center", "part", "name", "window_start_ms", "forecast", "low", "high", "actual")
+KEPT_WEEKS = 26  # the kept plans the page compares (prognos.cloud.parts.accuracy.TRACK_WEEKS)
+
+
+@st.cache_data(ttl=TTL_RESULTS_S, show_spinner=False)
+def parts_forecast_actual(at: str) -> pd.DataFrame:
+    """The kept forecasts one week ahead of the plans of the last KEPT_WEEKS weeks whose week has
+    passed, with what was used (`at`, the snapshot, only renews the cache)."""
+    frame = _frame(
+        'SELECT "name", "window_start_ms", "forecast", "low", "high", "actual" FROM "parts_forecast_kept" '
+        f'WHERE "lead" = $lead AND time > now() - {KEPT_WEEKS}w GROUP BY "service_center", "part"',
+        {"lead": "01"},
+        KEPT_COLUMNS,
+    )
+    frame = frame[pd.to_numeric(frame["actual"], errors="coerce").notna()]
+    return frame[list(KEPT_COLUMNS)].sort_values("window_start_ms").reset_index(drop=True)
 
 
 def pairs_by_demand(weekly: pd.DataFrame) -> list[tuple[str, str]]:
@@ -303,14 +365,14 @@ def pairs_by_demand(weekly: pd.DataFrame) -> list[tuple[str, str]]:
     return [(str(c), str(p)) for c, p in zip(totals["service_center"], totals["part"], strict=True)]
 
 
-def order_cost_text(orders: pd.DataFrame) -> str:
+def order_cost_text(orders: pd.DataFrame, column: str = "order_cost") -> str:
     """The summed cost of the orders per currency ("1,234.50 EUR"); "-" when no order has a
     cost (parts without a parts master row)."""
-    costs = pd.to_numeric(orders["order_cost"], errors="coerce")
-    known = orders.assign(order_cost=costs)[costs.notna()]
+    costs = pd.to_numeric(orders[column], errors="coerce")
+    known = orders.assign(cost=costs)[costs.notna()]
     if known.empty:
         return "-"
-    sums = known.groupby(known["currency"].fillna("").astype(str))["order_cost"].sum()
+    sums = known.groupby(known["currency"].fillna("").astype(str))["cost"].sum()
     return ", ".join(f"{total:,.2f} {currency}".strip() for currency, total in sums.items())
 
 

@@ -28,7 +28,8 @@ from prognos.sim.repairs import Diagnoser, Diagnosis, mileage_km
 
 Row = dict[str, str]
 
-# part number -> (share of orders that use it, typical stock on hand); PG-* as prognos/cloud/parts/plan.py
+# part number -> (share of orders that use it, the scale of its stock draws in _stock); PG-* as
+# prognos/cloud/parts/plan.py
 PARTS = {
     "PG-BRK-3100": (0.22, 60),
     "BRK-DSC-02": (0.08, 24),
@@ -255,6 +256,46 @@ def _part(part: str, m: PartMaster) -> Row:
     }
 
 
+# How much of its need over lead time + review period a center's stock of a part covers, by
+# (center number + part index) mod 5: every part is short at some centers (an order) and
+# plentiful at a neighbour (a transfer), as stock drifts between a network's stores.
+STOCK_COVER = (0.5, 1.7, 0.8, 2.6, 1.1)
+REVIEW_WEEKS = 1.0  # the parts plan's review period (prognos.cloud.parts.plan.DEFAULT_REVIEW_WEEKS)
+
+
+def _center_number(center: str) -> int:
+    digits = "".join(ch for ch in center if ch.isdigit())
+    return int(digits) if digits else sum(map(ord, center))
+
+
+def _stock(p: DealerProfile, rng: np.random.Generator, counted: str, order_scale: float) -> list[Row]:
+    """A center's stock count of every part: its weekly use (orders a week x the part's share)
+    times its lead time (the parts master's) + review period, times the part's STOCK_COVER, with
+    10 % noise; a little on order. Draws from `rng` as many numbers as it always has, so the
+    rest of the month's data does not change with the stock's rule."""
+    weekly_orders = p.orders_per_month * order_scale * 12 / 52
+    rows = []
+    for j, (part, (share, typical)) in enumerate(PARTS.items()):
+        noise = (rng.normal(typical, typical * 0.15) - typical) / (typical * 0.15)
+        drawn = int(rng.integers(0, max(2, typical // 3)))
+        lead_weeks = MASTER[part].lead_time_days / 7
+        need = weekly_orders * share * (lead_weeks + REVIEW_WEEKS)
+        cover = STOCK_COVER[(_center_number(p.service_center) + j) % len(STOCK_COVER)]
+        on_order = min(drawn, round(0.5 * weekly_orders * share)) if cover < 1.0 else 0
+        rows.append(
+            {
+                "dealer_id": p.dealer_id,
+                "service_center": p.service_center,
+                "part": part,
+                "on_hand": str(max(0, round(cover * need * (1.0 + 0.1 * noise)))),
+                "on_order": str(on_order),
+                "lead_time_weeks": f"{lead_weeks:.2f}",
+                "as_of": counted,
+            }
+        )
+    return rows
+
+
 def _service_center(p: DealerProfile) -> Row:
     """A dealer's service center: its workshop (a default place for a dealer not in
     WORKSHOPS); its capacity is its usual orders a week with a quarter to spare."""
@@ -412,18 +453,7 @@ def _month(
         )
 
     counted = _stamps(np.array([first + np.timedelta64(6, "h")]))[0]
-    for part, (share, typical) in PARTS.items():
-        rows["parts_stock"].append(
-            {
-                "dealer_id": p.dealer_id,
-                "service_center": p.service_center,
-                "part": part,
-                "on_hand": str(max(0, int(rng.normal(typical, typical * 0.15)))),
-                "on_order": str(int(rng.integers(0, max(2, typical // 3)))),
-                "lead_time_weeks": f"{1.0 + 4.0 * (1 - share):.1f}",
-                "as_of": counted,
-            }
-        )
+    rows["parts_stock"] += _stock(p, rng, counted, order_scale)
 
     received = n + int(rng.poisson(40))  # workshop orders and parts-counter sales
     fulfilled = int(rng.binomial(received, float(np.clip(p.fulfilment - 0.20 * slip, 0.0, 1.0))))

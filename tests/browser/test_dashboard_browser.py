@@ -90,9 +90,9 @@ def test_every_page_renders_its_key_content_in_chromium(
     assert page.get_by_text("Deploy", exact=True).count() == 0  # the toolbar in viewer mode
     save(page, "4-dealer-kpis", screenshot_dirs)
 
-    show(page, "Parts demand", "Reorder recommendations", "Stock against need")
-    assert int(metric(page, "Units to order now")) >= 1
-    assert page.locator(".js-plotly-plot").count() == 3
+    show(page, "Parts demand", "To decide this week", "Stock against need")
+    assert int(metric(page, "Order lines to place")) >= 1
+    assert page.locator(".js-plotly-plot").count() == 4
     save(page, "5-parts-demand", screenshot_dirs)
 
     show(page, "System", "Dead letters", "Gateways")

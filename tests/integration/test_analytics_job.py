@@ -359,6 +359,61 @@ def test_the_parts_plan_has_the_work_orders_history_and_leaves_out_repaired_faul
     assert all(w["baseline"] == 0 for w in tyres)  # in the week still running: not history yet
 
 
+def test_each_weeks_plan_is_kept_and_compared_with_the_orders_once_its_weeks_pass(
+    influx: InfluxClient, database: str
+) -> None:
+    order = {
+        "dealer_id": "DLR-01",
+        "vin": "OTHER",
+        "promised_minutes": "60",
+        "first_contact_resolved": "true",
+        "fixed_first_time": "true",
+        "labour_hours": "1.0",
+        "amount": "200",
+        "service_center": "SC-01",
+        "parts": "PG-BRK-3100",
+    }
+    weeks = [*range(-10, 0), *range(0, 4)]  # ten weeks of history, then one pad set a week after AS_OF
+    write_dms(
+        influx,
+        database,
+        "work_order",
+        [
+            {**order, "order_id": f"WO{w + 20}", "opened_at": rfc3339(AS_OF + w * 7 * DAY_MS + DAY_MS)}
+            for w in weeks
+        ],
+    )
+    run_once(influx, database, as_of_ms=AS_OF)
+    monday = rfc3339(int(datetime(2024, 5, 27, tzinfo=UTC).timestamp() * 1000))  # AS_OF's ISO week
+    kept_query = 'SELECT * FROM "parts_forecast_kept" WHERE time = $t AND "part" = $p'
+    kept = [
+        r
+        for s in influx.query(kept_query, database=database, params={"t": monday, "p": "PG-BRK-3100"})
+        for r in s.rows()
+    ]
+    assert sorted(r["lead"] for r in kept) == [f"{k:02d}" for k in range(1, 9)]
+    assert all(r.get("actual") is None for r in kept) and all(r["forecast"] > 0.5 for r in kept)
+    later = AS_OF + 23 * DAY_MS  # the orders reach AS_OF + 22 days: three of the kept weeks are over
+    run_once(influx, database, as_of_ms=later)
+    run_once(influx, database, as_of_ms=later)  # again: the same points, nothing twice
+    kept = [
+        r
+        for s in influx.query(kept_query, database=database, params={"t": monday, "p": "PG-BRK-3100"})
+        for r in s.rows()
+    ]
+    assert len(kept) == 8
+    assert [r["actual"] for r in sorted(kept, key=lambda r: r["lead"])][:4] == [1.0, 1.0, 1.0, None]
+    accuracy = {
+        (r["service_center"], r["family"]): r
+        for r in snapshot_rows(influx, database, "parts_accuracy", later)
+    }
+    overall = accuracy[("all", "all")]
+    assert (overall["pairs"], overall["weeks"], overall["actual_units"]) == (1, 3, 3.0)
+    assert accuracy[("SC-01", "PG-BRK")]["bias"] == pytest.approx(overall["forecast_units"] / 3 - 1)
+    plans = influx.query('SELECT count("forecast") FROM "parts_forecast_kept"', database=database)
+    assert plans[0].values[0][1] == 16  # two ISO weeks' plans of 8 weeks
+
+
 def test_running_again_replaces_the_snapshot_without_duplicates(influx: InfluxClient, database: str) -> None:
     hand_made(influx, database)
     first = run_once(influx, database, as_of_ms=AS_OF)

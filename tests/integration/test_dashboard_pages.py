@@ -157,6 +157,12 @@ def seed_fleet(influx: InfluxClient, database: str, work_dir: Path) -> SeededFle
     ]
     influx.write(database, metrics + letters, precision="ns")
 
+    # A plan four weeks before the work orders end (the first of this month), kept, so that the
+    # run now compares its weeks with what the orders used.
+    month = datetime.fromtimestamp(now_ms / 1000, UTC).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    run_once(influx, database, as_of_ms=int(month.timestamp() * 1000) - 28 * 24 * HOUR_MS)
     summary = run_once(influx, database, as_of_ms=now_ms)
     return SeededFleet(database, now_ms, vins, urgent, watch, lot_affected, offline, centers, summary)
 
@@ -345,36 +351,72 @@ def test_dealer_page_shows_kpis_and_the_risky_dealers_reasons(seeded_app: Seeded
     assert "-W" in app.subheader[1].value  # ranking of the latest complete ISO week
 
 
-def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet, influx: InfluxClient) -> None:
+def test_parts_page_opens_on_the_decisions_with_reasons_and_exports_the_order_list(
+    seeded_app: SeededFleet, influx: InfluxClient
+) -> None:
     app = open_page("parts")
     center = seeded_app.centers[seeded_app.urgent]
-    reorder = app.dataframe[0].value
-    assert len(reorder) > 0 and (reorder["order_qty"] > 0).all()
-    assert reorder["order_qty"].is_monotonic_decreasing
-    pads = reorder[(reorder["service_center"] == center) & (reorder["part"] == PADS)].iloc[0]
-    assert pads["on_hand"] == 0 and pads["order_qty"] >= 1  # the urgent vehicle's pads, none in stock
-    assert metrics(app)["Units to order now"] == str(int(reorder["order_qty"].sum()))
-    assert len(app.get("download_button")) == 2
-    # The parts master names every part and prices every order (prognos.sim.dealers.MASTER).
-    assert pads["name"] == MASTER[PADS].name and pads["currency"] == "EUR"
-    assert pads["order_cost"] == pytest.approx(pads["order_units"] * MASTER[PADS].unit_cost)
-    assert metrics(app)["Cost of the orders"].endswith(" EUR")
+    at = {"t": rfc3339(seeded_app.summary.as_of_ms)}
+    stored = [
+        row
+        for s in influx.query(
+            'SELECT * FROM "parts_decision" WHERE time = $t', database=seeded_app.database, params=at
+        )
+        for row in s.rows()
+    ]
+    orders = [row for row in stored if row["action"] == "order"]
+    transfers = [row for row in stored if row["action"] == "transfer"]
+    assert orders and transfers  # the demo's stock: short at some centers, plentiful at neighbours
+    shown = metrics(app)
+    assert shown["Order lines to place"] == str(len(orders))
+    assert shown["Transfers to make"] == str(len(transfers))
+    assert shown["Cost of the orders"].endswith(" EUR")
+    # The page opens on the decisions, most urgent first, each with its part's name and reason.
+    decisions = app.table[0].value
+    assert list(decisions.reset_index().columns) == list(charts.DECISION_HEADINGS)
+    assert len(decisions) == min(25, len(stored))
+    assert all(len(str(why)) > 40 for why in decisions["Why"])
+    cells = decisions.reset_index().astype(str).to_numpy().ravel()
+    assert not any(cell in ("None", "nan", "NaN") for cell in cells)
+    # The urgent vehicle's pads: none in stock at its center, a failure in 9 days.
+    pads = [row for row in stored if (row["service_center"], row["part"]) == (center, PADS)]
+    assert pads and "1 predicted failure at " + center in pads[0]["reason"]
+    label = charts.part_label(MASTER[PADS].name, PADS)
+    assert label in set(app.table[0].value.index) or len(stored) > 25
+    assert len(app.get("download_button")) == 4  # the order list as CSV and XLSX, the plan, the forecast
     series = influx.query(  # the detail chart shows the pair with the most expected units
         'SELECT sum("forecast") AS units FROM parts_forecast WHERE time = $t GROUP BY service_center, part',
         database=seeded_app.database,
-        params={"t": rfc3339(seeded_app.summary.as_of_ms)},
+        params=at,
     )
     busiest = max(series, key=lambda s: s.values[0][1]).tags
     assert app.selectbox(key="parts_pair").value == (busiest["service_center"], busiest["part"])
-    stock = json.loads(app.get("plotly_chart")[-1].proto.spec)["data"][0]
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    assert len(figures) == 4  # stock against need, demand per part, the pair's weeks, forecast against use
+    stock = figures[0]["data"][0]
     assert stock["orientation"] == "h" and any(MASTER[PADS].name in label for label in stock["y"])
+    assert any(trace["name"].startswith("reorder point") for trace in figures[0]["data"])
 
     app.multiselect(key="parts_centers").set_value([center])
     app.multiselect(key="parts_parts").set_value([PADS]).run()
     assert not app.exception
-    weekly = app.dataframe[-1].value
-    assert set(weekly["service_center"]) == {center} and set(weekly["part"]) == {PADS}
-    assert len(weekly) == seeded_app.summary.counts["horizon_weeks"]
+    decisions = app.table[0].value
+    assert set(decisions["Deliver to"]) == {center} and set(decisions.index) == {label}
+    plan = app.table[-2].value  # the plan, then the weekly forecast (in its expander)
+    assert len(plan) == 1 and plan.iloc[0]["Service center"] == center
+    weekly_shown = app.table[-1].value
+    assert len(weekly_shown) == seeded_app.summary.counts["horizon_weeks"]
+    weekly = pd.DataFrame(
+        [
+            row
+            for s in influx.query(
+                'SELECT * FROM "parts_forecast" WHERE time = $t AND "service_center" = $c AND "part" = $p',
+                database=seeded_app.database,
+                params={**at, "c": center, "p": PADS},
+            )
+            for row in s.rows()
+        ]
+    )
     # The urgent vehicle's pads fail in 9 days (80%: 6-14): almost surely within the horizon,
     # most likely in week 2.
     assert weekly["from_failures"].sum() == pytest.approx(1.0, abs=0.02)
@@ -384,7 +426,21 @@ def test_parts_page_plans_the_predicted_failures(seeded_app: SeededFleet, influx
     assert (weekly["baseline"] > 0).all() and weekly["baseline"].nunique() == 1
     assert week2["forecast"] == pytest.approx(week2["baseline"] + week2["from_failures"], abs=1e-3)
     assert week2["low"] <= week2["baseline"] and week2["high"] >= week2["forecast"] + 1
-    assert len(app.get("plotly_chart")) == 3  # demand per week, the pair's interval, stock
+
+
+def test_parts_page_shows_the_kept_plans_forecast_against_what_was_used(seeded_app: SeededFleet) -> None:
+    app = open_page("parts")
+    accuracy = [table.value for table in app.table if "Bias" in table.value.columns]
+    assert len(accuracy) == 1
+    shown = accuracy[0].reset_index()
+    assert list(shown.columns) == list(charts.ACCURACY_HEADINGS)
+    overall = shown.iloc[0]
+    assert (overall["Service center"], overall["Part family"]) == ("all", "all")
+    assert int(overall["Pairs"]) == 40 and int(overall["Weeks compared"]) >= 3 * 40
+    assert overall["Bias"].endswith(" %") and float(overall["RMSSE"]) > 0
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    assert any(f["layout"]["title"]["text"] == "Forecast against what was used" for f in figures)
+    assert "No forecast week has passed yet" not in texts(app)
 
 
 def test_system_page_shows_ingest_dead_letters_gateways_and_models(seeded_app: SeededFleet) -> None:

@@ -110,10 +110,10 @@ def test_the_repair_counts_once_in_the_history_and_no_longer_as_a_failure() -> N
         none = pd.DataFrame()
         return Inputs(registry, none, none, none, none, none, none, none, empty, part_uses=uses)
 
-    before = parts_plan(inputs(part_uses(orders([]))), opened, NOW, horizon_weeks=2)[0]
+    before = parts_plan(inputs(part_uses(orders([]))), opened, NOW, horizon_weeks=2).weekly
     assert before["from_failures"].sum() > 0.9 and before["baseline"].sum() == 0
     repaired = part_uses(orders([("D", "A", "SC-01", "PG-BRK-3100", "2024-06-25T08:00:00")]))
-    after = parts_plan(inputs(repaired), opened, NOW, horizon_weeks=2)[0]
+    after = parts_plan(inputs(repaired), opened, NOW, horizon_weeks=2).weekly
     assert after["from_failures"].sum() == 0 and after["baseline"].sum() > 0
     assert after["week"].tolist() == ["1", "2"]
 

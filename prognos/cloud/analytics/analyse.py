@@ -22,6 +22,10 @@ Input frames (times are epoch milliseconds, UTC):
 - part_uses: vin, service_center, part, time: one row per part unit fitted on a DMS work order
   (prognos.cloud.parts.history.part_uses), the parts plan's demand history.
 - parts_master: the DMS `part` kind (part, name, unit_cost, currency, pack_size, min_order, ...).
+- service_centers: the DMS `service_center` kind (service_center, dealer_id, lat, lon, ...):
+  where stock may move between centers (prognos.cloud.parts.decisions.transfer_lanes).
+- parts_kept: the kept weekly forecasts of earlier plans (prognos.cloud.parts.accuracy.KEPT_COLUMNS
+  and `actual`), the last TRACK_WEEKS weeks of them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,22 @@ from prognos.cloud.analytics.cohorts import as_text, campaign_vehicles, find_coh
 from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings, empty_frame
 from prognos.cloud.analytics.fleet_health import vehicle_table
 from prognos.cloud.analytics.service import maintenance_intervals, service_list
+from prognos.cloud.parts.accuracy import (
+    KEPT_COLUMNS,
+    REFRESH_WEEKS,
+    TRACK_WEEKS,
+    WEEK_MS,
+    accuracy_table,
+    kept_forecast,
+    with_actuals,
+)
+from prognos.cloud.parts.decisions import (
+    CAMPAIGN_STOCK_COLUMNS,
+    DECISION_COLUMNS,
+    campaign_stock,
+    decide,
+    transfer_lanes,
+)
 from prognos.cloud.parts.history import USE_COLUMNS, demand_history, unrepaired
 from prognos.cloud.parts.master import MASTER_COLUMNS, with_costs, with_lead_times, with_names
 from prognos.cloud.parts.plan import (
@@ -44,6 +64,8 @@ from prognos.cloud.parts.plan import (
     failures_from_faults,
     plan_parts,
 )
+
+CENTER_COLUMNS = ("service_center", "dealer_id", "lat", "lon")
 
 
 def parts_failures(faults: pd.DataFrame, registry: pd.DataFrame, now_ms: int) -> pd.DataFrame:
@@ -69,23 +91,53 @@ def parts_failures(faults: pd.DataFrame, registry: pd.DataFrame, now_ms: int) ->
     return failures_from_faults(frame, centers)
 
 
+@dataclass(frozen=True)
+class PartsResults:
+    weekly: pd.DataFrame  # WEEKLY_COLUMNS with the part's name, weeks numbered 1..horizon
+    reorder: pd.DataFrame  # REORDER_COLUMNS with the master's columns and the decisions' (decide)
+    decisions: pd.DataFrame  # prognos.cloud.parts.decisions.DECISION_COLUMNS
+    campaign: pd.DataFrame  # prognos.cloud.parts.decisions.CAMPAIGN_STOCK_COLUMNS
+    kept: pd.DataFrame  # prognos.cloud.parts.accuracy.KEPT_COLUMNS: this plan, to keep
+    actuals: pd.DataFrame  # KEPT_COLUMNS + actual: kept weeks that ended lately, to write again
+    accuracy: pd.DataFrame  # prognos.cloud.parts.accuracy.ACCURACY_COLUMNS
+
+
 def parts_plan(
-    inputs: Inputs, opened: pd.DataFrame, now_ms: int, *, horizon_weeks: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The weekly forecast and the reorder table: the demand history of the work orders' part
-    uses (whole ISO weeks before now) as the baseline, plus the predicted failures of the open
-    faults not repaired since (prognos.cloud.parts.history.unrepaired). The weeks are numbered
-    1..horizon_weeks from now. Stock of a part with neither a predicted failure nor a history
-    is left out. The parts master adds each part's name, each order's cost and the lead time of
-    a pair without a stock row (prognos.cloud.parts.master)."""
+    inputs: Inputs,
+    opened: pd.DataFrame,
+    now_ms: int,
+    *,
+    horizon_weeks: int,
+    campaign: pd.DataFrame | None = None,
+    cohorts: pd.DataFrame | None = None,
+) -> PartsResults:
+    """The weekly forecast, the reorder table, this week's transfers and orders, and the
+    campaigns' pre-stock: the demand history of the work orders' part uses (whole ISO weeks
+    before now) as the baseline, plus the predicted failures of the open faults not repaired
+    since (prognos.cloud.parts.history.unrepaired). The weeks are numbered 1..horizon_weeks from
+    now. Stock of a part with neither a predicted failure nor a history is left out. The parts
+    master adds each part's name, each order's packs and cost and the lead time of a pair
+    without a stock row (prognos.cloud.parts.master); the service centers' places where stock
+    may move (prognos.cloud.parts.decisions)."""
     uses = inputs.part_uses
     failures = parts_failures(unrepaired(opened, uses), inputs.registry, now_ms)
     history = demand_history(uses, before_ms=now_ms)
     planned = {spec.part for spec in FAULT_PARTS.values()} | set(history["part"])
     stock = inputs.stock[inputs.stock["part"].isin(planned)] if not inputs.stock.empty else None
     stock = stock if stock is not None and not stock.empty else None
+    compared = with_actuals(inputs.parts_kept, uses, now_ms=now_ms, since_ms=now_ms - TRACK_WEEKS * WEEK_MS)
+    actuals = compared[compared["window_end_ms"] > now_ms - REFRESH_WEEKS * WEEK_MS].reset_index(drop=True)
+    accuracy = accuracy_table(compared)
     if failures.empty and stock is None and history.empty:
-        return empty_frame(WEEKLY_COLUMNS), empty_frame(REORDER_COLUMNS)
+        return PartsResults(
+            empty_frame(WEEKLY_COLUMNS),
+            empty_frame(REORDER_COLUMNS),
+            empty_frame(DECISION_COLUMNS),
+            empty_frame(CAMPAIGN_STOCK_COLUMNS),
+            empty_frame(KEPT_COLUMNS),
+            actuals,
+            accuracy,
+        )
     pairs = zip(
         [*failures["service_center"], *history["service_center"]],
         [*failures["part"], *history["part"]],
@@ -95,7 +147,18 @@ def parts_plan(
     plan = plan_parts(failures, history, stock, horizon_weeks=horizon_weeks)
     index = {label: str(k + 1) for k, label in enumerate(plan.week_labels)}
     weekly = with_names(plan.weekly.assign(week=plan.weekly["week"].map(index)), inputs.parts_master)
-    return weekly, with_costs(plan.reorder, inputs.parts_master)
+    lanes = transfer_lanes(inputs.service_centers)
+    decided = decide(with_costs(plan.reorder, inputs.parts_master), weekly, lanes, now_ms=now_ms)
+    stocked = campaign_stock(
+        campaign if campaign is not None else empty_frame(("cohort_id", "vin", "service_center", "part")),
+        cohorts if cohorts is not None else empty_frame(("cohort_id", "share")),
+        failures,
+        decided.plan,
+        inputs.parts_master,
+    )
+    named = weekly.rename(columns={"lower": "low", "upper": "high"})
+    kept = kept_forecast(named.assign(week_index=named["week"].astype(int)), history, now_ms)
+    return PartsResults(weekly, decided.plan, decided.lines, stocked, kept, actuals, accuracy)
 
 
 @dataclass(frozen=True)
@@ -113,6 +176,8 @@ class Inputs:
     stock: pd.DataFrame
     part_uses: pd.DataFrame = field(default_factory=lambda: empty_frame(USE_COLUMNS))
     parts_master: pd.DataFrame = field(default_factory=lambda: empty_frame(MASTER_COLUMNS))
+    service_centers: pd.DataFrame = field(default_factory=lambda: empty_frame(CENTER_COLUMNS))
+    parts_kept: pd.DataFrame = field(default_factory=lambda: empty_frame((*KEPT_COLUMNS, "actual")))
 
 
 @dataclass(frozen=True)
@@ -124,7 +189,12 @@ class Results:
     service: pd.DataFrame  # SERVICE_COLUMNS
     intervals: pd.DataFrame  # INTERVAL_COLUMNS
     parts_weekly: pd.DataFrame  # prognos.cloud.parts.plan.WEEKLY_COLUMNS
-    parts_reorder: pd.DataFrame  # prognos.cloud.parts.plan.REORDER_COLUMNS
+    parts_reorder: pd.DataFrame  # prognos.cloud.parts.plan.REORDER_COLUMNS, costs, decisions
+    parts_decisions: pd.DataFrame  # prognos.cloud.parts.decisions.DECISION_COLUMNS
+    parts_campaign: pd.DataFrame  # prognos.cloud.parts.decisions.CAMPAIGN_STOCK_COLUMNS
+    parts_kept: pd.DataFrame  # prognos.cloud.parts.accuracy.KEPT_COLUMNS, stamped origin_ms
+    parts_actuals: pd.DataFrame  # kept weeks with their actual, stamped origin_ms
+    parts_accuracy: pd.DataFrame  # prognos.cloud.parts.accuracy.ACCURACY_COLUMNS
     cohorts_tested: int
     registered: int  # vehicles in the registry
     observed: int  # vehicles with data in the window
@@ -149,7 +219,9 @@ def analyse(
     campaign = campaign_vehicles(findings.cohorts, registry, shown, observed)
     service = service_list(opened, registry, now_ms, settings=settings)
     intervals = maintenance_intervals(inputs.wear, inputs.states, opened, now_ms, settings=settings)
-    weekly, reorder = parts_plan(inputs, opened, now_ms, horizon_weeks=horizon_weeks)
+    parts = parts_plan(
+        inputs, opened, now_ms, horizon_weeks=horizon_weeks, campaign=campaign, cohorts=findings.cohorts
+    )
     known = set(registry["vin"].astype(str)) if not registry.empty else set()
     return Results(
         vehicles=vehicles,
@@ -158,8 +230,13 @@ def analyse(
         campaign=campaign,
         service=service,
         intervals=intervals,
-        parts_weekly=weekly,
-        parts_reorder=reorder,
+        parts_weekly=parts.weekly,
+        parts_reorder=parts.reorder,
+        parts_decisions=parts.decisions,
+        parts_campaign=parts.campaign,
+        parts_kept=parts.kept,
+        parts_actuals=parts.actuals,
+        parts_accuracy=parts.accuracy,
         cohorts_tested=findings.tested,
         registered=len(known),
         observed=len(observed),

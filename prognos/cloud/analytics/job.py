@@ -11,9 +11,10 @@ points alone (section "Daily rollups" below).
 A run at time T writes a snapshot: every result point is stamped T, and an `analytics_run`
 point at T, written last, says the snapshot is complete. Running again at the same T first
 deletes that snapshot, so nothing is duplicated and nothing stale is left; a run at a new T
-adds a new snapshot. Snapshots older than `keep_days` are deleted. Every measurement written is
-declared in prognos.cloud.storage.schema and written through prognos.cloud.storage.writer;
-docs/analytics.md says what the dashboard reads in them.
+adds a new snapshot. Snapshots older than `keep_days` are deleted. The parts plan's kept
+forecasts are not part of a snapshot: stamped with their plan's ISO week, they stay (kept_lines).
+Every measurement written is declared in prognos.cloud.storage.schema and written through
+prognos.cloud.storage.writer; docs/analytics.md says what the dashboard reads in them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,31 @@ log = logging.getLogger(__name__)
 DEFAULT_HORIZON_WEEKS = 8
 DEFAULT_KEEP_DAYS = 30.0
 QUERY_TIMEOUT_S = 120.0  # aggregates over a fleet's month may take a while on a busy server
+
+
+def _lines_at(measurement: Measurement, frame: pd.DataFrame, time_column: str) -> list[str]:
+    """One point per row with a field value, each stamped with its own `time_column`."""
+    lines = []
+    for record in frame.to_dict("records"):
+        line = encode_row(measurement, record, int(record[time_column]))
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _lead_tags(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(lead=[f"{int(k):02d}" for k in frame["lead"]]) if not frame.empty else frame
+
+
+def kept_lines(results: Results) -> list[str]:
+    """The points kept across snapshots (prognos.cloud.parts.accuracy): this run's plan, stamped
+    with the Monday of its ISO week (a later run of the week replaces it), and the actual of the
+    kept weeks that ended lately, written into their points."""
+    actuals = results.parts_actuals[["origin_ms", "service_center", "part", "lead", "actual"]]
+    return [
+        *_lines_at(schema.PARTS_FORECAST_KEPT, _lead_tags(results.parts_kept), "origin_ms"),
+        *_lines_at(schema.PARTS_FORECAST_KEPT, _lead_tags(actuals), "origin_ms"),
+    ]
 
 
 def _lines(measurement: Measurement, frame: pd.DataFrame, ts_ms: int) -> list[str]:
@@ -107,6 +133,7 @@ def snapshot(
                 for k in index
             ],
         )
+    decisions = results.parts_decisions.assign(rank=np.arange(1, len(results.parts_decisions) + 1))
     lines = [
         *_lines(schema.ALERT, alerts, as_of_ms),
         *_lines(schema.COHORT, cohorts, as_of_ms),
@@ -116,6 +143,11 @@ def snapshot(
         *_lines(schema.MAINTENANCE_INTERVAL, results.intervals, as_of_ms),
         *_lines(schema.PARTS_FORECAST, weekly, as_of_ms),
         *_lines(schema.PARTS_REORDER, results.parts_reorder, as_of_ms),
+        *_lines(schema.PARTS_DECISION, decisions, as_of_ms),
+        *_lines(schema.PARTS_ACCURACY, results.parts_accuracy, as_of_ms),
+        *_lines(
+            schema.PARTS_CAMPAIGN, results.parts_campaign.rename(columns={"cohort_id": "cohort"}), as_of_ms
+        ),
     ]
     bands = results.vehicles["band"].value_counts() if not results.vehicles.empty else pd.Series(dtype=int)
     priorities = (
@@ -144,6 +176,11 @@ def snapshot(
         "maintenance_intervals": len(results.intervals),
         "parts_forecast": len(results.parts_weekly),
         "parts_reorder": len(results.parts_reorder),
+        "parts_orders": int((results.parts_decisions["action"] == "order").sum()),
+        "parts_transfers": int((results.parts_decisions["action"] == "transfer").sum()),
+        "parts_campaign": len(results.parts_campaign),
+        "parts_kept": len(results.parts_kept),
+        "parts_accuracy": len(results.parts_accuracy),
     }
     return lines, counts
 
@@ -261,7 +298,7 @@ def run_once(
     results = analyse(inputs, now, horizon_weeks=horizon_weeks, settings=settings)
     lines, counts = snapshot(results, now, lookback_days=lookback_days, horizon_weeks=horizon_weeks)
     counts["duration_s"] = round(time.monotonic() - started, 3)
-    write_snapshot(influx, database, lines, counts, now, keep_days=keep_days)
+    write_snapshot(influx, database, [*lines, *kept_lines(results)], counts, now, keep_days=keep_days)
     log.info("analytics snapshot %s: %d points", rfc3339(now), len(lines) + 1)
     return RunSummary(now, counts)
 

@@ -19,6 +19,7 @@ from prognos.cloud.analytics.alerts import open_faults
 from prognos.cloud.analytics.analyse import Inputs, parts_failures
 from prognos.cloud.analytics.common import DAY_MS, DEFAULT_SETTINGS, AnalyticsSettings
 from prognos.cloud.dealers.data import read_frame, vehicles
+from prognos.cloud.parts.accuracy import KEPT_COLUMNS, TRACK_WEEKS
 from prognos.cloud.parts.history import part_uses
 from prognos.cloud.parts.plan import DEFAULT_LEAD_TIME_WEEKS
 from prognos.cloud.storage import schema
@@ -554,6 +555,31 @@ def read_parts_master(influx: InfluxClient, database: str) -> pd.DataFrame:
         raise
 
 
+Q_PARTS_KEPT = 'SELECT * FROM "parts_forecast_kept" WHERE time > $lo AND time <= $hi'
+
+
+def read_parts_kept(
+    influx: InfluxClient, database: str, as_of_ms: int, *, weeks: int = TRACK_WEEKS
+) -> pd.DataFrame:
+    """The kept weekly forecasts of the plans made in the last `weeks` weeks
+    (prognos.cloud.parts.accuracy.KEPT_COLUMNS, with `actual` where a run has written it)."""
+    bounds = {"lo": rfc3339(as_of_ms - (weeks + 1) * 7 * int(DAY_MS)), "hi": rfc3339(as_of_ms)}
+    frame = _frame(influx, database, Q_PARTS_KEPT, bounds, ("time", *KEPT_COLUMNS[1:], "actual"))
+    frame = frame.rename(columns={"time": "origin_ms"})
+    frame["lead"] = pd.to_numeric(frame["lead"], errors="coerce")
+    return frame[~frame["lead"].isna()].astype({"lead": int}).reset_index(drop=True)
+
+
+def read_service_centers(influx: InfluxClient, database: str) -> pd.DataFrame:
+    """The service centers: the DMS `service_center` kind, one row per center."""
+    try:
+        return read_frame(influx, database, "service_center")
+    except RejectedError as exc:
+        if "database not found" in str(exc):
+            raise ConfigError(f"database {database!r} does not exist in InfluxDB") from exc
+        raise
+
+
 def read_inputs(
     influx: InfluxClient,
     database: str,
@@ -627,6 +653,8 @@ def read_inputs(
         stock=read_stock(influx, database),
         part_uses=read_part_uses(influx, database, as_of_ms),
         parts_master=read_parts_master(influx, database),
+        service_centers=read_service_centers(influx, database),
+        parts_kept=read_parts_kept(influx, database, as_of_ms),
     )
 
 

@@ -2,8 +2,8 @@
 name, and each reorder row what the order costs. Pure: DataFrames in, DataFrames out
 (docs/forecast.md states the rule).
 
-master: part, name, unit_cost, currency, pack_size, min_order, lead_time_days (other columns
-are ignored); a part without a master row keeps its number as its name and has no cost.
+master: part, name, unit_cost, currency, supplier, pack_size, min_order, lead_time_days (other
+columns are ignored); a part without a master row keeps its number as its name and has no cost.
 """
 
 from __future__ import annotations
@@ -13,9 +13,27 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-MASTER_COLUMNS = ("part", "name", "unit_cost", "currency", "pack_size", "min_order", "lead_time_days")
+MASTER_COLUMNS = (
+    "part",
+    "name",
+    "unit_cost",
+    "currency",
+    "supplier",
+    "pack_size",
+    "min_order",
+    "lead_time_days",
+)
 STOCK_COLUMNS = ("service_center", "part", "on_hand", "on_order", "lead_time_weeks")
-COST_COLUMNS = ("name", "unit_cost", "currency", "order_units", "order_cost")
+COST_COLUMNS = (
+    "name",
+    "unit_cost",
+    "currency",
+    "supplier",
+    "pack_size",
+    "min_order",
+    "order_units",
+    "order_cost",
+)
 
 
 def order_units(quantity: int, pack_size: int = 1, min_order: int = 0) -> int:
@@ -52,7 +70,8 @@ def with_names(weekly: pd.DataFrame, master: pd.DataFrame | None) -> pd.DataFram
 def with_costs(reorder: pd.DataFrame, master: pd.DataFrame | None) -> pd.DataFrame:
     """The reorder table with the part's name and COST_COLUMNS: order_units rounds order_qty up
     to whole packs and the minimum order (order_units), order_cost = order_units x unit_cost
-    (NaN without a cost)."""
+    (NaN without a cost). A part without a master row has packs of 1, no minimum and no
+    supplier."""
     table = _master(master)
     out = with_names(reorder, master)
     known = out["part"].isin(table.index)
@@ -66,6 +85,9 @@ def with_costs(reorder: pd.DataFrame, master: pd.DataFrame | None) -> pd.DataFra
     ]
     out["unit_cost"] = cost
     out["currency"] = rows["currency"].fillna("").astype(str).to_numpy()
+    out["supplier"] = rows["supplier"].fillna("").astype(str).to_numpy()
+    out["pack_size"] = [max(1, _whole(pack, 1)) for pack in rows["pack_size"]]
+    out["min_order"] = [max(0, _whole(minimum, 0)) for minimum in rows["min_order"]]
     out["order_units"] = units
     out["order_cost"] = (out["order_units"] * out["unit_cost"]).round(2)
     return out

@@ -73,7 +73,12 @@ REORDER_COLUMNS = (
     "on_order",
     "lead_time_weeks",
     "review_weeks",
+    "baseline_per_week",
+    "failures_due",
+    "from_failures",
     "protection_demand",
+    "protection_low",
+    "protection_high",
     "safety_stock",
     "reorder_point",
     "order_qty",
@@ -333,7 +338,8 @@ def plan_parts(
         lead = float(row.lead_time_weeks) if row is not None else default_lead_time_weeks
         protection = lead + review_weeks
         due = failure_cdf(pair.days, pair.days_low, pair.days_high, [7.0 * protection])[:, 0]
-        result = reorder(_demand_pmf(pair, protection, due), on_hand, on_order, service_level=service_level)
+        pmf = _demand_pmf(pair, protection, due)
+        result = reorder(pmf, on_hand, on_order, service_level=service_level)
         reorder_rows.append(
             (
                 center,
@@ -342,7 +348,12 @@ def plan_parts(
                 on_order,
                 lead,
                 review_weeks,
+                round(mean, 4),
+                int(np.sum((pair.days <= 7.0 * protection) & (pair.probability > 0))),
+                round(float(np.sum(due * pair.probability * pair.units)), 4),
                 round(result.protection_demand, 4),
+                pmf_quantile(pmf, lo_q),
+                pmf_quantile(pmf, hi_q),
                 round(result.safety_stock, 4),
                 result.reorder_point,
                 result.order_qty,
