@@ -4,6 +4,7 @@ with their interval, and the recommended action (docs/analytics.md)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,13 +51,88 @@ def remaining_days(faults: pd.DataFrame, now_ms: int) -> pd.DataFrame:
     return out
 
 
-def _action(code: str, kind: str, priority: str) -> str:
+def days_text(days: float, low: float, high: float) -> str:
+    text = f"failure expected in {max(days, 0.0):.0f} days"
+    if finite(low) and finite(high):
+        text += f" (80%: {max(low, 0.0):.0f}-{max(high, 0.0):.0f})"
+    return text
+
+
+PRIORITIES = ("P1", "P2", "P3")  # most urgent first
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Why a vehicle alerts on one code: its kind (fault, low_health, anomaly, drift), its
+    priority and the reason in words."""
+
+    kind: str
+    priority: str
+    reason: str
+
+
+def more_urgent(priority: str, than: str) -> bool:
+    """Whether `priority` comes before `than` in PRIORITIES (an unknown priority never does)."""
+    rank = {p: i for i, p in enumerate(PRIORITIES)}
+    return rank.get(priority, len(PRIORITIES)) < rank.get(than, len(PRIORITIES))
+
+
+def fault_condition(
+    code: str,
+    confidence: float,
+    *,
+    days: float,
+    low: float,
+    high: float,
+    health: float,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> Condition:
+    """An open fault: P1 when it is due within p1_days or its subsystem's health is below
+    ACT_HEALTH, else P2. days, low, high and health are NaN when unknown."""
+    subsystem = code.split(".", 1)[0]
+    reasons = [f"{code} open (confidence {confidence:.2f})"]
+    if finite(days):
+        reasons.append(days_text(days, low, high))
+    if finite(health):
+        reasons.append(f"{subsystem} health {health:.2f}")
+    urgent = (finite(days) and days < settings.p1_days) or (finite(health) and health < ACT_HEALTH)
+    return Condition("fault", "P1" if urgent else "P2", "; ".join(reasons))
+
+
+def subsystem_condition(
+    subsystem: str,
+    health: float,
+    score: float,
+    *,
+    earlier: float = math.nan,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> Condition | None:
+    """A subsystem without an open fault, by its worst condition: health below ACT_HEALTH (P1)
+    or WATCH_HEALTH (P2), anomaly score at or above WATCH_SCORE (P2), health fallen by
+    drift_drop or more since `earlier` (P3); None when none holds."""
+    if health < ACT_HEALTH:
+        return Condition("low_health", "P1", f"{subsystem} health {health:.2f}, below {ACT_HEALTH}")
+    if health < WATCH_HEALTH:
+        return Condition("low_health", "P2", f"{subsystem} health {health:.2f}, below {WATCH_HEALTH}")
+    if score >= WATCH_SCORE:
+        return Condition("anomaly", "P2", f"{subsystem} anomaly score {score:.2f}, at or above {WATCH_SCORE}")
+    if finite(earlier) and earlier - health >= settings.drift_drop:
+        return Condition("drift", "P3", f"{subsystem} health fell from {earlier:.2f} to {health:.2f}")
+    return None
+
+
+def alert_code(subsystem: str, kind: str) -> str:
+    """The code of an alert on a subsystem without a fault: SUBSYSTEM.low_health and so on."""
+    return f"{subsystem}.{kind}"
+
+
+def recommended_action(code: str, kind: str, priority: str) -> str:
+    """What to tell the workshop: RECOMMENDED_ACTIONS for a known fault, else by kind."""
+    subsystem = code.split(".", 1)[0]
     if kind == "fault":
-        subsystem = code.split(".", 1)[0]
         return RECOMMENDED_ACTIONS.get(
             code, f"Inspect {SUBSYSTEM_WORDS.get(subsystem, subsystem)} for the reported fault {code}."
         )
-    subsystem = code.split(".", 1)[0]
     what = SUBSYSTEM_WORDS.get(subsystem, f"the {subsystem}")
     if kind == "low_health":
         when = "at the earliest possible visit" if priority == "P1" else "at the next visit"
@@ -64,13 +140,6 @@ def _action(code: str, kind: str, priority: str) -> str:
     if kind == "anomaly":
         return f"Inspect {what} at the next visit: its readings are near the alert level, no fault named yet."
     return f"No action yet; check {what} at the next scheduled service: its health is falling."
-
-
-def days_text(days: float, low: float, high: float) -> str:
-    text = f"failure expected in {max(days, 0.0):.0f} days"
-    if finite(low) and finite(high):
-        text += f" (80%: {max(low, 0.0):.0f}-{max(high, 0.0):.0f})"
-    return text
 
 
 def vehicle_alerts(
@@ -83,11 +152,10 @@ def vehicle_alerts(
 ) -> pd.DataFrame:
     """One alert per vehicle and code, most urgent first (ALERT_COLUMNS).
 
-    faults: the open faults (open_faults). A fault is P1 when it is due within p1_days or its
-    subsystem's health is below ACT_HEALTH, else P2. A subsystem without an open fault alerts
-    by its worst condition: health below ACT_HEALTH (P1) or WATCH_HEALTH (P2), code
-    SUBSYSTEM.low_health; anomaly score at or above WATCH_SCORE (P2), SUBSYSTEM.anomaly; health
-    fallen by drift_drop or more since `baseline` (P3), SUBSYSTEM.drift."""
+    faults: the open faults (open_faults). Each is prioritised by fault_condition; a subsystem
+    without an open fault alerts by its worst condition (subsystem_condition, its drift measured
+    against `baseline`), under the code alert_code gives. The diagnosis-report worker applies the
+    same two rules to each record as it arrives (prognos.cloud.reports.alerting)."""
     if states.empty and faults.empty:
         return empty_frame(ALERT_COLUMNS)
     fault_frame = remaining_days(faults, now_ms)
@@ -125,18 +193,14 @@ def vehicle_alerts(
         covered.add((vin, subsystem))
         health, score = state_of.get((vin, subsystem), (math.nan, math.nan))
         days, low, high = float(f.days_left), float(f.days_low_left), float(f.days_high_left)
-        reasons = [f"{code} open (confidence {float(f.confidence):.2f})"]
-        if finite(days):
-            reasons.append(days_text(days, low, high))
-        if finite(health):
-            reasons.append(f"{subsystem} health {health:.2f}")
-        urgent = (finite(days) and days < settings.p1_days) or (finite(health) and health < ACT_HEALTH)
-        priority = "P1" if urgent else "P2"
+        condition = fault_condition(
+            code, float(f.confidence), days=days, low=low, high=high, health=health, settings=settings
+        )
         rows.append(
             {
                 **base(vin, getattr(f, "fleet", "")),
                 "code": code,
-                "priority": priority,
+                "priority": condition.priority,
                 "kind": "fault",
                 "subsystem": subsystem,
                 "health": health,
@@ -145,8 +209,8 @@ def vehicle_alerts(
                 "days_left": days,
                 "days_low_left": low,
                 "days_high_left": high,
-                "action": _action(code, "fault", priority),
-                "reason": "; ".join(reasons),
+                "action": recommended_action(code, "fault", condition.priority),
+                "reason": condition.reason,
             }
         )
     for s in states.itertuples(index=False):
@@ -154,28 +218,18 @@ def vehicle_alerts(
         if (vin, subsystem) in covered:
             continue
         health, score = float(s.health), float(s.anomaly_score)
-        earlier = then.get((vin, subsystem), math.nan)
-        if health < ACT_HEALTH:
-            kind, priority = "low_health", "P1"
-            reason = f"{subsystem} health {health:.2f}, below {ACT_HEALTH}"
-        elif health < WATCH_HEALTH:
-            kind, priority = "low_health", "P2"
-            reason = f"{subsystem} health {health:.2f}, below {WATCH_HEALTH}"
-        elif score >= WATCH_SCORE:
-            kind, priority = "anomaly", "P2"
-            reason = f"{subsystem} anomaly score {score:.2f}, at or above {WATCH_SCORE}"
-        elif finite(earlier) and earlier - health >= settings.drift_drop:
-            kind, priority = "drift", "P3"
-            reason = f"{subsystem} health fell from {earlier:.2f} to {health:.2f}"
-        else:
+        found = subsystem_condition(
+            subsystem, health, score, earlier=then.get((vin, subsystem), math.nan), settings=settings
+        )
+        if found is None:
             continue
-        code = f"{subsystem}.{kind}"
+        code = alert_code(subsystem, found.kind)
         rows.append(
             {
                 **base(vin, s.fleet),
                 "code": code,
-                "priority": priority,
-                "kind": kind,
+                "priority": found.priority,
+                "kind": found.kind,
                 "subsystem": subsystem,
                 "health": health,
                 "anomaly_score": score,
@@ -183,8 +237,8 @@ def vehicle_alerts(
                 "days_left": math.nan,
                 "days_low_left": math.nan,
                 "days_high_left": math.nan,
-                "action": _action(code, kind, priority),
-                "reason": reason,
+                "action": recommended_action(code, found.kind, found.priority),
+                "reason": found.reason,
             }
         )
     if not rows:
