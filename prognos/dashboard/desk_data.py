@@ -21,6 +21,7 @@ from prognos.dashboard.data import DataUnavailableError
 from prognos.desk import complaints, customers, ledger, schema
 from prognos.desk.booking import Booking, Slot, book, next_slots
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
+from prognos.desk.reports import ReportDetail, list_reports, report_detail
 from prognos.desk.store import StoreError, connect
 from prognos.desk.tags import Settings
 from prognos.desk.tickets import Ticket
@@ -196,3 +197,15 @@ def book_visit(
     )
     st.cache_data.clear()
     return booked
+
+
+@_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def vehicle_reports(vin: str, limit: int = 5) -> list[ReportDetail]:
+    """The vehicle's latest diagnosis reports, newest first, with their bodies, HTML and
+    notifications (prognos.desk.reports)."""
+    with engine().connect() as connection:
+        return [
+            report_detail(connection, found.report_id)
+            for found in list_reports(connection, vin=vin, limit=limit)
+        ]

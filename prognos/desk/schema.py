@@ -294,9 +294,7 @@ report_notification = Table(
     "report_notification",
     metadata,
     Column("notification_id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "report_id", String(ID), ForeignKey("diagnosis_report.report_id"), nullable=False, index=True
-    ),
+    Column("report_id", String(ID), ForeignKey("diagnosis_report.report_id"), nullable=False, index=True),
     Column("channel", String(16), nullable=False),  # webhook | email
     Column("target", Text, nullable=False),  # the URL, or the recipients with commas between
     Column("status", String(16), nullable=False, default="pending"),  # pending | sent | failed

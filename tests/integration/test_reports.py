@@ -537,3 +537,78 @@ def test_the_reports_command_runs_the_worker_and_the_desk_commands_read_and_expo
     finally:
         hook.close()
         engine.dispose()
+
+
+def test_the_vehicle_page_shows_the_vehicles_reports_and_offers_each_as_html(
+    stack: StackInfo, database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from prognos.cloud.reports.alerting import decide, record_alerts
+    from prognos.cloud.reports.render import render_html
+    from prognos.cloud.reports.report import Contact, build_report, to_dict
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = seeded_desk(url)
+    store = DeskReports(engine)
+    for seq, days in ((1, 30.0), (2, 9.0)):
+        rec = record(seq, END_MS + seq * MINUTE_MS, faults=(pads(days),))
+        found = record_alerts(rec)[0]
+        at = datetime.fromtimestamp(rec.window_end_ms / 1000, UTC)
+        decision = decide(store.states([(VIN, PADS)]).get((VIN, PADS)), found, at)
+        context = store.context(VIN, "brakes", home=None, now=NOW, centers=3, slots=2)
+        report = build_report(
+            fleet="demo",
+            record=rec,
+            alert=found,
+            trigger=decision.trigger or "raised",
+            previous_priority=decision.previous.priority if decision.previous else None,
+            alert_id=store.alert_id(VIN, PADS),
+            created_at=NOW + timedelta(seconds=seq),
+            received_at=NOW,
+            causes=[("brakes.pad_wear.front_axle", 0.7)] if seq == 2 else [],
+            centers=context.centers,
+            slots=context.slots,
+            contact=context.contact or Contact(source="none"),
+        )
+        assert store.save(report, to_dict(report), render_html(report), decision, [])
+    monkeypatch.setenv("PROGNOS_DESK_DB", url)
+    monkeypatch.setenv("PROGNOS_INFLUX_URL", stack.influx_url)
+    monkeypatch.setenv("PROGNOS_DATABASE", database)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    try:
+        app = AppTest.from_file(
+            str(Path(__file__).resolve().parents[2] / "prognos/dashboard/app.py"), default_timeout=30
+        )
+        app.query_params["vin"] = VIN
+        app.switch_page("screens/vehicle.py")
+        app.run()
+        assert not app.exception, app.exception
+        labels = [e.label for e in app.expander]
+        assert labels[0] == f"P1 · {PADS} · escalated from P2 {NOW + timedelta(seconds=2):%Y-%m-%d %H:%M} UTC"
+        assert labels[1].startswith(f"P2 · {PADS} · raised")
+        shown = "\n".join(str(m.value) for m in [*app.markdown, *app.caption]).replace("\\", "")
+        assert (
+            "Fault brakes.pad_wear on the brakes: failure expected in 9 days (80% interval 5-14 days)"
+            in shown
+        )
+        assert "Not sent: no webhook or e-mail was configured" in shown
+        assert "No classifier output in this record." in shown  # the older report
+        assert "Owner: Ada Lovelace, C000001 (ada@example.org, +49 40 1234); home center SC-HAM" in shown
+        tables = [t.value.reset_index() for t in app.table]
+        centers = next(t for t in tables if "Center" in t.columns)
+        assert list(centers["Center"])[:2] == ["Workshop SC-HAM (SC-HAM)", "Workshop SC-KIE (SC-KIE)"]
+        assert centers.iloc[0]["Distance"] == "home center"
+        causes = next(t for t in tables if "Cause" in t.columns)
+        assert (
+            list(causes["Cause"]) == ["brakes.pad_wear.front_axle"] and causes.iloc[0]["Confidence"] == "70%"
+        )
+        assert "None" not in "".join(t.to_string() for t in tables)
+        buttons = app.get("download_button")
+        assert len(buttons) == 2 and buttons[0].proto.label == "Download the report (HTML)"
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        engine.dispose()

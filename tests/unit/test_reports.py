@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -303,7 +303,7 @@ def test_the_report_holds_evidence_trend_causes_parts_stock_slots_and_contact() 
     assert "watch limit 0.4" in brakes.status and "alert level 1.0" in brakes.status
     assert report.trend.days == 9.0 and report.trend.days_low == pytest.approx(5.4)
     assert "in 9 days (80% interval 5-14 days)" in report.summary
-    assert [(c.code, c.probability) for c in report.causes][0] == ("brakes.pad_wear.front_axle", 0.72)
+    assert (report.causes[0].code, report.causes[0].probability) == ("brakes.pad_wear.front_axle", 0.72)
     assert [(p.part, p.name, p.unit_cost) for p in report.parts] == [
         ("PG-BRK-3100", "Brake pad set, front", 84.5)
     ]
