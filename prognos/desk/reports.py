@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from prognos.cloud.dealers.reassign import ServiceCenter
 from prognos.cloud.reports.alerting import AlertState, Decision
 from prognos.cloud.reports.report import Contact, Report, rank_centers
-from prognos.cloud.reports.store import DeskContext, Notification
+from prognos.cloud.reports.store import DeskContext, Notification, Outcome
 from prognos.desk import schema
 from prognos.desk.alerts import alert_id as desk_alert_id
 from prognos.desk.booking import center_of, next_slots
@@ -34,6 +35,7 @@ from prognos.errors import ConfigError, TransientError
 
 CHUNK = 500  # keys per IN (...) list
 CENTERS_CACHE_S = 60.0  # service centers and dealer states change with imports, not per report
+SLOTS_CACHE_S = 15.0  # a center's free slots, read again after this: a burst of alerts reads them once
 STATUSES = ("pending", "sent", "failed")
 
 
@@ -81,6 +83,7 @@ class DeskReports:
         self._clock = clock
         self._lock = threading.Lock()
         self._centers: tuple[float, list[ServiceCenter], frozenset[str]] | None = None
+        self._slots: dict[tuple[str, int], tuple[float, list[datetime]]] = {}
 
     def alert_id(self, vin: str, code: str) -> str:
         return desk_alert_id(vin, code)
@@ -172,15 +175,26 @@ class DeskReports:
             ranked = rank_centers(
                 table, subsystem=subsystem, home=home_center, closed_dealers=closed, limit=centers
             )
-            free: dict[str, list[datetime]] = {}
-            for center, _ in ranked:
-                try:
-                    free[center.id] = [
-                        s.start for s in next_slots(connection, center.id, now=now, count=slots)
-                    ]
-                except ConfigError:  # a center or dealer removed since the cache was filled
-                    free[center.id] = []
+            free = {center.id: self._free_slots(connection, center.id, now, slots) for center, _ in ranked}
         return DeskContext(contact=contact, home_center=home_center, centers=ranked, slots=free)
+
+    def _free_slots(
+        self, connection: Connection, center_id: str, now: datetime, count: int
+    ) -> list[datetime]:
+        """The center's next free slots (prognos.desk.booking.next_slots), read at most
+        SLOTS_CACHE_S ago; a slot booked since is refused when someone books it, never taken twice."""
+        key = (center_id, count)
+        with self._lock:
+            cached = self._slots.get(key)
+        if cached is not None and self._clock() - cached[0] < SLOTS_CACHE_S:
+            return cached[1]
+        try:
+            found = [s.start for s in next_slots(connection, center_id, now=now, count=count)]
+        except ConfigError:  # a center or dealer removed since the centers were read
+            found = []
+        with self._lock:
+            self._slots[key] = (self._clock(), found)
+        return found
 
     def save(
         self,
@@ -253,17 +267,29 @@ class DeskReports:
             return False
         return True
 
-    def due_notifications(
-        self, *, now: datetime, channels: Collection[str], limit: int
+    def claim_due(
+        self, *, now: datetime, channels: Collection[str], limit: int, lease: timedelta
     ) -> list[Notification]:
+        """One UPDATE takes the due rows that are still pending and due, marked with a token of
+        this call, then they are read back by it: two workers never take the same row. The
+        transaction writes first, so on SQLite it waits for the write lock instead of failing."""
         n = schema.report_notification
-        query = (
-            select(n)
-            .where(n.c.status == "pending", n.c.next_attempt_at <= now, n.c.channel.in_(sorted(channels)))
+        token = uuid.uuid4().hex
+        due = (n.c.status == "pending", n.c.next_attempt_at <= now, n.c.channel.in_(sorted(channels)))
+        first = (
+            select(n.c.notification_id)
+            .where(*due)
             .order_by(n.c.next_attempt_at, n.c.notification_id)
             .limit(limit)
+            .scalar_subquery()
         )
-        with _reachable(), self.engine.connect() as connection:
+        with _reachable(), transaction(self.engine) as connection:
+            connection.execute(
+                update(n)
+                .where(n.c.notification_id.in_(first), *due)
+                .values(claim=token, attempts=n.c.attempts + 1, next_attempt_at=now + lease)
+            )
+            rows = connection.execute(select(n).where(n.c.claim == token).order_by(n.c.notification_id))
             return [
                 Notification(
                     notification_id=row.notification_id,
@@ -272,41 +298,39 @@ class DeskReports:
                     target=row.target,
                     attempts=row.attempts,
                 )
-                for row in connection.execute(query)
+                for row in rows
             ]
 
-    def claim(self, notification: Notification, *, now: datetime, lease: timedelta) -> bool:
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
         n = schema.report_notification
+        sent = [{"key": o.notification_id, "at": o.sent_at} for o in outcomes if o.sent_at is not None]
+        again = [
+            {"key": o.notification_id, "error": o.error[:2000], "at": o.retry_at}
+            for o in outcomes
+            if o.sent_at is None and o.retry_at is not None
+        ]
+        given_up = [
+            {"key": o.notification_id, "error": o.error[:2000]}
+            for o in outcomes
+            if o.sent_at is None and o.retry_at is None
+        ]
+        row = n.c.notification_id == bindparam("key")
         with _reachable(), transaction(self.engine) as connection:
-            taken = connection.execute(
-                update(n)
-                .where(
-                    n.c.notification_id == notification.notification_id,
-                    n.c.status == "pending",
-                    n.c.attempts == notification.attempts,
+            if sent:
+                connection.execute(
+                    update(n).where(row).values(status="sent", sent_at=bindparam("at"), last_error=""), sent
                 )
-                .values(attempts=notification.attempts + 1, next_attempt_at=now + lease)
-            )
-            return taken.rowcount == 1
-
-    def delivered(self, notification_id: int, *, at: datetime) -> None:
-        n = schema.report_notification
-        with _reachable(), transaction(self.engine) as connection:
-            connection.execute(
-                update(n)
-                .where(n.c.notification_id == notification_id)
-                .values(status="sent", sent_at=at, last_error="")
-            )
-
-    def failed(self, notification_id: int, *, error: str, retry_at: datetime | None) -> None:
-        n = schema.report_notification
-        values: dict[str, Any] = {"last_error": error[:2000]}
-        if retry_at is None:
-            values["status"] = "failed"
-        else:
-            values["next_attempt_at"] = retry_at
-        with _reachable(), transaction(self.engine) as connection:
-            connection.execute(update(n).where(n.c.notification_id == notification_id).values(**values))
+            if again:
+                connection.execute(
+                    update(n)
+                    .where(row)
+                    .values(next_attempt_at=bindparam("at"), last_error=bindparam("error")),
+                    again,
+                )
+            if given_up:
+                connection.execute(
+                    update(n).where(row).values(status="failed", last_error=bindparam("error")), given_up
+                )
 
     def stored_report(self, report_id: str) -> tuple[dict[str, object], str] | None:
         r = schema.diagnosis_report

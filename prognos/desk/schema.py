@@ -303,5 +303,7 @@ report_notification = Table(
     Column("last_error", Text, nullable=False, default=""),
     _time("created_at", nullable=False),
     _time("sent_at"),
+    Column("claim", String(32)),  # the token of the worker's call that took it last
     Index("ix_report_notification_due", "status", "next_attempt_at"),
+    Index("ix_report_notification_claim", "claim"),
 )

@@ -9,9 +9,12 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -54,7 +57,7 @@ from prognos.cloud.reports.report import (
     to_dict,
     utc_ms,
 )
-from prognos.cloud.reports.store import DeskContext, Notification
+from prognos.cloud.reports.store import DeskContext, Notification, Outcome
 from prognos.cloud.reports.worker import ReportWorker, WorkerSettings, _Item
 from prognos.errors import ConfigError, DecodeError
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState, Trigger
@@ -541,18 +544,12 @@ class FakeStore:
             self.reports.append(report)
             return True
 
-    def due_notifications(
-        self, *, now: datetime, channels: Collection[str], limit: int
+    def claim_due(
+        self, *, now: datetime, channels: Collection[str], limit: int, lease: timedelta
     ) -> list[Notification]:
         return []
 
-    def claim(self, notification: Notification, *, now: datetime, lease: timedelta) -> bool:
-        return False
-
-    def delivered(self, notification_id: int, *, at: datetime) -> None:
-        pass
-
-    def failed(self, notification_id: int, *, error: str, retry_at: datetime | None) -> None:
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
         pass
 
     def stored_report(self, report_id: str) -> tuple[dict[str, object], str] | None:
@@ -595,6 +592,11 @@ def items(*records: DiagnosticRecord) -> list[_Item]:
     return out
 
 
+def done(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result(timeout=10)
+
+
 def worker(store: FakeStore) -> ReportWorker:
     return ReportWorker(
         host="127.0.0.1",
@@ -607,8 +609,6 @@ def worker(store: FakeStore) -> ReportWorker:
 
 
 def test_one_batch_raises_then_escalates_an_alert_in_order_and_skips_the_store_when_nothing_changes() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     store = FakeStore()
     w = worker(store)
     stop = threading.Event()
@@ -620,7 +620,7 @@ def test_one_batch_raises_then_escalates_an_alert_in_order_and_skips_the_store_w
             record(seq=3, end_ms=END_MS + 2 * minute, faults=(pads(9.0),)),  # P1 now
             record(seq=4, end_ms=END_MS + 3 * minute),  # healthy: nothing to decide
         )
-        w._process(batch, stop, pool)
+        done(w._process(batch, stop, pool))
         assert [(r.trigger, r.priority, r.evidence.seq) for r in store.reports] == [
             ("raised", "P2", 1),
             ("escalated", "P1", 3),
@@ -628,21 +628,39 @@ def test_one_batch_raises_then_escalates_an_alert_in_order_and_skips_the_store_w
         assert store.reports[1].previous_priority == "P2"
         assert store.states_[(VIN, PADS)].report_id == store.reports[1].report_id
         reads = store.reads
-        w._process(items(record(seq=5, end_ms=END_MS + 4 * minute, faults=(pads(8.0),))), stop, pool)
+        done(w._process(items(record(seq=5, end_ms=END_MS + 4 * minute, faults=(pads(8.0),))), stop, pool))
         assert store.reads == reads and len(store.reports) == 2  # known and recent: no store call
-        w._process(items(record(seq=6, end_ms=END_MS + 20 * minute, faults=(pads(8.0),))), stop, pool)
+        done(w._process(items(record(seq=6, end_ms=END_MS + 20 * minute, faults=(pads(8.0),))), stop, pool))
         assert store.reads == reads + 1 and store.touched[-1] == {(VIN, PADS): END + timedelta(minutes=20)}
     assert (w.stats.received, w.stats.alerting, w.stats.raised, w.stats.escalated) == (6, 5, 1, 1)
 
 
 def test_a_second_worker_finds_the_state_and_does_not_report_again() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     store = FakeStore()
     stop = threading.Event()
     with ThreadPoolExecutor(2) as pool:
-        worker(store)._process(items(record(seq=1, faults=(pads(30.0),))), stop, pool)
+        done(worker(store)._process(items(record(seq=1, faults=(pads(30.0),))), stop, pool))
         again = worker(store)  # restarted: nothing remembered but the store
-        again._process(items(record(seq=1, faults=(pads(30.0),))), stop, pool)  # redelivered
-        again._process(items(record(seq=2, end_ms=END_MS + 60_000, faults=(pads(30.0),))), stop, pool)
+        done(again._process(items(record(seq=1, faults=(pads(30.0),))), stop, pool))  # redelivered
+        done(again._process(items(record(seq=2, end_ms=END_MS + 60_000, faults=(pads(30.0),))), stop, pool))
     assert len(store.reports) == 1 and again.stats.reports == 0
+
+
+def test_an_escalation_decided_while_the_raise_is_still_being_stored_follows_it() -> None:
+    class SlowStore(FakeStore):
+        def save(self, *args: Any, **kwargs: Any) -> bool:
+            time.sleep(0.2)
+            return super().save(*args, **kwargs)
+
+    store = SlowStore()
+    w = worker(store)
+    stop = threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        first = w._process(items(record(seq=1, faults=(pads(30.0),))), stop, pool)
+        reads = store.reads
+        second = w._process(items(record(seq=2, end_ms=END_MS + 60_000, faults=(pads(9.0),))), stop, pool)
+        assert store.reads == reads  # decided against the raise still being stored, not the store
+        assert not first[0].done()
+        done(first + second)
+    assert [(r.trigger, r.priority) for r in store.reports] == [("raised", "P2"), ("escalated", "P1")]
+    assert w._pending == {} and w._tails == {}

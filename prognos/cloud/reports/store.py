@@ -33,7 +33,17 @@ class Notification:
     report_id: str
     channel: str  # webhook | email
     target: str  # the URL, or the recipients with commas between
-    attempts: int  # made so far
+    attempts: int  # made so far, the one just claimed included
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How one attempt to send a notification ended."""
+
+    notification_id: int
+    sent_at: datetime | None = None  # sent; None: failed
+    error: str = ""
+    retry_at: datetime | None = None  # failed: when to try again; None: given up
 
 
 class ReportStore(Protocol):
@@ -64,18 +74,16 @@ class ReportStore(Protocol):
         (channel, target), in one transaction; False (nothing written) when the stored state is
         not (or no longer) the version of decision.previous: another worker decided first."""
 
-    def due_notifications(
-        self, *, now: datetime, channels: Collection[str], limit: int
-    ) -> list[Notification]: ...
+    def claim_due(
+        self, *, now: datetime, channels: Collection[str], limit: int, lease: timedelta
+    ) -> list[Notification]:
+        """Take up to `limit` pending notifications of `channels` that are due at `now`, each
+        for one more attempt: not due again before the lease ends, so another worker leaves
+        them alone, and due again then if this one never says how the attempt ended."""
 
-    def claim(self, notification: Notification, *, now: datetime, lease: timedelta) -> bool:
-        """Take the notification for one attempt (attempts + 1, not due again before the lease
-        ends); False when another worker took it first."""
-
-    def delivered(self, notification_id: int, *, at: datetime) -> None: ...
-
-    def failed(self, notification_id: int, *, error: str, retry_at: datetime | None) -> None:
-        """Record a failed attempt; retry_at None: give up (status failed)."""
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """Record how the attempts ended: sent, failed (with the time of the next attempt), or
+        given up (status failed), in one transaction."""
 
     def stored_report(self, report_id: str) -> tuple[dict[str, object], str] | None:
         """The report's JSON form and HTML."""

@@ -24,13 +24,15 @@ written less than `touch_every` ago).
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import logging
 import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -45,6 +47,7 @@ from prognos.cloud.analytics.alerts import more_urgent
 from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings
 from prognos.cloud.reports.alerting import (
     DEFAULT_TRIGGERS,
+    AlertState,
     Decision,
     RecordAlert,
     TriggerSettings,
@@ -56,7 +59,7 @@ from prognos.cloud.reports.notify import MailSender, WebhookSender, mail_subject
 from prognos.cloud.reports.render import render_html, render_text
 from prognos.cloud.reports.report import Contact, Report, build_report, from_dict, to_dict
 from prognos.cloud.reports.sources import InfluxSources
-from prognos.cloud.reports.store import Key, Notification, ReportStore
+from prognos.cloud.reports.store import DeskContext, Key, Notification, Outcome, ReportStore
 from prognos.errors import ConfigError, DecodeError, RejectedError, TransientError
 from prognos.record import DiagnosticRecord, decode_record
 from prognos.security import BrokerAuth
@@ -89,6 +92,8 @@ class WorkerSettings:
     notify_cap_s: float = 600.0
     notify_attempts: int = 10  # ... this many times, then given up (status failed)
     notify_lease: timedelta = timedelta(minutes=2)
+    senders: int = 4  # notifications sent at once
+    batches_in_flight: int = 8  # decided, their reports being built; acknowledged in order
     notify_poll_s: float = 1.0
 
 
@@ -169,7 +174,9 @@ class ReportWorker:
         self._subscribed = threading.Event()
         self._wake_notifier = threading.Event()
         self._recent: OrderedDict[Key, tuple[str, datetime]] = OrderedDict()  # priority, last-seen written
-        self._lock = threading.Lock()  # of _recent and stats: builder threads change them too
+        self._lock = threading.Lock()  # of the maps below and stats: builder threads change them too
+        self._pending: dict[Key, AlertState] = {}  # decided, their reports not yet stored
+        self._tails: dict[Key, Future[None]] = {}  # the latest report task of each alert
         self._host, self._port, self._session_expiry_s = host, port, session_expiry_s
         self.worker_id = client_id or f"prognos-reports-{group}-{random.getrandbits(32):08x}"
         self._client = mqtt.Client(
@@ -233,7 +240,11 @@ class ReportWorker:
 
     def run(self, stop: threading.Event) -> ReportStats:
         """Process records until `stop` is set, then disconnect; what was not acknowledged
-        stays with the broker for the next worker."""
+        stays with the broker for the next worker.
+
+        Batches overlap: the next batch is decided while the reports of the one before are
+        still being built, and each batch is acknowledged, in the order the batches came, once
+        its reports are stored."""
         notifier = threading.Thread(
             target=self._notify_loop, args=(stop,), name="reports-notifier", daemon=True
         )
@@ -241,20 +252,23 @@ class ReportWorker:
         pool = ThreadPoolExecutor(
             max_workers=max(1, self.settings.builders), thread_name_prefix="reports-build"
         )
+        inflight: collections.deque[tuple[list[_Item], list[Future[None]]]] = collections.deque()
         try:
             while not stop.is_set():
-                batch = self._next_batch(stop)
-                if not batch:
+                self._acknowledge_done(inflight)
+                if len(inflight) >= self.settings.batches_in_flight:
+                    wait(inflight[0][1], timeout=0.05, return_when=FIRST_EXCEPTION)
                     continue
-                self._process(batch, stop, pool)
-                for item in batch:
-                    if item.message.qos > 0:
-                        self._client.ack(item.message.mid, item.message.qos)
+                batch = self._next_batch(stop, idle_s=0.01 if inflight else 0.2)
+                if batch:
+                    inflight.append((batch, self._process(batch, stop, pool)))
         except _Stopped:
             pass
         finally:
             self._halted.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(_Stopped):
+                self._acknowledge_done(inflight)  # what was stored in the meantime
             self._client.disconnect()
             self._client.loop_stop()
             self._wake_notifier.set()
@@ -262,8 +276,23 @@ class ReportWorker:
             self.sources.close()
         return self.stats
 
-    def _next_batch(self, stop: threading.Event) -> list[_Item]:
-        idle_until = time.monotonic() + 0.2
+    def _acknowledge_done(self, inflight: collections.deque[tuple[list[_Item], list[Future[None]]]]) -> None:
+        """Acknowledge the batches at the head whose reports are all stored. A _Stopped or a
+        bug of a build stops the loop, with nothing of that batch acknowledged."""
+        while inflight and all(f.done() for f in inflight[0][1]):
+            batch, futures = inflight.popleft()
+            for future in futures:
+                if future.cancelled():
+                    raise _Stopped()
+                future.result()
+            for item in batch:
+                if item.message.qos > 0:
+                    self._client.ack(item.message.mid, item.message.qos)
+
+    def _next_batch(self, stop: threading.Event, *, idle_s: float) -> list[_Item]:
+        """Up to batch_size records: as soon as that many arrived, or batch_wait_s after the
+        first; [] after idle_s without any."""
+        idle_until = time.monotonic() + idle_s
         while not self._inbox:
             if time.monotonic() >= idle_until or stop.wait(INBOX_POLL_S):
                 return []
@@ -273,19 +302,35 @@ class ReportWorker:
                 break
         return [self._inbox.popleft() for _ in range(min(self.settings.batch_size, len(self._inbox)))]
 
-    def _process(self, batch: list[_Item], stop: threading.Event, pool: ThreadPoolExecutor) -> None:
+    def _process(
+        self, batch: list[_Item], stop: threading.Event, pool: ThreadPoolExecutor
+    ) -> list[Future[None]]:
+        """Decide the batch's alerts (in the order they came) and hand its reports to the
+        builders; the futures of those reports. An alert whose report is still being stored is
+        decided against the state that report will store, not the store's."""
         self._count("received", len(batch))
         self._count("undecodable", sum(1 for item in batch if item.record is None))
         self._count("alerting", sum(1 for item in batch if item.alerts))
-        pending = [(item, alert) for item in batch for alert in item.alerts]
-        if not pending:
-            return
-        stored = [(item, alert) for item, alert in pending if not self._known(alert, item)]
-        keys = {(a.vin, a.code) for _, a in stored}
-        states = self._retrying(lambda: self.store.states(keys), stop) if keys else {}
+        alerts = [(item, alert) for item in batch for alert in item.alerts]
+        if not alerts:
+            return []
+        with self._lock:
+            pending = {
+                (a.vin, a.code): self._pending[(a.vin, a.code)]
+                for _, a in alerts
+                if (a.vin, a.code) in self._pending
+            }
+        unknown = [
+            (item, alert)
+            for item, alert in alerts
+            if (alert.vin, alert.code) in pending or not self._known(alert, item)
+        ]
+        keys = {(a.vin, a.code) for _, a in unknown} - set(pending)
+        states: dict[Key, AlertState] = self._retrying(lambda: self.store.states(keys), stop) if keys else {}
+        states.update(pending)
         triggers: dict[Key, list[tuple[_Item, RecordAlert, Decision]]] = {}
         touches: dict[Key, datetime] = {}
-        for item, alert in stored:
+        for item, alert in unknown:
             assert item.record is not None
             key = (alert.vin, alert.code)
             decision = decide(states.get(key), alert, _at(item.record), self.settings.triggers)
@@ -294,14 +339,21 @@ class ReportWorker:
                 touches[key] = decision.state.last_seen_at
             else:
                 triggers.setdefault(key, []).append((item, alert, decision))
-        touches = {k: v for k, v in touches.items() if k not in triggers}
+        touches = {k: v for k, v in touches.items() if k not in triggers and k not in pending}
         if touches:
             self._retrying(lambda: self.store.touch(touches), stop)
             for key, seen in touches.items():
                 self._remember(key, states[key].priority, seen)
-        futures = [pool.submit(self._report_all, key, group, stop) for key, group in triggers.items()]
-        for future in wait(futures).done:
-            future.result()  # a _Stopped or a bug stops the loop; nothing of this batch is acknowledged
+        futures = []
+        for key, group in triggers.items():
+            with self._lock:
+                self._pending[key] = group[-1][2].state
+                before = self._tails.get(key)
+                future = pool.submit(self._report_all, key, group, before, stop)
+                self._tails[key] = future
+            future.add_done_callback(functools.partial(self._drop_tail, key))
+            futures.append(future)
+        return futures
 
     def _known(self, alert: RecordAlert, item: _Item) -> bool:
         """Whether the worker knows this record changes nothing for the alert: its priority is
@@ -332,16 +384,32 @@ class ReportWorker:
             setattr(self.stats, name, getattr(self.stats, name) + by)
 
     def _report_all(
-        self, key: Key, group: list[tuple[_Item, RecordAlert, Decision]], stop: threading.Event
+        self,
+        key: Key,
+        group: list[tuple[_Item, RecordAlert, Decision]],
+        before: Future[None] | None,
+        stop: threading.Event,
     ) -> None:
         """The reports of one alert in the order its records came (a raise, then perhaps an
-        escalation, each expecting the state the one before stored)."""
-        for item, alert, decision in group:
-            saved = self._report(item, alert, decision, stop)
-            if not saved:
-                self._forget(key)
-                return
-            self._remember(key, decision.state.priority, decision.state.last_seen_at)
+        escalation, each expecting the state the one before stored), after those of an earlier
+        batch (`before`: submitted earlier, so already running or done)."""
+        if before is not None:
+            wait([before])
+        try:
+            for item, alert, decision in group:
+                if not self._report(item, alert, decision, stop):
+                    self._forget(key)
+                    return
+                self._remember(key, decision.state.priority, decision.state.last_seen_at)
+        finally:
+            with self._lock:
+                if self._pending.get(key) is group[-1][2].state:
+                    del self._pending[key]
+
+    def _drop_tail(self, key: Key, future: Future[None]) -> None:
+        with self._lock:
+            if self._tails.get(key) is future:
+                del self._tails[key]
 
     def _report(self, item: _Item, alert: RecordAlert, decision: Decision, stop: threading.Event) -> bool:
         record = item.record
@@ -366,16 +434,13 @@ class ReportWorker:
         return True
 
     def _build(self, item: _Item, record: DiagnosticRecord, alert: RecordAlert, decision: Decision) -> Report:
-        now = self._clock()
-        registry = self.sources.registry(record.vin)
-        context = self.store.context(
-            record.vin,
-            alert.subsystem,
-            home=registry.service_center if registry else None,
-            now=now,
-            centers=self.settings.centers,
-            slots=self.settings.slots,
-        )
+        context = self._context(record.vin, alert.subsystem, home=None)
+        registry = None
+        if context.contact is None or context.home_center is None:
+            # Not the desk's customer, or no home center there: the vehicle registry may know.
+            registry = self.sources.registry(record.vin)
+            if registry is not None and registry.service_center and context.home_center is None:
+                context = self._context(record.vin, alert.subsystem, home=registry.service_center)
         contact = context.contact
         if contact is None and registry is not None and (registry.owner_name or registry.owner_contact):
             email = registry.owner_contact if "@" in registry.owner_contact else ""
@@ -386,11 +451,13 @@ class ReportWorker:
                 phone="" if email else registry.owner_contact,
                 home_center=context.home_center,
             )
+        series = self.sources.history(record.vin, alert.subsystem, record.window_end_ms)
         estimate = (
             self.sources.last_estimate(record.vin, alert.code, record.window_end_ms)
             if alert.kind == "fault" and alert.days_to_threshold is None
             else None
         )
+        master, stock = self.sources.master(), self.sources.stock()
         # The classifier's ranked causes, once records carry them (prognos.record.Cause: code, probability).
         causes = [(str(c.code), float(c.probability)) for c in getattr(record, "causes", ())]
         return build_report(
@@ -400,17 +467,27 @@ class ReportWorker:
             trigger=decision.trigger or "raised",
             previous_priority=decision.previous.priority if decision.previous is not None else None,
             alert_id=self.store.alert_id(record.vin, alert.code),
-            created_at=self._clock(),
+            created_at=self._clock(),  # everything read: what is left is rendering and storing
             received_at=item.received_at,
-            series=self.sources.history(record.vin, alert.subsystem, record.window_end_ms),
+            series=series,
             history_hours=self.sources.history_hours,
             last_estimate=estimate,
             causes=causes,
-            master=self.sources.master(),
+            master=master,
             centers=context.centers,
-            stock=self.sources.stock(),
+            stock=stock,
             slots=context.slots,
             contact=contact or Contact(source="none", home_center=context.home_center),
+        )
+
+    def _context(self, vin: str, subsystem: str, *, home: str | None) -> DeskContext:
+        return self.store.context(
+            vin,
+            subsystem,
+            home=home,
+            now=self._clock(),
+            centers=self.settings.centers,
+            slots=self.settings.slots,
         )
 
     def _retrying(self, call: Callable[[], T], stop: threading.Event) -> T:
@@ -430,61 +507,65 @@ class ReportWorker:
     # ---- notifications
 
     def _notify_loop(self, stop: threading.Event) -> None:
+        """Take what is due, send it with a few senders at once, record how each attempt ended;
+        again when a report is stored or every notify_poll_s."""
         channels = {channel for channel, _ in self.channels.targets()}
         if not channels:
             return
-        while not stop.is_set():
-            self._wake_notifier.wait(self.settings.notify_poll_s)
-            self._wake_notifier.clear()
-            try:
-                due = self.store.due_notifications(now=self._clock(), channels=channels, limit=50)
-                for notification in due:
-                    if stop.is_set():
-                        return
-                    self._deliver(notification)
-            except TransientError as exc:
-                log.warning("notifications wait: the store failed: %s", exc)
+        senders = max(1, self.settings.senders)
+        with ThreadPoolExecutor(max_workers=senders, thread_name_prefix="reports-send") as pool:
+            while not stop.is_set():
+                self._wake_notifier.wait(self.settings.notify_poll_s)
+                self._wake_notifier.clear()
+                try:
+                    due = self.store.claim_due(
+                        now=self._clock(),
+                        channels=channels,
+                        limit=8 * senders,
+                        lease=self.settings.notify_lease,
+                    )
+                    if not due:
+                        continue
+                    self.store.finish(list(pool.map(self._attempt, due)))
+                    self._wake_notifier.set()  # perhaps more are due
+                except TransientError as exc:
+                    log.warning("notifications wait: the store failed: %s", exc)
 
-    def _deliver(self, notification: Notification) -> None:
-        now = self._clock()
-        if not self.store.claim(notification, now=now, lease=self.settings.notify_lease):
-            return
-        attempt = notification.attempts + 1
+    def _attempt(self, notification: Notification) -> Outcome:
+        """Send one notification once; how it ended (never raises for a failed send)."""
         try:
             self._send(notification)
         except (TransientError, RejectedError) as exc:
             self._count("notification_failures")
-            if attempt >= self.settings.notify_attempts:
+            if notification.attempts >= self.settings.notify_attempts:
                 self._count("notifications_given_up")
                 log.error(
                     "%s of report %s given up after %d attempts: %s",
                     notification.channel,
                     notification.report_id,
-                    attempt,
+                    notification.attempts,
                     exc,
                 )
-                self.store.failed(notification.notification_id, error=str(exc), retry_at=None)
-                return
+                return Outcome(notification_id=notification.notification_id, error=str(exc))
             backoff = Backoff(base_s=self.settings.notify_base_s, cap_s=self.settings.notify_cap_s)
             delay = 0.0
-            for _ in range(attempt):
+            for _ in range(notification.attempts):
                 delay = backoff.next_delay_s()
             log.warning(
                 "%s of report %s failed (attempt %d), again in %.0f s: %s",
                 notification.channel,
                 notification.report_id,
-                attempt,
+                notification.attempts,
                 delay,
                 exc,
             )
-            self.store.failed(
-                notification.notification_id,
+            return Outcome(
+                notification_id=notification.notification_id,
                 error=str(exc),
                 retry_at=self._clock() + timedelta(seconds=delay),
             )
-            return
-        self.store.delivered(notification.notification_id, at=self._clock())
         self._count("notifications_sent")
+        return Outcome(notification_id=notification.notification_id, sent_at=self._clock())
 
     def _send(self, notification: Notification) -> None:
         stored = self.store.stored_report(notification.report_id)

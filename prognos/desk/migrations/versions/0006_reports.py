@@ -60,11 +60,13 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claim", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["report_id"], ["diagnosis_report.report_id"]),
         sa.PrimaryKeyConstraint("notification_id"),
     )
     op.create_index("ix_report_notification_report_id", "report_notification", ["report_id"])
     op.create_index("ix_report_notification_due", "report_notification", ["status", "next_attempt_at"])
+    op.create_index("ix_report_notification_claim", "report_notification", ["claim"])
 
 
 def downgrade() -> None:
