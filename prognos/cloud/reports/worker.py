@@ -217,6 +217,10 @@ class ReportWorker:
     def _on_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, reason_codes: object, properties: object
     ) -> None:
+        refused = [code for code in reason_codes or [] if getattr(code, "is_failure", False)]  # type: ignore[attr-defined]
+        if refused:
+            log.error("the broker refused the subscription %s: %s", self.subscription, refused[0])
+            return
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
