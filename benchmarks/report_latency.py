@@ -1,6 +1,6 @@
 """Diagnosis reports: the time from a record's PUBLISH to its stored report (target: p95 < 5 s).
 
-    .venv/bin/python benchmarks/report_latency.py [--vehicles 600] [--rate 20] [--background 200]
+    .venv/bin/python benchmarks/report_latency.py [--vehicles 600] [--rate 10] [--background 200]
         [--fleet-size 5000] [--workers 1] [--builders 4] [--home DIR]
 
 On a stack of its own (prognos.ops.stack.stack_up on a temporary directory, plain MQTT, stopped
@@ -279,7 +279,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--vehicles", type=int, default=600, help="vehicles raising an alert")
-    parser.add_argument("--rate", type=float, default=20.0, help="raising records a second")
+    parser.add_argument("--rate", type=float, default=10.0, help="raising records a second")
     parser.add_argument("--background", type=float, default=200.0, help="healthy records a second")
     parser.add_argument("--fleet-size", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=1, help="report workers (one group)")

@@ -1272,6 +1272,7 @@ def reports_run(args: argparse.Namespace) -> int:
     require("pandas")
     require("sqlalchemy")
     from prognos.cloud.analytics.job import parse_duration_s
+    from prognos.cloud.ingest.worker import tune_garbage_collection
     from prognos.cloud.reports.alerting import TriggerSettings
     from prognos.cloud.reports.sources import InfluxSources
     from prognos.cloud.reports.worker import ReportWorker, WorkerSettings
@@ -1301,6 +1302,7 @@ def reports_run(args: argparse.Namespace) -> int:
         client_id=args.client_id or f"prognos-reports-{args.group}-{socket.gethostname()}"[:64],
         settings=WorkerSettings(triggers=TriggerSettings(reopen_after=reopen), builders=args.builders),
     )
+    tune_garbage_collection()  # it receives every record, as ingest does
     stop = until_signalled()
     sent = ", ".join(channel for channel, _ in channels.targets()) or "none (no --webhook, no --smtp)"
     try:

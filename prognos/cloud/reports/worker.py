@@ -45,6 +45,7 @@ from paho.mqtt.properties import Properties
 from prognos.backoff import Backoff
 from prognos.cloud.analytics.alerts import more_urgent
 from prognos.cloud.analytics.common import DEFAULT_SETTINGS, AnalyticsSettings
+from prognos.cloud.ingest.worker import _AckingClient  # ingest's client that sends queued PUBACKs itself
 from prognos.cloud.reports.alerting import (
     DEFAULT_TRIGGERS,
     AlertState,
@@ -73,6 +74,7 @@ EMAIL = "email"
 CHANNELS = (WEBHOOK, EMAIL)
 INBOX_POLL_S = 0.005
 RECENT_ALERTS = 100_000
+RECENT_REPORTS = 256  # stored reports kept for the notifier, which sends them moments later
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,9 +179,12 @@ class ReportWorker:
         self._lock = threading.Lock()  # of the maps below and stats: builder threads change them too
         self._pending: dict[Key, AlertState] = {}  # decided, their reports not yet stored
         self._tails: dict[Key, Future[None]] = {}  # the latest report task of each alert
+        self._stored: OrderedDict[str, tuple[dict[str, object], str]] = OrderedDict()  # id -> body, HTML
         self._host, self._port, self._session_expiry_s = host, port, session_expiry_s
         self.worker_id = client_id or f"prognos-reports-{group}-{random.getrandbits(32):08x}"
-        self._client = mqtt.Client(
+        # Acknowledgements are queued and sent by paho's own network thread: an ack() from
+        # another thread wakes that thread once per message (docs/ingest.md).
+        self._client = _AckingClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.worker_id,
             protocol=MQTTProtocolVersion.MQTTv5,
@@ -271,8 +276,8 @@ class ReportWorker:
         finally:
             self._halted.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            with contextlib.suppress(_Stopped):
-                self._acknowledge_done(inflight)  # what was stored in the meantime
+            with contextlib.suppress(Exception):  # leaving anyway: what was stored in the meantime
+                self._acknowledge_done(inflight)
             self._client.disconnect()
             self._client.loop_stop()
             self._wake_notifier.set()
@@ -282,16 +287,17 @@ class ReportWorker:
 
     def _acknowledge_done(self, inflight: collections.deque[tuple[list[_Item], list[Future[None]]]]) -> None:
         """Acknowledge the batches at the head whose reports are all stored. A _Stopped or a
-        bug of a build stops the loop, with nothing of that batch acknowledged."""
+        bug of a build stops the loop; that batch stays at the head, so neither it nor any
+        batch after it is acknowledged (PUBACKs go in the order the messages came)."""
         while inflight and all(f.done() for f in inflight[0][1]):
-            batch, futures = inflight.popleft()
-            for future in futures:
+            for future in inflight[0][1]:
                 if future.cancelled():
                     raise _Stopped()
                 future.result()
-            for item in batch:
-                if item.message.qos > 0:
-                    self._client.ack(item.message.mid, item.message.qos)
+            batch, _ = inflight.popleft()
+            self._client.queue_messages(
+                [], [(i.message.mid, i.message.qos) for i in batch if i.message.qos > 0]
+            )
 
     def _next_batch(self, stop: threading.Event, *, idle_s: float) -> list[_Item]:
         """Up to batch_size records: as soon as that many arrived, or batch_wait_s after the
@@ -434,6 +440,10 @@ class ReportWorker:
         self._count("raised" if decision.trigger == "raised" else "escalated")
         log.info("report %s: %s", report.report_id, report.summary)
         if targets:
+            with self._lock:
+                self._stored[report.report_id] = (body, html)
+                if len(self._stored) > RECENT_REPORTS:
+                    self._stored.popitem(last=False)
             self._wake_notifier.set()
         return True
 
@@ -572,7 +582,10 @@ class ReportWorker:
         return Outcome(notification_id=notification.notification_id, sent_at=self._clock())
 
     def _send(self, notification: Notification) -> None:
-        stored = self.store.stored_report(notification.report_id)
+        with self._lock:
+            stored = self._stored.get(notification.report_id)
+        if stored is None:
+            stored = self.store.stored_report(notification.report_id)
         if stored is None:
             raise RejectedError(f"report {notification.report_id} is not in the store")
         body, html = stored
