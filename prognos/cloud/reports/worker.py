@@ -3,10 +3,12 @@ diagnosis report per alert a record raises or escalates, stored and then sent to
 center (docs/reports.md).
 
 Threads: paho's network thread decodes each record and checks it against the alert rules
-(alerting.record_alerts, cheap); the thread of `run` takes what arrived in batches, decides
-raise or escalate against the alerts' stored states, has the reports built and stored by a
-small pool of builder threads, then acknowledges the batch's messages in the order they came.
-A notifier thread sends what the store holds to send (webhook, e-mail), retrying with backoff.
+(alerting.record_alerts, cheap), and sends the PUBACKs queued for it; the thread of `run` takes
+what arrived in batches, decides raise or escalate against the alerts' stored states and hands
+the reports to a small pool of builder threads, which build and store them; it decides the next
+batch meanwhile and acknowledges the batches in the order they came once their reports are
+stored. A notifier thread takes what the store holds to send (webhook, e-mail), sends it with a
+few sender threads and records each outcome, retrying failures with backoff.
 
 Acknowledgement point: a message is acknowledged once every report it raised is stored (with
 the alert's new state, in one transaction) or it raised none. A store that cannot be reached
