@@ -13,6 +13,7 @@ from prognos.commands import (
     Commands,
     add_home_option,
     group,
+    lazy_command,
     positive_int,
     require,
     until_signalled,
@@ -174,6 +175,7 @@ def add_cloud(commands: Commands, help_text: str) -> None:
     reassign.add_argument("--as-of", default=None, metavar="TIME", help="ISO 8601 time (default: now)")
     reassign.add_argument("--out", type=Path, default=None, metavar="CSV", help="write every assignment")
     reassign.set_defaults(run=_cloud_reassign)
+    _add_reports(cloud)
 
 
 def add_forecast(commands: Commands, help_text: str) -> None:
@@ -296,6 +298,70 @@ def add_forecast(commands: Commands, help_text: str) -> None:
     )
     accuracy.add_argument("--out", type=Path, default=None, metavar="CSV", help="write the table as CSV")
     accuracy.set_defaults(run=_forecast_accuracy)
+
+
+def _add_reports(cloud: Commands) -> None:
+    from prognos.ops.state import DESK_DB_ENV
+
+    reports = group(cloud, "reports", "diagnosis reports: one per alert a record raises or escalates")
+    run = reports.add_parser(
+        "run",
+        help="the report worker: a report per raised or escalated alert, stored in the desk and sent",
+        description="Subscribe to every vehicle's diag topic through an MQTT 5 shared subscription "
+        "beside ingest's; for each alert a record raises or escalates, build a diagnosis report "
+        "(evidence, trend, likely causes, checks and parts with the stock and free slots of the "
+        "nearest capable centers, the owner's contact), store it in the service desk and send it to "
+        "the webhook and the e-mail recipients given (docs/reports.md). Start several to share the "
+        "load. Runs until interrupted.",
+    )
+    add_home_option(run)
+    run.add_argument(
+        "--database", default=DEFAULT_DATABASE, help="InfluxDB database ingest writes (default: %(default)s)"
+    )
+    run.add_argument(
+        "--db",
+        default=None,
+        metavar="URL",
+        help=f"service desk database (default: ${DESK_DB_ENV}, else the stack's PostgreSQL if it runs one, "
+        "else desk.db in the stack home)",
+    )
+    run.add_argument("--group", default="reports", help="shared-subscription group (default: %(default)s)")
+    run.add_argument("--fleet", default="+", help="only this fleet (default: all)")
+    run.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id; a worker restarted with the same id resumes its session (default: "
+        "prognos-reports-GROUP-HOSTNAME)",
+    )
+    run.add_argument("--webhook", default=None, metavar="URL", help="POST each report here, signed")
+    run.add_argument(
+        "--webhook-secret-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the webhook's HMAC secret, at least 16 bytes (default: $PROGNOS_WEBHOOK_SECRET)",
+    )
+    run.add_argument(
+        "--smtp", default=None, metavar="HOST:PORT", help="send each report by e-mail through it"
+    )
+    run.add_argument("--smtp-starttls", action="store_true", help="upgrade the SMTP session with STARTTLS")
+    run.add_argument("--smtp-user", default=None, help="SMTP login (its password in $PROGNOS_SMTP_PASSWORD)")
+    run.add_argument("--mail-from", default=None, metavar="ADDRESS", help="the e-mails' sender")
+    run.add_argument("--mail-to", default=None, metavar="ADDRESSES", help="recipients, with commas between")
+    run.add_argument(
+        "--reopen-after",
+        default="24h",
+        metavar="DURATION",
+        help="an alert no record carried for this long is raised again (default: %(default)s)",
+    )
+    run.add_argument(
+        "--history", default="72h", metavar="DURATION", help="points a report charts (default: %(default)s)"
+    )
+    run.add_argument(
+        "--builders", type=positive_int, default=4, help="reports built at once (default: %(default)s)"
+    )
+    # The handler lives with the desk it writes to: cloud code does not import the desk.
+    run.set_defaults(run=lazy_command("prognos.desk.cli:reports_run"))
 
 
 def _cloud_ingest(args: argparse.Namespace) -> int:

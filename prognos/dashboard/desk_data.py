@@ -11,16 +11,19 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import make_url
 
 from prognos.dashboard.data import DataUnavailableError
 from prognos.desk import complaints, customers, ledger, schema, week
 from prognos.desk.booking import Booking, Slot, book, next_slots
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
+from prognos.desk.reports import ReportDetail, list_reports, report_detail
 from prognos.desk.store import StoreError, connect
 from prognos.desk.tags import Settings
 from prognos.desk.tickets import Ticket
@@ -212,3 +215,18 @@ def book_visit(
 def week_calls(dues: tuple[Due, ...]) -> list[Call]:
     with engine().connect() as connection:
         return week.week_calls(connection, dues, now=now())
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def vehicle_reports(vin: str, limit: int = 5) -> list[ReportDetail]:
+    """The vehicle's latest diagnosis reports, newest first, with their bodies, HTML and
+    notifications (prognos.desk.reports); none without a desk: a vehicle page does not create
+    an empty SQLite desk where there is none."""
+    url = make_url(desk_url(default_home()))
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return []
+    with engine().connect() as connection:
+        return [
+            report_detail(connection, found.report_id)
+            for found in list_reports(connection, vin=vin, limit=limit)
+        ]

@@ -9,9 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from prognos.cloud.reports.report import NO_CAUSES, Report, days_words, from_dict
 from prognos.desk.booking import Slot
 from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
+from prognos.desk.reports import ReportDetail
 from prognos.desk.tickets import Ticket, clocks
 from prognos.desk.week import Call, Due
 
@@ -361,3 +363,135 @@ def week_table(calls: Sequence[Call], *, links: bool = True) -> pd.DataFrame:
         rows.append(row)
     columns = WEEK_COLUMNS if links else [*WEEK_COLUMNS, "Customer", "E-mail", "Phone"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# ---- diagnosis reports (the vehicle page)
+
+
+def report_heading(report: Report) -> str:
+    """E.g. `P1 · brakes.pad_wear · raised 2026-12-07 09:00 UTC`."""
+    how = (
+        f"escalated from {report.previous_priority}"
+        if report.trigger == "escalated" and report.previous_priority
+        else "raised"
+    )
+    return f"{report.priority} · {report.code} · {how} {minute(report.created_at)}"
+
+
+def report_subsystems_table(report: Report) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Subsystem": s.subsystem,
+                "Health (1 = as new)": f"{s.health:.2f}",
+                "Anomaly score (1 = alert level)": f"{s.anomaly_score:.2f}",
+                "Against the thresholds": s.status,
+            }
+            for s in report.evidence.subsystems
+        ],
+        columns=[
+            "Subsystem",
+            "Health (1 = as new)",
+            "Anomaly score (1 = alert level)",
+            "Against the thresholds",
+        ],
+    )
+
+
+def report_series(report: Report) -> pd.DataFrame:
+    """The alerting subsystem's points for a line chart: time (UTC) as the index."""
+    return pd.DataFrame(
+        {
+            "health": [p.health for p in report.evidence.series],
+            "anomaly score": [p.anomaly_score for p in report.evidence.series],
+        },
+        index=pd.DatetimeIndex([p.at for p in report.evidence.series], name="time (UTC)"),
+    )
+
+
+def report_trend_text(report: Report) -> str:
+    trend = report.trend
+    if trend.days is None:
+        return f"Days to the failure threshold not estimated: {trend.source}."
+    when = days_words(trend.days, trend.days_low, trend.days_high)
+    return f"Failure threshold reached {when} from {minute(report.evidence.window_end)} ({trend.source})."
+
+
+def no_causes_text() -> str:
+    return NO_CAUSES[:1].upper() + NO_CAUSES[1:] + "."
+
+
+def report_causes_table(report: Report) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"Rank": rank, "Cause": cause.code, "Confidence": f"{cause.probability:.0%}"}
+            for rank, cause in enumerate(report.causes, 1)
+        ],
+        columns=["Rank", "Cause", "Confidence"],
+    )
+
+
+def report_parts_table(report: Report) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Part": p.part,
+                "Name": p.name,
+                "Units": p.units,
+                "Unit cost": DASH if p.unit_cost is None else f"{p.unit_cost:,.2f} {p.currency}".strip(),
+                "For fault": p.fault,
+            }
+            for p in report.parts
+        ],
+        columns=["Part", "Name", "Units", "Unit cost", "For fault"],
+    )
+
+
+def report_centers_table(report: Report) -> pd.DataFrame:
+    parts = [p.part for p in report.parts]
+    rows = []
+    for c in report.centers:
+        row: dict[str, object] = {
+            "Center": f"{c.name} ({c.center_id})",
+            "Dealer": c.dealer_id,
+            "Distance": "home center"
+            if c.home
+            else (DASH if c.distance_km is None else f"{c.distance_km:.0f} km"),
+        }
+        for part, stock in zip(parts, c.stock, strict=True):
+            row[f"Stock of {part}"] = stock.status
+        row["Next free slots"] = ", ".join(f"{s:%a %d %b %H:%M}" for s in c.slots) or "none in the next weeks"
+        rows.append(row)
+    return pd.DataFrame(
+        rows, columns=["Center", "Dealer", "Distance", *[f"Stock of {p}" for p in parts], "Next free slots"]
+    )
+
+
+def report_contact_text(report: Report) -> str:
+    contact = report.contact
+    if contact.source == "none":
+        return "Owner: not known to the service desk or the vehicle registry."
+    who = ", ".join(x for x in (contact.name, contact.customer_id or "") if x) or DASH
+    how = ", ".join(x for x in (contact.email, contact.phone) if x) or "no contact details"
+    where = "the service desk" if contact.source == "desk" else "the vehicle registry"
+    return f"Owner: {who} ({how}); home center {text(contact.home_center)}; from {where}."
+
+
+def notifications_text(detail: ReportDetail) -> str:
+    """Where the report went, in words: `webhook sent; email pending (2 attempts)`."""
+    if not detail.notifications:
+        return "Not sent: no webhook or e-mail was configured when it was stored."
+    parts = []
+    for n in detail.notifications:
+        state = n.status if n.status != "pending" or not n.attempts else f"pending ({n.attempts} attempts)"
+        parts.append(f"{'e-mail' if n.channel == 'email' else n.channel} {state}")
+    return "Sent to the center: " + "; ".join(parts) + "."
+
+
+def report_file_name(report: Report) -> str:
+    return f"prognos-report-{report.vin}-{report.created_at:%Y%m%d-%H%M}-{report.report_id}.html"
+
+
+def report_of(detail: ReportDetail) -> Report:
+    """The stored report's content; DecodeError when its body is not a report this version reads."""
+    return from_dict(detail.body)

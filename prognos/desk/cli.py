@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
     from sqlalchemy import Engine
 
+    from prognos.cloud.reports.worker import Channels
     from prognos.desk.entitlements import Entitlement
     from prognos.desk.ledger import Entry
+    from prognos.desk.reports import ReportDetail
 
 BRAND_KEY = "brand"  # brand.pem (secret) and brand.pub in the stack home: `prognos models keygen`
 
@@ -42,6 +44,7 @@ def add_desk(commands: Commands, help_text: str) -> None:
     _add_booking(desk)
     _add_alerts(desk)
     _add_guide(desk)
+    _add_reports(desk)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -1306,3 +1309,234 @@ def _guide_backtest(args: argparse.Namespace) -> int:
         f"the guide's mean confidence in its first suggestions:            {result.mean_confidence_with:.1%}"
     )
     return 0
+
+
+# --- diagnosis reports: one per raised or escalated alert (the worker, and reading them) -------
+
+WEBHOOK_SECRET_ENV = "PROGNOS_WEBHOOK_SECRET"  # the report worker's webhook secret, without a file
+SMTP_PASSWORD_ENV = "PROGNOS_SMTP_PASSWORD"
+
+
+def _add_reports(desk: Commands) -> None:
+    reports = group(desk, "reports", "diagnosis reports: list, show, export, send again")
+    listed = reports.add_parser(
+        "list",
+        help="the latest diagnosis reports, newest first",
+        description="List diagnosis reports, newest first: when, priority, raised or escalated, "
+        "vehicle, code, the center it went to and its summary (docs/desk.md, Diagnosis reports).",
+    )
+    listed.add_argument("--vin", default=None, help="only this vehicle's")
+    listed.add_argument("--since", type=utc_time, default=None, metavar="TIME", help="created then or later")
+    listed.add_argument("--limit", type=positive_int, default=50, help="most listed (default: %(default)s)")
+    add_db_option(listed)
+    listed.set_defaults(run=_reports_list)
+
+    show = reports.add_parser(
+        "show",
+        help="one report in words, with its notifications",
+        description="Print a diagnosis report as plain text (the e-mail's body) and the state of its "
+        "notifications. An unknown id exits 2.",
+    )
+    show.add_argument("report_id", metavar="REPORT", help="report id, e.g. RP-0123456789abcdef01234567")
+    add_db_option(show)
+    show.set_defaults(run=_reports_show)
+
+    export = reports.add_parser(
+        "export",
+        help="write a report as a self-contained HTML file",
+        description="Write the report's HTML (inline styles and charts, nothing fetched from elsewhere) "
+        "to OUT. An unknown id exits 2.",
+    )
+    export.add_argument("report_id", metavar="REPORT", help="report id")
+    export.add_argument("--out", type=Path, required=True, metavar="HTML", help="the file to write")
+    add_db_option(export)
+    export.set_defaults(run=_reports_export)
+
+    resend = reports.add_parser(
+        "resend",
+        help="send a report's given-up notifications again",
+        description="Make the notifications of REPORT that were given up pending again: a running "
+        "report worker with that channel sends them. An unknown id exits 2.",
+    )
+    resend.add_argument("report_id", metavar="REPORT", help="report id")
+    add_db_option(resend)
+    resend.set_defaults(run=_reports_resend)
+
+
+def _reports_list(args: argparse.Namespace) -> int:
+    from prognos.desk.reports import list_reports
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            found = list_reports(connection, vin=args.vin, since=args.since, limit=args.limit)
+    finally:
+        engine.dispose()
+    if not found:
+        print("no diagnosis reports" + (f" for {args.vin}" if args.vin else ""))
+        return 0
+    for r in found:
+        print(
+            f"{r.created_at:%Y-%m-%d %H:%M} UTC  {r.report_id}  {r.priority} {r.event:9}  {r.vin}  "
+            f"{r.code}  -> {r.center_id or '-'}  {r.summary}"
+        )
+    return 0
+
+
+def _report_detail(args: argparse.Namespace) -> ReportDetail:
+    from prognos.desk.reports import report_detail
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        with engine.connect() as connection:
+            return report_detail(connection, args.report_id)
+    finally:
+        engine.dispose()
+
+
+def _reports_show(args: argparse.Namespace) -> int:
+    from prognos.cloud.reports.render import render_text
+    from prognos.cloud.reports.report import from_dict
+
+    detail = _report_detail(args)
+    print(render_text(from_dict(detail.body)), end="")
+    print("\nNOTIFICATIONS")
+    if not detail.notifications:
+        print("none: no webhook or e-mail was configured when it was stored")
+    for n in detail.notifications:
+        when = f"sent {n.sent_at:%Y-%m-%d %H:%M:%S} UTC" if n.sent_at else n.status
+        error = f"; last error: {n.last_error}" if n.last_error else ""
+        print(f"- {n.channel} to {n.target}: {when} after {n.attempts} attempt(s){error}")
+    return 0
+
+
+def _reports_export(args: argparse.Namespace) -> int:
+    detail = _report_detail(args)
+    try:
+        args.out.write_text(detail.html, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+    print(f"wrote {args.out} ({len(detail.html.encode()) / 1024:.0f} KiB, self-contained)")
+    return 0
+
+
+def _reports_resend(args: argparse.Namespace) -> int:
+    from prognos.desk.reports import resend
+    from prognos.desk.store import connect
+
+    engine = connect(desk_url(args))
+    try:
+        count = resend(engine, args.report_id, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(f"{count} notification(s) of {args.report_id} pending again")
+    return 0
+
+
+def reports_run(args: argparse.Namespace) -> int:
+    """`prognos cloud reports run` (registered by prognos.cloud.cli): the report worker, storing
+    into this desk."""
+    import socket
+    from datetime import timedelta
+
+    require("paho.mqtt")
+    require("requests")
+    require("pandas")
+    require("sqlalchemy")
+    from prognos.cloud.analytics.job import parse_duration_s
+    from prognos.cloud.ingest.worker import tune_garbage_collection
+    from prognos.cloud.reports.alerting import TriggerSettings
+    from prognos.cloud.reports.sources import InfluxSources
+    from prognos.cloud.reports.worker import ReportWorker, WorkerSettings
+    from prognos.commands import until_signalled
+    from prognos.desk.reports import DeskReports
+    from prognos.desk.store import connect
+    from prognos.ops.access import stack_influx
+    from prognos.ops.state import load_stack
+
+    reopen = timedelta(seconds=parse_duration_s(args.reopen_after, what="--reopen-after"))
+    history_hours = parse_duration_s(args.history, what="--history") / 3600.0
+    channels = _report_channels(args)
+    info = load_stack(stack_home(args))
+    engine = connect(desk_url(args))
+    sources = InfluxSources(
+        connect=lambda: stack_influx(info, "dashboard"), database=args.database, history_hours=history_hours
+    )
+    worker = ReportWorker(
+        host=info.mqtt_host,
+        port=info.mqtt_port,
+        auth=info.broker_auth("reports"),
+        store=DeskReports(engine),
+        sources=sources,
+        channels=channels,
+        group=args.group,
+        fleet=args.fleet,
+        client_id=args.client_id or f"prognos-reports-{args.group}-{socket.gethostname()}"[:64],
+        settings=WorkerSettings(triggers=TriggerSettings(reopen_after=reopen), builders=args.builders),
+    )
+    tune_garbage_collection()  # it receives every record, as ingest does
+    stop = until_signalled()
+    sent = ", ".join(channel for channel, _ in channels.targets()) or "none (no --webhook, no --smtp)"
+    try:
+        worker.start()
+        print(f"reports: {worker.subscription} -> desk; notifications: {sent}", flush=True)
+        stats = worker.run(stop)
+    finally:
+        engine.dispose()
+        if channels.webhook is not None:
+            channels.webhook.close()
+    print(
+        f"reports stopped: {stats.received} records, {stats.raised} raised, {stats.escalated} escalated, "
+        f"{stats.reports} reports stored, {stats.notifications_sent} notifications sent"
+    )
+    return 0
+
+
+def _report_channels(args: argparse.Namespace) -> Channels:
+    """The webhook (--webhook with its secret) and the e-mail (--smtp, --mail-from, --mail-to) of
+    the report worker; ConfigError for an incomplete or malformed pair."""
+    from prognos.cloud.reports.notify import MailSender, WebhookSender, read_secret, recipients_of
+    from prognos.cloud.reports.worker import Channels
+
+    webhook = None
+    if args.webhook is None and args.webhook_secret_file is not None:
+        raise ConfigError("--webhook-secret-file needs --webhook URL")
+    if args.webhook is not None:
+        if not args.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"--webhook {args.webhook!r} is not an http:// or https:// URL")
+        if args.webhook_secret_file is not None:
+            try:
+                text = args.webhook_secret_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read {args.webhook_secret_file}: {exc.strerror or exc}") from exc
+            secret = read_secret(text, str(args.webhook_secret_file))
+        elif os.environ.get(WEBHOOK_SECRET_ENV):
+            secret = read_secret(os.environ[WEBHOOK_SECRET_ENV], f"${WEBHOOK_SECRET_ENV}")
+        else:
+            raise ConfigError(
+                f"--webhook needs its secret: --webhook-secret-file FILE or ${WEBHOOK_SECRET_ENV}"
+            )
+        webhook = WebhookSender(secret=secret)
+    if args.smtp is None:
+        if args.mail_to or args.mail_from:
+            raise ConfigError("--mail-from and --mail-to need --smtp HOST:PORT")
+        return Channels(webhook_url=args.webhook, webhook=webhook)
+    host, _, port = args.smtp.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--smtp {args.smtp!r} is not HOST:PORT")
+    if not args.mail_from or not args.mail_to:
+        raise ConfigError("--smtp needs --mail-from ADDRESS and --mail-to ADDRESSES")
+    recipients_of(args.mail_from)
+    mail = MailSender(
+        host=host,
+        port=int(port),
+        sender=args.mail_from,
+        starttls=args.smtp_starttls,
+        username=args.smtp_user,
+        password=os.environ.get(SMTP_PASSWORD_ENV) if args.smtp_user else None,
+    )
+    return Channels(
+        webhook_url=args.webhook, webhook=webhook, mail_to=tuple(recipients_of(args.mail_to)), mail=mail
+    )

@@ -256,3 +256,61 @@ reassignment = Table(
     Column("reason", String(NAME), nullable=False, default=""),
     _time("at", nullable=False),
 )
+
+# Diagnosis reports (prognos.desk.reports, docs/desk.md "Diagnosis reports"; migration 0007): one
+# per alert a record raised or escalated, with its JSON body and its self-contained HTML; the
+# state of each vehicle's alert per code the report worker decides by; and each report's
+# notifications (webhook, e-mail) until they are sent or given up. VINs and codes as long as a
+# record's (prognos.record), since reports come straight from the records.
+REPORT_VIN = 32
+REPORT_CODE = 64
+REPORT_ID = 64
+
+diagnosis_report = Table(
+    "diagnosis_report",
+    metadata,
+    Column("report_id", String(ID), primary_key=True),
+    Column("alert_id", String(REPORT_ID), nullable=False, index=True),  # prognos.desk.alerts.alert_id
+    Column("vin", String(REPORT_VIN), nullable=False),
+    Column("code", String(REPORT_CODE), nullable=False),
+    Column("priority", String(4), nullable=False),  # P1 | P2
+    Column("event", String(16), nullable=False),  # raised | escalated
+    Column("center_id", String(ID)),  # the first center the report offers
+    Column("summary", String(NAME), nullable=False, default=""),
+    _time("created_at", nullable=False, index=True),
+    _time("published_at", nullable=False),  # the record's window end
+    _time("received_at", nullable=False),  # when the worker received the record
+    Column("body", JSON, nullable=False),  # prognos.cloud.reports.report.to_dict
+    Column("html", Text, nullable=False),  # prognos.cloud.reports.render.render_html
+    Index("ix_diagnosis_report_vin_created_at", "vin", "created_at"),
+)
+
+report_state = Table(
+    "report_state",
+    metadata,
+    Column("vin", String(REPORT_VIN), primary_key=True),
+    Column("code", String(REPORT_CODE), primary_key=True),
+    Column("priority", String(4), nullable=False),  # the most urgent reported since it was raised
+    _time("opened_at", nullable=False),  # record time of the raise
+    _time("last_seen_at", nullable=False),  # record time of the latest record carrying it
+    Column("report_id", String(ID)),
+    Column("version", Integer, nullable=False, default=1),  # raised by each raise and escalation
+)
+
+report_notification = Table(
+    "report_notification",
+    metadata,
+    Column("notification_id", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", String(ID), ForeignKey("diagnosis_report.report_id"), nullable=False, index=True),
+    Column("channel", String(16), nullable=False),  # webhook | email
+    Column("target", Text, nullable=False),  # the URL, or the recipients with commas between
+    Column("status", String(16), nullable=False, default="pending"),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    _time("next_attempt_at", nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    _time("created_at", nullable=False),
+    _time("sent_at"),
+    Column("claim", String(32)),  # the token of the worker's call that took it last
+    Index("ix_report_notification_due", "status", "next_attempt_at"),
+    Index("ix_report_notification_claim", "claim"),
+)

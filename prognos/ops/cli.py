@@ -219,7 +219,7 @@ def _demo(args: argparse.Namespace) -> int:
     from prognos.hil.fleet import DEMO_SCENARIO, ScenarioThread, demo_dms, first_vehicles
     from prognos.hil.scenario import load_scenario
     from prognos.ops.provision import fleet_logins
-    from prognos.ops.stack import stack_status, stack_up
+    from prognos.ops.stack import reload_broker_users, stack_status, stack_up
     from prognos.ops.state import read_state
 
     scenario = first_vehicles(load_scenario(args.scenario or DEMO_SCENARIO), args.vehicles)
@@ -269,6 +269,13 @@ def _demo(args: argparse.Namespace) -> int:
         # The desk's customers get the fleet's real alerts from each new analytics snapshot.
         children["desk alert sync"] = subprocess.Popen(
             [*base, "desk", "sync-alerts", "--home", str(home), "--every", "1m"], stdout=subprocess.DEVNULL
+        )
+        # A diagnosis report per alert a record raises, within seconds, beside ingest. A stack
+        # started before the worker's broker role existed learns it here.
+        if info.secure:
+            reload_broker_users(info)
+        children["reports"] = subprocess.Popen(
+            [*base, "cloud", "reports", "run", "--home", str(home)], stdout=subprocess.DEVNULL
         )
         argv, env = dashboard_command(home, DEFAULT_DATABASE, args.port)
         children["dashboard"] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)

@@ -30,6 +30,7 @@ from prognos.topics import ROOT, topic
 # Broker roles besides the vehicles, and what each may do (MQTT topic filters).
 BROKER_ROLES: dict[str, tuple[tuple[str, str], ...]] = {
     "ingest": (("read", f"{ROOT}/+/+/diag"), ("read", f"{ROOT}/+/+/status"), ("write", f"{ROOT}/+/+/stored")),
+    "reports": (("read", f"{ROOT}/+/+/diag"),),  # the diagnosis-report worker (prognos cloud reports run)
     "operator": (("write", f"{ROOT}/+/+/model"),),  # model updates
     "observer": (("read", f"{ROOT}/#"),),  # the HIL judge and monitoring: read everything
 }

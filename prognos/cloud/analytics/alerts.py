@@ -4,6 +4,7 @@ with their interval, and the recommended action (docs/analytics.md)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,22 +51,6 @@ def remaining_days(faults: pd.DataFrame, now_ms: int) -> pd.DataFrame:
     return out
 
 
-def _action(code: str, kind: str, priority: str) -> str:
-    if kind == "fault":
-        subsystem = code.split(".", 1)[0]
-        return RECOMMENDED_ACTIONS.get(
-            code, f"Inspect {SUBSYSTEM_WORDS.get(subsystem, subsystem)} for the reported fault {code}."
-        )
-    subsystem = code.split(".", 1)[0]
-    what = SUBSYSTEM_WORDS.get(subsystem, f"the {subsystem}")
-    if kind == "low_health":
-        when = "at the earliest possible visit" if priority == "P1" else "at the next visit"
-        return f"Inspect {what} {when}: its health is close to the failure threshold."
-    if kind == "anomaly":
-        return f"Inspect {what} at the next visit: its readings are near the alert level, no fault named yet."
-    return f"No action yet; check {what} at the next scheduled service: its health is falling."
-
-
 def _days(count: int) -> str:
     return "1 day" if count == 1 else f"{count} days"
 
@@ -84,6 +69,94 @@ def days_text(days: float, low: float, high: float) -> str:
     return text
 
 
+PRIORITIES = ("P1", "P2", "P3")  # most urgent first
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Why a vehicle alerts on one code: its kind (fault, low_health, anomaly, drift), its
+    priority and the reason in words."""
+
+    kind: str
+    priority: str
+    reason: str
+
+
+def more_urgent(priority: str, than: str) -> bool:
+    """Whether `priority` comes before `than` in PRIORITIES (an unknown priority never does)."""
+    rank = {p: i for i, p in enumerate(PRIORITIES)}
+    return rank.get(priority, len(PRIORITIES)) < rank.get(than, len(PRIORITIES))
+
+
+def fault_condition(
+    code: str,
+    confidence: float,
+    *,
+    days: float,
+    low: float,
+    high: float,
+    health: float,
+    cause: tuple[str, float] | None = None,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> Condition:
+    """An open fault: P1 when it is due within p1_days or its subsystem's health is below
+    ACT_HEALTH, else P2. days, low, high and health are NaN when unknown; `cause` is the
+    classifier's first cause and its probability, when the record had one."""
+    subsystem = code.split(".", 1)[0]
+    reasons = [f"{code} open (confidence {confidence:.2f})"]
+    if cause is not None:
+        reasons.append(f"classified cause {cause[0]} ({cause[1]:.0%})")
+    if finite(days):
+        reasons.append(days_text(days, low, high))
+    if finite(health):
+        reasons.append(f"{subsystem} health {health:.2f}")
+    urgent = (finite(days) and days < settings.p1_days) or (finite(health) and health < ACT_HEALTH)
+    return Condition("fault", "P1" if urgent else "P2", "; ".join(reasons))
+
+
+def subsystem_condition(
+    subsystem: str,
+    health: float,
+    score: float,
+    *,
+    earlier: float = math.nan,
+    settings: AnalyticsSettings = DEFAULT_SETTINGS,
+) -> Condition | None:
+    """A subsystem without an open fault, by its worst condition: health below ACT_HEALTH (P1)
+    or WATCH_HEALTH (P2), anomaly score at or above WATCH_SCORE (P2), health fallen by
+    drift_drop or more since `earlier` (P3); None when none holds."""
+    if health < ACT_HEALTH:
+        return Condition("low_health", "P1", f"{subsystem} health {health:.2f}, below {ACT_HEALTH}")
+    if health < WATCH_HEALTH:
+        return Condition("low_health", "P2", f"{subsystem} health {health:.2f}, below {WATCH_HEALTH}")
+    if score >= WATCH_SCORE:
+        return Condition("anomaly", "P2", f"{subsystem} anomaly score {score:.2f}, at or above {WATCH_SCORE}")
+    if finite(earlier) and earlier - health >= settings.drift_drop:
+        return Condition("drift", "P3", f"{subsystem} health fell from {earlier:.2f} to {health:.2f}")
+    return None
+
+
+def alert_code(subsystem: str, kind: str) -> str:
+    """The code of an alert on a subsystem without a fault: SUBSYSTEM.low_health and so on."""
+    return f"{subsystem}.{kind}"
+
+
+def recommended_action(code: str, kind: str, priority: str) -> str:
+    """What to tell the workshop: RECOMMENDED_ACTIONS for a known fault, else by kind."""
+    subsystem = code.split(".", 1)[0]
+    if kind == "fault":
+        return RECOMMENDED_ACTIONS.get(
+            code, f"Inspect {SUBSYSTEM_WORDS.get(subsystem, subsystem)} for the reported fault {code}."
+        )
+    what = SUBSYSTEM_WORDS.get(subsystem, f"the {subsystem}")
+    if kind == "low_health":
+        when = "at the earliest possible visit" if priority == "P1" else "at the next visit"
+        return f"Inspect {what} {when}: its health is close to the failure threshold."
+    if kind == "anomaly":
+        return f"Inspect {what} at the next visit: its readings are near the alert level, no fault named yet."
+    return f"No action yet; check {what} at the next scheduled service: its health is falling."
+
+
 def vehicle_alerts(
     states: pd.DataFrame,
     faults: pd.DataFrame,
@@ -94,11 +167,10 @@ def vehicle_alerts(
 ) -> pd.DataFrame:
     """One alert per vehicle and code, most urgent first (ALERT_COLUMNS).
 
-    faults: the open faults (open_faults). A fault is P1 when it is due within p1_days or its
-    subsystem's health is below ACT_HEALTH, else P2. A subsystem without an open fault alerts
-    by its worst condition: health below ACT_HEALTH (P1) or WATCH_HEALTH (P2), code
-    SUBSYSTEM.low_health; anomaly score at or above WATCH_SCORE (P2), SUBSYSTEM.anomaly; health
-    fallen by drift_drop or more since `baseline` (P3), SUBSYSTEM.drift.
+    faults: the open faults (open_faults). Each is prioritised by fault_condition; a subsystem
+    without an open fault alerts by its worst condition (subsystem_condition, its drift measured
+    against `baseline`), under the code alert_code gives. The diagnosis-report worker applies the
+    same two rules to each record as it arrives (prognos.cloud.reports.alerting).
 
     A fault's alert carries the cause the gateway's classifier ranked first, when `faults` has
     it (cause_code, cause_probability)."""
@@ -139,36 +211,37 @@ def vehicle_alerts(
         covered.add((vin, subsystem))
         health, score = state_of.get((vin, subsystem), (math.nan, math.nan))
         days, low, high = float(f.days_left), float(f.days_low_left), float(f.days_high_left)
-        reasons = [f"{code} open (confidence {float(f.confidence):.2f})"]
         cause, probability = getattr(f, "cause_code", None), getattr(f, "cause_probability", math.nan)
         cause_probability = float(probability) if finite(probability) else math.nan
-        if isinstance(cause, str) and cause and finite(cause_probability):
-            reasons.append(f"classified cause {cause} ({cause_probability:.0%})")
-        else:
+        if not (isinstance(cause, str) and cause and finite(cause_probability)):
             cause, cause_probability = None, math.nan
-        if finite(days):
-            reasons.append(days_text(days, low, high))
-        if finite(health):
-            reasons.append(f"{subsystem} health {health:.2f}")
-        urgent = (finite(days) and days < settings.p1_days) or (finite(health) and health < ACT_HEALTH)
-        priority = "P1" if urgent else "P2"
+        condition = fault_condition(
+            code,
+            float(f.confidence),
+            days=days,
+            low=low,
+            high=high,
+            health=health,
+            cause=(cause, cause_probability) if cause is not None else None,
+            settings=settings,
+        )
         rows.append(
             {
                 **base(vin, getattr(f, "fleet", "")),
                 "code": code,
-                "priority": priority,
+                "priority": condition.priority,
                 "kind": "fault",
                 "subsystem": subsystem,
                 "health": health,
                 "anomaly_score": score,
                 "confidence": float(f.confidence),
-                "cause_code": cause,
-                "cause_probability": cause_probability,
                 "days_left": days,
                 "days_low_left": low,
                 "days_high_left": high,
-                "action": _action(code, "fault", priority),
-                "reason": "; ".join(reasons),
+                "cause_code": cause,
+                "cause_probability": cause_probability,
+                "action": recommended_action(code, "fault", condition.priority),
+                "reason": condition.reason,
             }
         )
     for s in states.itertuples(index=False):
@@ -176,39 +249,29 @@ def vehicle_alerts(
         if (vin, subsystem) in covered:
             continue
         health, score = float(s.health), float(s.anomaly_score)
-        earlier = then.get((vin, subsystem), math.nan)
-        if health < ACT_HEALTH:
-            kind, priority = "low_health", "P1"
-            reason = f"{subsystem} health {health:.2f}, below {ACT_HEALTH}"
-        elif health < WATCH_HEALTH:
-            kind, priority = "low_health", "P2"
-            reason = f"{subsystem} health {health:.2f}, below {WATCH_HEALTH}"
-        elif score >= WATCH_SCORE:
-            kind, priority = "anomaly", "P2"
-            reason = f"{subsystem} anomaly score {score:.2f}, at or above {WATCH_SCORE}"
-        elif finite(earlier) and earlier - health >= settings.drift_drop:
-            kind, priority = "drift", "P3"
-            reason = f"{subsystem} health fell from {earlier:.2f} to {health:.2f}"
-        else:
+        found = subsystem_condition(
+            subsystem, health, score, earlier=then.get((vin, subsystem), math.nan), settings=settings
+        )
+        if found is None:
             continue
-        code = f"{subsystem}.{kind}"
+        code = alert_code(subsystem, found.kind)
         rows.append(
             {
                 **base(vin, s.fleet),
                 "code": code,
-                "priority": priority,
-                "kind": kind,
+                "priority": found.priority,
+                "kind": found.kind,
                 "subsystem": subsystem,
                 "health": health,
                 "anomaly_score": score,
                 "confidence": math.nan,
-                "cause_code": None,
-                "cause_probability": math.nan,
                 "days_left": math.nan,
                 "days_low_left": math.nan,
                 "days_high_left": math.nan,
-                "action": _action(code, kind, priority),
-                "reason": reason,
+                "cause_code": None,
+                "cause_probability": math.nan,
+                "action": recommended_action(code, found.kind, found.priority),
+                "reason": found.reason,
             }
         )
     if not rows:

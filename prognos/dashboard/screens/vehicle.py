@@ -6,7 +6,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from prognos.dashboard import charts, data, widgets
+from prognos.dashboard import charts, data, desk_data, desk_views, widgets
+from prognos.errors import DecodeError
 from prognos.record import VIN_PATTERN
 
 st.title("Vehicle detail")
@@ -60,6 +61,56 @@ if mine.empty:
 for alert in mine.itertuples():
     text = f"**{alert.priority} · {alert.code}** — {alert.action}\n\n{alert.reason}"
     (st.error if alert.priority == "P1" else st.warning if alert.priority == "P2" else st.info)(text)
+
+st.subheader("Diagnosis reports")
+try:
+    reports = desk_data.vehicle_reports(vin)
+except data.DataUnavailableError as exc:  # the desk is not this page's main source: say so, go on
+    reports = []
+    st.info(f"Diagnosis reports cannot be shown: {exc}")
+else:
+    if not reports:
+        st.write(
+            "No diagnosis report for this vehicle yet: the report worker (`prognos cloud reports run`) "
+            "writes one within seconds when a record raises or escalates an alert."
+        )
+for index, detail in enumerate(reports):
+    try:
+        report = desk_views.report_of(detail)
+    except DecodeError as exc:
+        st.warning(f"Report {detail.report.report_id} cannot be read: {exc}")
+        continue
+    with st.expander(desk_views.report_heading(report), expanded=index == 0):
+        st.markdown(f"**{widgets.plain(report.summary)}**")
+        st.caption(f"{widgets.plain(report.reason)}. {desk_views.notifications_text(detail)}")
+        st.download_button(
+            "Download the report (HTML)",
+            detail.html.encode("utf-8"),
+            file_name=desk_views.report_file_name(report),
+            mime="text/html",
+            key=f"report_download_{report.report_id}",
+        )
+        st.markdown("**Evidence**")
+        st.table(charts.shown_table(desk_views.report_subsystems_table(report), "Subsystem"))
+        if report.evidence.series:
+            st.line_chart(desk_views.report_series(report), height=220)
+        st.markdown("**Trend**")
+        st.write(desk_views.report_trend_text(report))
+        st.markdown("**Likely causes**")
+        if report.causes:
+            st.table(charts.shown_table(desk_views.report_causes_table(report), "Rank"))
+        else:
+            st.write(desk_views.no_causes_text())
+        st.markdown("**Recommended checks and parts**")
+        st.markdown("\n".join(f"- {widgets.plain(check)}" for check in report.checks))
+        if report.parts:
+            st.table(charts.shown_table(desk_views.report_parts_table(report), "Part"))
+        st.markdown("**Nearest capable service centers: stock and next free slots**")
+        if report.centers:
+            st.table(charts.shown_table(desk_views.report_centers_table(report), "Center"))
+        else:
+            st.write("No service center that repairs this subsystem is known to the desk.")
+        st.write(desk_views.report_contact_text(report))
 
 range_label = st.radio("Range", list(data.HISTORY_RANGES), index=1, horizontal=True, key="vehicle_range")
 history = widgets.load(data.vehicle_history, vin, range_label)
