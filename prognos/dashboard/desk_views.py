@@ -317,6 +317,7 @@ WEEK_COLUMNS = [
     "Why",
     "Service center",
     "Proposed slot",
+    "Report",
 ]
 
 
@@ -353,6 +354,11 @@ def week_table(calls: Sequence[Call], *, links: bool = True) -> pd.DataFrame:
             "Why": text(due.reason),
             "Service center": where,
             "Proposed slot": slot,
+            "Report": (
+                (f"[{call.report_id}](vehicle?vin={due.vin})" if links else call.report_id)
+                if call.report_id
+                else "none yet"
+            ),
         }
         if not links:
             row |= {

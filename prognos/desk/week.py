@@ -60,6 +60,7 @@ class Call:
     center: ServiceCenter | None  # nearest capable center of a working dealer; None: none known
     distance_km: float | None  # from the home center
     slot: datetime | None = None  # the proposed start (UTC); None when booked or no slot is free
+    report_id: str | None = None  # the vehicle's latest diagnosis report
 
     @property
     def booked(self) -> bool:
@@ -175,6 +176,20 @@ def owners_of(connection: Connection, vins: Sequence[str]) -> dict[str, Owner]:
     return owners
 
 
+def latest_reports(connection: Connection, vins: Sequence[str]) -> dict[str, str]:
+    """The id of each VIN's latest diagnosis report (docs/desk.md, "Diagnosis reports")."""
+    r = schema.diagnosis_report
+    latest: dict[str, str] = {}
+    for start in range(0, len(vins), CHUNK):
+        rows = connection.execute(
+            select(r.c.vin, r.c.report_id)
+            .where(r.c.vin.in_(list(vins[start : start + CHUNK])))
+            .order_by(r.c.created_at, r.c.report_id)
+        )
+        latest.update({row.vin: row.report_id for row in rows})
+    return latest
+
+
 def centers_by_id(connection: Connection) -> tuple[dict[str, ServiceCenter], dict[str, ServiceCenter]]:
     """Every service center, and those of dealers that have not failed."""
     sc, d = schema.service_center, schema.dealer
@@ -199,7 +214,8 @@ def week_calls(connection: Connection, dues: Sequence[Due], *, now: datetime) ->
         if call.center is not None and not call.booked:
             wanted[call.center.id] = wanted.get(call.center.id, 0) + 1
     free = {center: next_slots(connection, center, now=now, count=count) for center, count in wanted.items()}
-    return assign_slots(calls, free)
+    reports = latest_reports(connection, sorted({d.vin for d in dues}))
+    return [replace(call, report_id=reports.get(call.due.vin)) for call in assign_slots(calls, free)]
 
 
 def _utc(moment: datetime) -> datetime:

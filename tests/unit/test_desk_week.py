@@ -3,6 +3,7 @@ dues and the table a service manager reads (prognos.desk.week, prognos.dashboard
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -161,6 +162,9 @@ def test_week_table_reads_without_none_and_links_owner_and_vehicle() -> None:
     assert first["Proposed slot"] == "Mon 2026-12-14 09:00 UTC"
     assert table.iloc[1]["Proposed slot"] == "booked Mon 2026-12-14 09:00 UTC"
     assert table.iloc[2]["Owner"] == desk_views.DASH  # in neither the desk nor the registry
+    assert set(table["Report"]) == {"none yet"}
+    reported = desk_views.week_table([replace(calls[0], report_id="RPT-1")])
+    assert reported.iloc[0]["Report"] == "[RPT-1](vehicle?vin=V1)"  # the vehicle page shows its reports
     csv = desk_views.week_table(calls, links=False)
     assert csv.iloc[0]["Owner"] == "Owner C1" and csv.iloc[0]["E-mail"] == "c1@example.org"
     assert csv.iloc[0]["Vehicle"].startswith("V1 (")
