@@ -25,7 +25,7 @@ from prognos.desk.store import connect
 from prognos.ops.state import StackInfo
 from prognos.sim.dealers import make_dms
 from prognos.sim.desk_seed import seed_desk
-from tests.integration.test_dashboard_pages import DMS_ARGS, SeededFleet, seed_fleet
+from tests.integration.test_dashboard_pages import DMS_ARGS, PAD_WEAR, SeededFleet, seed_fleet
 from tests.support.browser import free_port, metric, save, served_dashboard, show
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class Week:
     fleet: SeededFleet
     engine: Engine
     owner: tuple[str, str]  # customer id and name of the urgent vehicle's owner
+    report_id: str  # the urgent vehicle's diagnosis report
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +68,11 @@ def week(
                 schema.appointment.delete().where(schema.appointment.c.vin == fleet.urgent)
             )
             connection.commit()
+        report_id = _store_report(engine, fleet.urgent, now)
         argv, env = dashboard_command(Path(stack.home), name, free_port(), desk_db=db)
         env.pop("PROGNOS_INFLUX_URL", None)
         with served_dashboard(argv, env, work / "streamlit.log") as url:
-            yield Week(url, fleet, engine, (owner.customer_id, owner.name))
+            yield Week(url, fleet, engine, (owner.customer_id, owner.name), report_id)
     finally:
         engine.dispose()
         client.query("DROP DATABASE " + quote_identifier(name), database=None, method="POST")
@@ -121,3 +123,74 @@ def test_a_service_manager_calls_the_urgent_owner_and_books_the_proposed_slot(
     show(page, f"{week.url}/customers?customer={customer_id}", f"{name} ({customer_id})", "Open appointments")
     page.locator('[data-testid="stTable"]').filter(has_text=booked.appointment_id).first.wait_for()
     save(page, "11-booked-on-customer", screenshot_dirs)
+
+
+def _store_report(engine: Engine, vin: str, now: datetime) -> str:
+    """A diagnosis report on the vehicle's pad wear, built and stored as the report worker does."""
+    from prognos.cloud.reports.alerting import decide, record_alerts
+    from prognos.cloud.reports.render import render_html
+    from prognos.cloud.reports.report import Contact, build_report, to_dict
+    from prognos.desk.reports import DeskReports
+    from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
+
+    store = DeskReports(engine)
+    end_ms = int(now.timestamp() * 1000) - 60_000
+    record = DiagnosticRecord(
+        vin=vin,
+        seq=99,
+        window_start_ms=end_ms - 600_000,
+        window_end_ms=end_ms,
+        model_id="bundle",
+        model_version="1",
+        subsystems={"brakes": SubsystemState(0.35, 0.9)},
+        faults=(FaultHypothesis(PAD_WEAR, 0.8, 9.0, 6.0, 14.0),),
+    )
+    found = record_alerts(record)[0]
+    at = datetime.fromtimestamp(end_ms / 1000, UTC)
+    decision = decide(store.states([(vin, found.code)]).get((vin, found.code)), found, at)
+    context = store.context(vin, "brakes", home=None, now=now, centers=3, slots=3)
+    report = build_report(
+        fleet="demo",
+        record=record,
+        alert=found,
+        trigger=decision.trigger or "raised",
+        previous_priority=None,
+        alert_id=store.alert_id(vin, found.code),
+        created_at=now,
+        received_at=now,
+        causes=[(PAD_WEAR, 0.82)],
+        centers=context.centers,
+        slots=context.slots,
+        contact=context.contact or Contact(source="none"),
+    )
+    assert store.save(report, to_dict(report), render_html(report), decision, [])
+    return report.report_id
+
+
+def test_a_service_manager_opens_the_report_and_books_a_slot_it_offers(
+    browser_page: Page, week: Week, screenshot_dirs: list[Path]
+) -> None:
+    page, urgent = browser_page, week.fleet.urgent
+    customer_id, name = week.owner
+    a = schema.appointment
+    with week.engine.begin() as connection:  # the visit booked before was cancelled
+        connection.execute(a.delete().where(a.c.vin == urgent))
+    show(page, f"{week.url}/week", "Vehicles due", "Show booked")
+    page.get_by_text("Show booked").click()  # the page may still hold the booking for its cache's 30 s
+    link = page.locator('[data-testid="stTable"]').get_by_role("link", name=week.report_id)
+    assert link.get_attribute("href") == f"vehicle?vin={urgent}"
+
+    show(page, f"{week.url}/vehicle?vin={urgent}", "Diagnosis reports", "Nearest capable service centers")
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Likely causes" in body and name in body
+    page.get_by_role("button", name="Book this slot").click()
+    page.get_by_text("Booked AP-").wait_for()
+    with week.engine.connect() as connection:
+        booked = connection.execute(
+            select(a.c.appointment_id, a.c.parts).where(a.c.vin == urgent, a.c.status == "booked")
+        ).one()
+    assert booked.parts == "PG-BRK-3100"
+    save(page, "12-report-booked", screenshot_dirs)
+
+    show(page, f"{week.url}/customers?customer={customer_id}", f"{name} ({customer_id})", "Open appointments")
+    page.locator('[data-testid="stTable"]').filter(has_text=booked.appointment_id).first.wait_for()

@@ -1,13 +1,15 @@
 """Vehicle detail: one vehicle's scores and health over time, its fault hypotheses, records,
 services and what to do. Reachable as vehicle?vin=VIN."""
 
+import os
 import time
 
 import pandas as pd
 import streamlit as st
 
 from prognos.dashboard import charts, data, desk_data, desk_views, widgets
-from prognos.errors import DecodeError
+from prognos.desk import week
+from prognos.errors import ConfigError, DecodeError
 from prognos.record import VIN_PATTERN
 
 st.title("Vehicle detail")
@@ -63,6 +65,8 @@ for alert in mine.itertuples():
     (st.error if alert.priority == "P1" else st.warning if alert.priority == "P2" else st.info)(text)
 
 st.subheader("Diagnosis reports")
+if "report_booked" in st.session_state:
+    st.success(st.session_state.pop("report_booked"))
 try:
     reports = desk_data.vehicle_reports(vin)
 except data.DataUnavailableError as exc:  # the desk is not this page's main source: say so, go on
@@ -111,6 +115,41 @@ for index, detail in enumerate(reports):
         else:
             st.write("No service center that repairs this subsystem is known to the desk.")
         st.write(desk_views.report_contact_text(report))
+        offers = [(c, at) for c in report.centers for at in c.slots]
+        if report.contact.customer_id and offers and not report.parts_are_candidates:
+            labels = {
+                i: f"{at:%a %Y-%m-%d %H:%M} UTC at {c.name} ({c.center_id})"
+                for i, (c, at) in enumerate(offers)
+            }
+            chosen = st.selectbox(
+                "Slot to book",
+                list(labels),
+                format_func=labels.__getitem__,
+                key=f"report_slot_{report.report_id}",
+            )
+            if st.button("Book this slot", key=f"report_book_{report.report_id}") and chosen is not None:
+                center, at = offers[chosen]
+                try:
+                    done = desk_data.book_visit(
+                        customer_id=report.contact.customer_id,
+                        vin=report.vin,
+                        center_id=center.center_id,
+                        at=at,
+                        purpose=week.purpose_of(
+                            week.Due(vin=report.vin, due=at.date(), reason=report.summary)
+                        ),
+                        actor=os.environ.get("USER", "dashboard"),
+                        parts=tuple(p.part for p in report.parts),
+                    )
+                except ConfigError as exc:
+                    st.error(f"{exc} Pick another slot; the report's slots were free when it was written.")
+                else:
+                    st.session_state["report_booked"] = (
+                        f"Booked {done.appointment_id}: {done.vin} at {center.name} on "
+                        f"{desk_views.minute(done.at)}. It is on [the owner's page]"
+                        f"(customers?customer={report.contact.customer_id})."
+                    )
+                    st.rerun()
 
 range_label = st.radio("Range", list(data.HISTORY_RANGES), index=1, horizontal=True, key="vehicle_range")
 history = widgets.load(data.vehicle_history, vin, range_label)
