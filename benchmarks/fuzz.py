@@ -1,7 +1,7 @@
 """Fuzzing benchmark: each input parser against the Hypothesis strategies of the test suite
 (tests/support/fuzz_strategies.py), 100,000 cases per target by default.
 
-    .venv/bin/python benchmarks/fuzz.py [--cases 100000] [--target record|link|dms|scenario|all]
+    .venv/bin/python benchmarks/fuzz.py [--cases 100000] [--target record|link|dms|scenario|condition|all]
                                         [--seed 0] [--out .prognos/fuzz]
 
 For each target it prints the cases run, the time they took, cases per second, the inputs

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "prognos.cloud.cli:add_forecast",
         "part-demand forecasts and parts planning (docs/forecast.md)",
     ),
+    "campaigns": (
+        "prognos.campaigns.cli:add_campaigns",
+        "data-collection campaigns: conditions over signals, signed for gateways (docs/campaigns.md)",
+    ),
 }
 
 

@@ -25,14 +25,17 @@ from prognos.record import DiagnosticRecord
 from tests.support.fuzz_strategies import (
     SCENARIOS,
     VALID_RECORDS,
+    ConditionCase,
     DmsCase,
     ScenarioCase,
     cbor,
+    check_condition,
     check_dms,
     check_link,
     check_record,
     check_record_variant,
     check_scenario,
+    condition_mutations,
     crafted_wire,
     dms_mutated_files,
     dms_valid_files,
@@ -43,6 +46,7 @@ from tests.support.fuzz_strategies import (
     scenario_mutations,
     scenario_rewrites,
     scenario_structures,
+    valid_conditions,
 )
 
 FUZZ = settings(
@@ -187,3 +191,21 @@ def test_mutated_scenario_text_raises_only_config_error(case: ScenarioCase) -> N
 @given(scenario_rewrites())
 def test_shipped_scenarios_written_out_again_load_the_same(case: ScenarioCase) -> None:
     check_scenario(case)
+
+
+# --- the campaign condition parser: ExpressionError only, pointing inside the text -----------------
+
+
+@fuzz(150)
+@example(ConditionCase("(" * 5000))  # nesting: refused at the depth limit, not by Python's recursion
+@example(ConditionCase("1" * 400 + " > 0"))  # a long number, no int-to-text limit
+@example(ConditionCase("Vehicle.Speed > 1e308 * 10"))  # an overflow while evaluating is unknown
+@given(condition_mutations() | st.text(max_size=200).map(ConditionCase))
+def test_mutated_conditions_raise_only_expression_error(case: ConditionCase) -> None:
+    check_condition(case)
+
+
+@fuzz(100)
+@given(valid_conditions())
+def test_well_typed_conditions_parse_and_evaluate_to_a_truth_value(case: ConditionCase) -> None:
+    check_condition(case)

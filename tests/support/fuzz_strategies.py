@@ -13,6 +13,8 @@ The targets, their parsers and the documented error:
   `validate`; `ConfigError` for a file that cannot be read, bad rows listed in
   `Checked.problems` with their line or index.
 - `scenario`: `prognos.hil.scenario.parse_scenario`; `ConfigError`.
+- `condition`: `prognos.campaigns.expression.parse_expression`, then `evaluate` on a stream;
+  `ExpressionError` with a position inside the text.
 
 A check takes one case, feeds it to its parser and returns an `Outcome`: how many inputs were
 accepted and how many refused with the documented error. Anything else raises: an exception
@@ -47,6 +49,7 @@ from typing import Any, TypeVar
 import cbor2
 from hypothesis import strategies as st
 
+from prognos.campaigns.expression import Expression, ExpressionError, History, evaluate, parse_expression
 from prognos.catalog import default_catalog
 from prognos.cloud.dealers.dms import decode_table, validate
 from prognos.cloud.dealers.dms import point_line as dms_point_line
@@ -1431,6 +1434,145 @@ def check_scenario(case: ScenarioCase) -> Outcome:
     return ACCEPTED
 
 
+# --- 5. the campaign condition parser ---------------------------------------------------------------
+
+CONDITION_TIME_BOUND_S = 1.0
+CONDITION_SIGNALS = sorted(CATALOG)[:6]
+CONDITION_SEEDS = [
+    f"{CONDITION_SIGNALS[0]} > 100 and not changed({CONDITION_SIGNALS[1]})",
+    f"max({CONDITION_SIGNALS[2]}, 30) - min({CONDITION_SIGNALS[2]}, 30) >= 2.5e1 or false",
+    f"(avg({CONDITION_SIGNALS[3]}, 10) * -2 + last({CONDITION_SIGNALS[4]}) / 3) != 0",
+]
+CONDITION_TOKENS = [
+    *(token.encode() for token in ("(", ")", ",", "<=", "==", "!=", "-", "/", " and ", " or ")),
+    *(token.encode() for token in ("not ", "true", "1e308", "1e999", ".5", "0", "avg(", "changed(")),
+    *(name.encode() for name in CONDITION_SIGNALS),
+    "\u00e9".encode(),
+    b"\x00",
+]
+
+
+@st.composite
+def condition_terms(draw: st.DrawFn, depth: int = 0) -> tuple[str, str]:
+    """(text, kind) of a well-typed piece of a condition: kind "number" or "truth"."""
+    leaf = depth >= 4 or draw(st.integers(0, 2)) == 0
+    if leaf:
+        choice = draw(st.integers(0, 5))
+        signal = pick(draw, CONDITION_SIGNALS)
+        if choice == 0:
+            number = draw(st.floats(0, 1e6, allow_nan=False) | st.integers(0, 10**6))
+            return repr(number), "number"
+        if choice == 1:
+            return signal, "number"
+        if choice == 2:
+            return f"last({signal})", "number"
+        if choice == 3:
+            window = draw(st.floats(0.001, 3600, allow_nan=False))
+            return f"{pick(draw, ['min', 'max', 'avg'])}({signal}, {window!r})", "number"
+        if choice == 4:
+            return f"changed({signal})", "truth"
+        return pick(draw, ["true", "false"]), "truth"
+    shape = draw(st.integers(0, 4))
+    if shape == 0:
+        left = draw(condition_numbers(depth + 1))
+        right = draw(condition_numbers(depth + 1))
+        return f"{left} {pick(draw, ['+', '-', '*', '/'])} {right}", "number"
+    if shape == 1:
+        left = draw(condition_numbers(depth + 1))
+        right = draw(condition_numbers(depth + 1))
+        return f"{left} {pick(draw, ['<', '<=', '>', '>=', '==', '!='])} {right}", "truth"
+    if shape == 2:
+        left = draw(condition_truths(depth + 1))
+        right = draw(condition_truths(depth + 1))
+        return f"{left} {pick(draw, ['and', 'or'])} {right}", "truth"
+    if shape == 3:
+        return f"not {draw(condition_truths(depth + 1))}", "truth"
+    return f"-{draw(condition_numbers(depth + 1))}", "number"
+
+
+@st.composite
+def condition_numbers(draw: st.DrawFn, depth: int) -> str:
+    text, kind = draw(condition_terms(depth))
+    return (
+        f"({text})" if kind == "number" else f"({draw(condition_numbers(depth + 1))})" if depth < 4 else "1"
+    )
+
+
+@st.composite
+def condition_truths(draw: st.DrawFn, depth: int) -> str:
+    text, kind = draw(condition_terms(depth))
+    return f"({text})" if kind == "truth" else f"({text} > 0)"
+
+
+@dataclass(frozen=True)
+class ConditionCase:
+    """A condition's text and, when it is well typed by construction, that it must parse."""
+
+    text: str
+    valid: bool = False
+    samples: tuple[tuple[int, float, float], ...] = ()  # (signal index, time_s, value) to evaluate on
+
+
+SAMPLE_VALUES = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -1.0, 1e308])
+
+
+@st.composite
+def condition_samples(draw: st.DrawFn) -> tuple[tuple[int, float, float], ...]:
+    count = draw(st.integers(0, 12))
+    return tuple(
+        (draw(_INDEXES[len(CONDITION_SIGNALS)]), float(time_s), draw(SAMPLE_VALUES))
+        for time_s in sorted(draw(st.lists(st.integers(0, 7200), min_size=count, max_size=count)))
+    )
+
+
+@st.composite
+def valid_conditions(draw: st.DrawFn) -> ConditionCase:
+    return ConditionCase(draw(condition_truths(0)), True, draw(condition_samples()))
+
+
+@st.composite
+def condition_mutations(draw: st.DrawFn) -> ConditionCase:
+    seeds = [text.encode() for text in CONDITION_SEEDS]
+    data = mutate(draw, pick(draw, seeds), others=seeds, tokens=CONDITION_TOKENS)
+    return ConditionCase(data.decode("utf-8", "replace"), False, draw(condition_samples()))
+
+
+def check_condition(case: ConditionCase) -> Outcome:
+    """parse_expression gives an Expression or an ExpressionError that points inside the text;
+    a parsed condition evaluates to true or false on any stream, within the time bound."""
+
+    def parse_and_evaluate() -> tuple[Expression, list[bool]]:
+        expression = parse_expression(case.text, signals=CATALOG)
+        history = History(signals=expression.signals, window_s=expression.window_s)
+        results = []
+        for index, time_s, value in case.samples:
+            history.add(CONDITION_SIGNALS[index], time_s, value)
+            results.append(evaluate(expression, history, time_s))
+        return expression, results
+
+    result = timed_call(parse_and_evaluate, ExpressionError, CONDITION_TIME_BOUND_S, "parse_expression")
+    if isinstance(result, ExpressionError):
+        if not 0 <= result.position <= len(case.text):
+            raise FuzzFailure(f"error position {result.position} outside a text of {len(case.text)}")
+        assert_clear(str(result), case.text, max_len=300)
+        limit = any(words in str(result) for words in ("longer than", "more than", "deeper than"))
+        if case.valid and not limit:
+            raise FuzzFailure(f"a well-typed condition was refused: {result}")
+        return REFUSED
+    expression, results = result
+    if expression.text != case.text or not all(isinstance(r, bool) for r in results):
+        raise FuzzFailure("a parsed condition lost its text or evaluated to something else than a bool")
+    return ACCEPTED
+
+
+condition_inputs = st.one_of(
+    st.text(max_size=200).map(ConditionCase),
+    condition_mutations(),
+    condition_mutations(),
+    valid_conditions(),
+)
+
+
 # --- the targets, for the benchmark ----------------------------------------------------------------
 
 
@@ -1454,6 +1596,10 @@ def _dump_dms(case: DmsCase) -> tuple[str, bytes]:
 
 def _dump_scenario(case: ScenarioCase) -> tuple[str, bytes]:
     return ".toml", case.text.encode("utf-8", "surrogatepass")
+
+
+def _dump_condition(case: ConditionCase) -> tuple[str, bytes]:
+    return ".txt", case.text.encode("utf-8", "surrogatepass")
 
 
 def _all_record_inputs() -> st.SearchStrategy[Any]:
@@ -1488,5 +1634,8 @@ TARGETS: dict[str, Target] = {
         st.one_of(scenario_inputs, scenario_inputs, scenario_rewrites()),
         check_scenario,
         _dump_scenario,
+    ),
+    "condition": Target(
+        "condition", "conditions", "ExpressionError", condition_inputs, check_condition, _dump_condition
     ),
 }
