@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -27,7 +27,7 @@ from prognos.desk.reports import ReportDetail, list_reports, report_detail
 from prognos.desk.store import StoreError, connect
 from prognos.desk.tags import Settings
 from prognos.desk.tickets import Ticket
-from prognos.desk.week import Call, Due
+from prognos.desk.week import Call, Due, Visit
 from prognos.errors import ConfigError
 from prognos.ops.state import default_home, desk_url
 
@@ -208,6 +208,13 @@ def book_visit(
     )
     st.cache_data.clear()
     return booked
+
+
+@_reached
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def center_plan(center_id: str) -> list[Visit]:
+    with engine().connect() as connection:
+        return week.center_plan(connection, center_id, since=now() - timedelta(hours=1))
 
 
 @_reached

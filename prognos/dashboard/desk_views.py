@@ -15,7 +15,7 @@ from prognos.desk.customers import CustomerView, PriorityRow, SearchHit
 from prognos.desk.entitlements import PRODUCT_NAMES, Entitlement
 from prognos.desk.reports import ReportDetail
 from prognos.desk.tickets import Ticket, clocks
-from prognos.desk.week import Call, Due
+from prognos.desk.week import Call, Due, Visit
 
 DASH = "—"  # an empty cell: never "None" (a lone "-" would render as a list bullet)
 SEVERITY_ICONS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
@@ -307,6 +307,31 @@ def dues_from_snapshot(service: pd.DataFrame, alerts: pd.DataFrame, *, last_day:
 def text_or_empty(value: object) -> str:
     """A cell as text, "" for an empty one (None, NaN)."""
     return "" if value is None or value != value else str(value)
+
+
+def center_plan_table(
+    visits: Sequence[Visit], part_names: Mapping[str, str], *, links: bool = True
+) -> pd.DataFrame:
+    """A center's booked visits: when, bay, customer (a link to their page), contact, vehicle,
+    what for and the parts to have ready, by name."""
+    rows = []
+    for visit in visits:
+        customer = f"[{visit.customer}](customers?customer={visit.customer_id})" if links else visit.customer
+        parts = ", ".join(f"{part_names.get(p, p)} ({p})" for p in visit.parts)
+        rows.append(
+            {
+                "When": f"{visit.at:%a %Y-%m-%d %H:%M} UTC",
+                "Bay": text(visit.bay),
+                "Appointment": visit.appointment_id,
+                "Customer": customer,
+                "Phone": text(visit.phone),
+                "Vehicle": " ".join(p for p in (visit.vin, f"({visit.plate})" if visit.plate else "") if p),
+                "For": text(visit.purpose),
+                "Parts to have ready": parts or DASH,
+            }
+        )
+    columns = ["When", "Bay", "Appointment", "Customer", "Phone", "Vehicle", "For", "Parts to have ready"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 WEEK_COLUMNS = [

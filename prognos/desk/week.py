@@ -218,5 +218,50 @@ def week_calls(connection: Connection, dues: Sequence[Due], *, now: datetime) ->
     return [replace(call, report_id=reports.get(call.due.vin)) for call in assign_slots(calls, free)]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Visit:
+    """A booked appointment on a center's plan."""
+
+    appointment_id: str
+    at: datetime  # UTC
+    bay: int | None
+    customer_id: str
+    customer: str
+    phone: str
+    vin: str
+    plate: str
+    purpose: str
+    parts: tuple[str, ...]  # part numbers
+
+
+def center_plan(connection: Connection, center_id: str, *, since: datetime, limit: int = 500) -> list[Visit]:
+    """The center's booked appointments from `since` on, earliest first."""
+    a, c, v = schema.appointment, schema.customer, schema.vehicle
+    rows = connection.execute(
+        select(a.c.appointment_id, a.c.scheduled_at, a.c.bay, a.c.vin, a.c.purpose, a.c.parts)
+        .add_columns(c.c.customer_id, c.c.name, c.c.phone, v.c.plate)
+        .join(c, c.c.customer_id == a.c.customer_id)
+        .join(v, v.c.vin == a.c.vin)
+        .where(a.c.center_id == center_id, a.c.status == "booked", a.c.scheduled_at >= since)
+        .order_by(a.c.scheduled_at, a.c.bay, a.c.appointment_id)
+        .limit(limit)
+    )
+    return [
+        Visit(
+            appointment_id=row.appointment_id,
+            at=_utc(row.scheduled_at),
+            bay=row.bay,
+            customer_id=row.customer_id,
+            customer=row.name,
+            phone=row.phone or "",
+            vin=row.vin,
+            plate=row.plate or "",
+            purpose=row.purpose or "",
+            parts=tuple(p for p in (row.parts or "").split(";") if p),
+        )
+        for row in rows
+    ]
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

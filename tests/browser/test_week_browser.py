@@ -26,7 +26,7 @@ from prognos.ops.state import StackInfo
 from prognos.sim.dealers import make_dms
 from prognos.sim.desk_seed import seed_desk
 from tests.integration.test_dashboard_pages import DMS_ARGS, PAD_WEAR, SeededFleet, seed_fleet
-from tests.support.browser import free_port, metric, save, served_dashboard, show
+from tests.support.browser import choose, free_port, metric, save, served_dashboard, show
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -86,7 +86,7 @@ def test_a_service_manager_calls_the_urgent_owner_and_books_the_proposed_slot(
     customer_id, name = week.owner
     show(page, f"{week.url}/week", "Vehicles due", "Proposed slot")
     assert int(metric(page, "To call")) >= 1
-    calls = page.locator('[data-testid="stTable"]')
+    calls = page.locator('[data-testid="stTable"]').filter(has_text="Proposed slot")
     assert calls.count() == 1
     row = calls.locator("tr").filter(has_text=urgent)
     assert row.get_by_role("link", name=name).count() == 1  # the owner opens their page
@@ -123,6 +123,21 @@ def test_a_service_manager_calls_the_urgent_owner_and_books_the_proposed_slot(
     show(page, f"{week.url}/customers?customer={customer_id}", f"{name} ({customer_id})", "Open appointments")
     page.locator('[data-testid="stTable"]').filter(has_text=booked.appointment_id).first.wait_for()
     save(page, "11-booked-on-customer", screenshot_dirs)
+
+    # The center's plan lists the visit with the brake pads to have ready.
+    sc = schema.service_center
+    with week.engine.connect() as connection:
+        center_id, center_name = connection.execute(
+            select(sc.c.center_id, sc.c.name)
+            .join(a, a.c.center_id == sc.c.center_id)
+            .where(a.c.appointment_id == booked.appointment_id)
+        ).one()
+    show(page, f"{week.url}/week", "Vehicles due", "Center plan")
+    page.get_by_role("tab", name="Center plan").click()
+    choose(page, "Center", f"{center_name} ({center_id})")
+    visit = page.locator('[data-testid="stTable"]').filter(has_text=booked.appointment_id)
+    visit.first.wait_for()
+    assert "brake pad set, one axle (PG-BRK-3100)" in visit.first.inner_text()
 
 
 def _store_report(engine: Engine, vin: str, now: datetime) -> str:

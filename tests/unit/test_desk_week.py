@@ -168,3 +168,26 @@ def test_week_table_reads_without_none_and_links_owner_and_vehicle() -> None:
     csv = desk_views.week_table(calls, links=False)
     assert csv.iloc[0]["Owner"] == "Owner C1" and csv.iloc[0]["E-mail"] == "c1@example.org"
     assert csv.iloc[0]["Vehicle"].startswith("V1 (")
+
+
+def test_center_plan_names_the_parts_and_links_the_customer() -> None:
+    from prognos.desk.week import Visit
+
+    visit = Visit(
+        appointment_id="AP-1",
+        at=MONDAY_9,
+        bay=2,
+        customer_id="C1",
+        customer="Owner C1",
+        phone="",
+        vin="V1",
+        plate="W-1",
+        purpose="pads",
+        parts=("PG-BRK-3100", "PG-X"),
+    )
+    table = desk_views.center_plan_table([visit], {"PG-BRK-3100": "brake pad set, one axle"})
+    row = table.iloc[0]
+    assert row["When"] == "Mon 2026-12-14 09:00 UTC" and row["Bay"] == "2"
+    assert row["Customer"] == "[Owner C1](customers?customer=C1)" and row["Phone"] == desk_views.DASH
+    assert row["Parts to have ready"] == "brake pad set, one axle (PG-BRK-3100), PG-X (PG-X)"
+    assert desk_views.center_plan_table([visit], {}, links=False).iloc[0]["Customer"] == "Owner C1"
