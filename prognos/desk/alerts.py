@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, upda
 from sqlalchemy.exc import IntegrityError
 
 from prognos.cloud.analytics.alerts import days_text
-from prognos.cloud.analytics.common import DEFAULT_SETTINGS, SUBSYSTEM_WORDS
+from prognos.cloud.analytics.common import DEFAULT_SETTINGS, FAULT_WORDS, SUBSYSTEM_WORDS
 from prognos.cloud.analytics.fleet_health import ACT_HEALTH, WATCH_HEALTH, WATCH_SCORE
 from prognos.desk import schema
 from prognos.desk.customers import SEVERITY_ORDER
@@ -42,14 +42,6 @@ CHUNK = 500  # ids or VINs per IN (...) query
 PRIORITY_SEVERITY = {"P1": "critical", "P2": "warning", "P3": "info"}
 BAND_SEVERITY = {"act": "critical", "watch": "warning", "healthy": "info"}
 
-# What a fault code means, in a service advisor's words.
-FAULT_WORDS: dict[str, str] = {
-    "battery.module_temperature_drift": "a battery module running hot",
-    "tires.pressure_loss": "a tire losing pressure",
-    "brakes.pad_wear": "brake pads near their wear limit",
-    "bearings.wheel_bearing_wear": "a wheel bearing wearing",
-    "motor.noise": "drive motor noise rising",
-}
 # What a classified cause is, as the summary names it ("likely cause: worn brake pads (82 %)").
 CAUSE_WORDS: dict[str, str] = {
     "battery.module_temperature_drift": "a battery module's temperature drifting",

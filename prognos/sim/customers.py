@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from prognos.desk.alerts import FAULT_WORDS
+from prognos.cloud.analytics.common import FAULT_WORDS
 from prognos.sim.dealers import (
     DEFAULT_DEALERS,
     FIRST_NAMES,

@@ -91,7 +91,7 @@ def test_a_service_manager_calls_the_urgent_owner_and_books_the_proposed_slot(
     row = calls.locator("tr").filter(has_text=urgent)
     assert row.get_by_role("link", name=name).count() == 1  # the owner opens their page
     assert row.get_by_role("link", name=urgent).count() == 1  # the vehicle opens its page
-    assert "brakes.pad_wear" in row.inner_text() and "None" not in calls.inner_text()
+    assert "Brake pads near their wear limit" in row.inner_text() and "None" not in calls.inner_text()
     save(page, "10-this-week", screenshot_dirs)
 
     with page.expect_download() as download:

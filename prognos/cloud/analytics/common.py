@@ -50,6 +50,15 @@ SUBSYSTEM_WORDS: dict[str, str] = {
     "bearings": "the wheel bearings",
     "motor": "the drive motor",
 }
+
+# What a fault code means, in a service advisor's words.
+FAULT_WORDS: dict[str, str] = {
+    "battery.module_temperature_drift": "a battery module running hot",
+    "tires.pressure_loss": "a tire losing pressure",
+    "brakes.pad_wear": "brake pads near their wear limit",
+    "bearings.wheel_bearing_wear": "a wheel bearing wearing",
+    "motor.noise": "drive motor noise rising",
+}
 # The registry column naming the supplier of each subsystem's part.
 SUPPLIER_OF: dict[str, str] = {
     "battery": "battery_supplier",

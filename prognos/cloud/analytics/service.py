@@ -14,6 +14,7 @@ from prognos.cloud.analytics.cohorts import as_text
 from prognos.cloud.analytics.common import (
     DAY_MS,
     DEFAULT_SETTINGS,
+    FAULT_WORDS,
     INTERVAL_COLUMNS,
     REPLACEMENT_JUMP,
     SERVICE_COLUMNS,
@@ -72,7 +73,8 @@ def service_list(
         due_ms = max(int(estimated + (low - settings.service_margin_days) * DAY_MS), today)
         days_left = days - elapsed
         spec = FAULT_PARTS.get(str(f.code))
-        text = f"{f.code}: {days_text(days_left, low - elapsed, high - elapsed)}"
+        what = FAULT_WORDS.get(str(f.code), str(f.code))
+        text = f"{what[:1].upper()}{what[1:]}: {days_text(days_left, low - elapsed, high - elapsed)}"
         if spec is not None:
             text += f", {spec.name} ({spec.part})"
         per_vin.setdefault(str(f.vin), []).append((due_ms, failure_ms, days_left, f"{f.code}\t{text}"))
