@@ -18,6 +18,7 @@ from prognos.cloud.ingest.points import record_lines
 from prognos.cloud.storage.client import InfluxClient
 from prognos.ops.state import StackInfo
 from prognos.record import DiagnosticRecord, FaultHypothesis, SubsystemState
+from tests.integration.test_analytics_job import write_dms
 from tests.integration.test_dashboard_pages import metrics, open_page, texts
 
 HOUR_MS = 3_600_000
@@ -76,6 +77,23 @@ def test_motor_noise_in_the_cold_and_damp_is_found_and_stored(
     lines = [line for r in fleet_records(now_ms) for line in record_lines("demo", r)]
     for start in range(0, len(lines), 5000):
         influx.write(database, lines[start : start + 5000], precision="ms")
+    # A service visit each, half of the fleet below 20,000 km: the mileage bands get tested too.
+    orders = [
+        {
+            "dealer_id": "DLR-01",
+            "order_id": f"WO{v}",
+            "vin": f"CND{v:014d}",
+            "opened_at": rfc3339(now_ms - 10 * DAY_MS),
+            "promised_minutes": "60",
+            "first_contact_resolved": "true",
+            "fixed_first_time": "true",
+            "labour_hours": "1.0",
+            "amount": "100",
+            "mileage_km": str(12_000 if v % 2 else 45_000),
+        }
+        for v in range(150)
+    ]
+    write_dms(influx, database, "work_order", orders)
 
     run = mine(influx, database, as_of_ms=now_ms, lookback_days=61)
     assert run.vehicles == 150
@@ -85,6 +103,8 @@ def test_motor_noise_in_the_cold_and_damp_is_found_and_stored(
     top = run.findings.iloc[0]
     assert top["finding"] and top["code"] == NOISE
     assert "below 5 °C" in top["condition"]
+    assert {"below 20,000 km", "20,000-60,000 km"} <= set(run.findings["condition"])  # tested, no effect
+    assert not run.findings[run.findings["condition"].str.endswith(" km")]["finding"].any()
     assert top["lift"] > 1.5 and top["lift_low"] > 1.0
 
     argv = ["cloud", "conditions", "--home", stack.home, "--database", database, "--lookback", "61d"]

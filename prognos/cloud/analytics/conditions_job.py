@@ -1,7 +1,8 @@
 """The condition-mining run (docs/analytics.md, "Condition mining"): reads the exposure (each
 vehicle's data in SLICE_HOURS slices, with the mean ambient temperature and humidity its records
 carried) and the fault onsets (each vehicle and code's first fault point in the window, with its
-conditions) from InfluxDB, adds region, model and lot from the registry, mines them
+conditions) from InfluxDB, adds region, model and lot from the registry and the mileage band
+from the vehicle's highest work-order odometer reading in the window, mines them
 (prognos.cloud.analytics.conditions) and writes the tests and a run marker."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ Q_EXPOSURE = (
     f'FROM "diag" WHERE {{where}} GROUP BY time({SLICE_HOURS}h), "vin" fill(none)'
 )
 Q_ONSETS = 'SELECT "ambient_c", "humidity_pct" FROM "fault" WHERE {where} GROUP BY "vin", "code" LIMIT 1'
+Q_MILEAGE = (
+    'SELECT "vin", "mileage_km" FROM "work_order" WHERE time > $lo AND time <= $hi AND "mileage_km" >= 0'
+)
 REGISTRY_COLUMNS = ("region", "model", "lot")
 
 
@@ -56,6 +60,16 @@ def read_onsets(influx: InfluxClient, database: str, start_ms: int, end_ms: int)
     return pd.DataFrame(rows, columns=["vin", "code", "time", "ambient_c", "humidity_pct"])
 
 
+def read_mileage(influx: InfluxClient, database: str, start_ms: int, end_ms: int) -> pd.Series:
+    """Each vehicle's odometer (km) by its highest work-order reading in the window: its mileage
+    band for the run (records carry no odometer)."""
+    params = {"lo": rfc3339(start_ms), "hi": rfc3339(end_ms)}
+    frame = pd.DataFrame(query_rows(influx, database, Q_MILEAGE, params), columns=["vin", "mileage_km"])
+    if frame.empty:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(frame["mileage_km"], errors="coerce").groupby(frame["vin"].astype(str)).max()
+
+
 def with_registry(frame: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
     """`frame` with the registry's region, model and lot of its vin ("" when unknown)."""
     if registry.empty:
@@ -73,8 +87,11 @@ def mine(
 ) -> ConditionRun:
     start_ms = as_of_ms - int(lookback_days * DAY_MS)
     registry = read_registry(influx, database)
+    mileage = read_mileage(influx, database, start_ms, as_of_ms)
     exposure = with_registry(read_exposure(influx, database, start_ms, as_of_ms), registry)
     onsets = with_registry(read_onsets(influx, database, start_ms, as_of_ms), registry)
+    exposure["odometer_km"] = exposure["vin"].map(mileage)
+    onsets["odometer_km"] = onsets["vin"].map(mileage)
     findings = mine_conditions(binned(exposure), binned(onsets), fdr=fdr)
     return ConditionRun(
         as_of_ms=as_of_ms,
