@@ -90,6 +90,11 @@ def show(page: Page, target: str, *texts: str) -> None:
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text=target).click()
     for text in texts:
         page.get_by_text(text, exact=False).first.wait_for(state="visible")
+    settle(page)
+
+
+def settle(page: Page) -> None:
+    """Wait until the page's script has finished its run (after a widget changed, say)."""
     page.wait_for_function(
         '() => !document.querySelector(\'[data-testid="stStatusWidget"] [data-testid="stSpinner"]\')'
         " && document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
@@ -119,12 +124,16 @@ def metric(page: Page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def choose(page: Page, label: str, option: str) -> None:
-    """Pick `option` in the select box labelled `label` (the keyboard opens its list when a
-    click alone does not)."""
+def choose(page: Page, label: str, option: str, *, exact: bool = True) -> None:
+    """Pick `option` in the select box labelled `label`, or without `exact` the first option
+    holding that text (the keyboard opens its list when a click alone does not)."""
     box = page.get_by_role("combobox", name=label)
     box.click()
-    wanted = page.get_by_role("option", name=option, exact=True)
+    wanted = (
+        page.get_by_role("option", name=option, exact=True)
+        if exact
+        else page.get_by_role("option").filter(has_text=option).first
+    )
     if not wanted.is_visible():
         page.keyboard.press("ArrowDown")
     wanted.click()
